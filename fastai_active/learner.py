@@ -14,8 +14,10 @@ import torch
 from torch import Tensor
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
+from fastai.callback.core import Callback, CancelValidException
 from fastai.data.core import DataLoaders
-from fastai.callback.progress import ProgressCallback
+from fastai.callback.progress import ProgressCallback  # registers `Learner.no_bar`
+import fastai.callback.schedule  # registers `Learner.fit_one_cycle`
 from fastprogress.fastprogress import progress_bar
 
 from .core import *
@@ -24,7 +26,7 @@ from .data import ActiveSplit, Pool, LABEL_SOURCES, _as_idxs
 from .uncertainty import PosteriorSampler, SinglePass
 
 # %% auto #0
-__all__ = ['Oracle', 'SimulatedOracle', 'ActiveLearner', 'plot_learning_curves']
+__all__ = ['Oracle', 'SimulatedOracle', 'ActiveLearner', 'SkipValidation', 'plot_learning_curves']
 
 # %% ../nbs/05_learner.ipynb #1bdb1333
 class Oracle:
@@ -57,6 +59,7 @@ class ActiveLearner:
                  epochs:int=10, # Epochs of `fit_one_cycle` each round (unless `fit` is given)
                  lr:float=1e-3, # Learning rate of `fit_one_cycle` (unless `fit` is given)
                  fit:Callable[[Learner], None]|None=None, # Trains a learner in place; default `fit_one_cycle`
+                 epoch_validation:bool=False, # Validate after every epoch of the default `fit` (the loop needs only the last)
                  warm_start:bool=False, # Start each round from the last round's weights instead of fresh ones
                  bs:int=64, # Training batch size (capped at the number of training items)
                  pool_bs:int|None=None, # Batch size for scoring the pool (default: the validation batch size)
@@ -65,7 +68,7 @@ class ActiveLearner:
                  seed:int=0, # Seed of everything random in the loop
                  show_progress:bool=True, # Progress bar over rounds (training bars are always quiet in `loop`)
                 ):
-        store_attr('split,make_learner,oracle,epochs,lr,warm_start,bs,pool_bs,pool_max_items,seed,show_progress')
+        store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,seed,show_progress')
         self.fit_fn, self.dl_kwargs = fit, ifnone(dl_kwargs, {})
         self.acquisition = as_acquisition(acquisition)
         self.sampler = ifnone(sampler, SinglePass())
@@ -88,6 +91,11 @@ class ActiveLearner:
                 f"acquisition={self.acquisition!r}, sampler={self.sampler!r})")
 
 # %% ../nbs/05_learner.ipynb #42cd35c4
+class SkipValidation(Callback):
+    "Skip the validation pass of every epoch"
+    order = -10
+    def before_validate(self): raise CancelValidException()
+
 def _quiet(learn:Learner)->ExitStack:
     "Silence `learn`'s progress bars and epoch logging inside a `with` block"
     stack = ExitStack()
@@ -99,7 +107,8 @@ def _quiet(learn:Learner)->ExitStack:
 def fit(self:ActiveLearner, quiet:bool=True):
     "Train `sampler.n_members` learners on the labelled items (fresh weights unless `warm_start`)"
     start = time.perf_counter()
-    self.dls = self.split.dataloaders(bs=self.bs, **self.dl_kwargs)
+    with seeded(derive_seed(self.seed, 'dls', self.round)):  # fastai seeds batch order from global state
+        self.dls = self.split.dataloaders(bs=self.bs, **self.dl_kwargs)
     learns = []
     for m in range(self.sampler.n_members):
         with seeded(derive_seed(self.seed, 'fit', self.round, m)):
@@ -108,7 +117,8 @@ def fit(self:ActiveLearner, quiet:bool=True):
             if self.warm_start and m < len(self.learns): learn.model.load_state_dict(self.learns[m].model.state_dict())
             learn.add_cbs(self.sampler.fit_cbs())
             with (_quiet(learn) if quiet else ExitStack()):
-                if self.fit_fn is None: learn.fit_one_cycle(self.epochs, self.lr)
+                if self.fit_fn is None:
+                    learn.fit_one_cycle(self.epochs, self.lr, cbs=None if self.epoch_validation else SkipValidation())
                 else: self.fit_fn(learn)
         learns.append(learn)
     self.learns = learns
