@@ -1,0 +1,154 @@
+"ActiveLearner: index spaces end to end, loop targets, warm start, ensembles of members, history and errors."
+import math
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
+from fastai.data.transforms import ColReader
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from fastai.metrics import accuracy
+
+from fastai_active.acquisition import entropy
+from fastai_active.data import ActiveSplit
+from fastai_active.learner import ActiveLearner, SimulatedOracle
+from fastai_active.uncertainty import PosteriorSampler, SinglePass
+
+
+def features(row): return torch.tensor([row.x0, row.x1, float(row.id)], dtype=torch.float32)
+
+
+def frame(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({'x0': rng.normal(size=n), 'x1': rng.normal(size=n), 'id': np.arange(n)})
+    df['y'] = np.where(df.x0 - df.x1 > 0, 'a', 'b')
+    return df
+
+
+class IgnoreId(nn.Module):
+    "A small MLP on the two real features (the third column is the item's id, kept for the tests)"
+    def __init__(self, c): super().__init__(); self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, c))
+    def forward(self, x): return self.net(x[:, :2])
+
+
+def make_learner(dls): return Learner(dls, IgnoreId(dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+
+
+def make_al(n=120, path=None, **kwargs):
+    df = frame(n)
+    dblock = DataBlock(blocks=(TransformBlock, CategoryBlock), get_x=features, get_y=ColReader('y'))
+    split = ActiveSplit(dblock, df, path=path, vocab=['a', 'b'], valid_items=frame(40, seed=1), min_epoch_items=32)
+    split.label_random(6, balanced=True, seed=0)
+    kw = dict(oracle=SimulatedOracle.from_split(split), epochs=1, lr=1e-2, dl_kwargs=dict(num_workers=0),
+              show_progress=False)
+    return ActiveLearner(split, make_learner, **{**kw, **kwargs})
+
+
+class IdSampler(PosteriorSampler):
+    "Log-probs read off the items' ids: items whose id is in `uncertain` are 50/50, all others certain"
+    def __init__(self, uncertain): self.uncertain = set(uncertain)
+    def __call__(self, learns, dl):
+        ids = torch.cat([xb[:, 2] for xb, in dl]).long().tolist()
+        probs = torch.tensor([[0.5, 0.5] if i in self.uncertain else [0.99, 0.01] for i in ids])
+        return probs.log()[:, None]
+
+
+def test_acquire_returns_the_items_the_scores_point_at():
+    "Pool rows and dataset indices must not be mixed up between scoring, selection and the ledger"
+    al = make_al(sampler=IdSampler({17, 42, 99}))
+    al.fit()
+    picked = al.acquire(3)
+    assert sorted(picked.ds_idx) == [17, 42, 99]
+    assert all(al.pool.to_ds([p])[0].item() == d for p, d in zip(picked.pool_idx, picked.ds_idx))
+    assert sorted(al.ledger.pending().ds_idx) == [17, 42, 99]
+    assert (picked['round'] == 1).all()
+    np.testing.assert_allclose(picked.score, math.log(2), rtol=1e-5)
+
+
+def test_loop_targets_are_totals_and_budget_is_exact():
+    al = make_al()
+    h = al.loop(budget=25, n_per_round=10)
+    assert h.n_acquired.tolist() == [0, 10, 20, 25]
+    assert h.n_labelled.tolist() == [6, 16, 26, 31]
+    assert al.loop(budget=25, n_per_round=10).equals(h)  # already there: nothing more is acquired
+    assert al.ledger.n_labelled == 31
+    cols = {'round', 'n_labelled', 'n_train', 'n_valid', 'valid_loss', 'accuracy', 'fit_s', 'score_s', 'acquire_s'}
+    assert cols <= set(h.columns)
+    assert h.score_s.iloc[:-1].notna().all() and (h.fit_s > 0).all()
+
+
+def test_loop_stops_when_the_pool_is_empty():
+    al = make_al(n=20)
+    h = al.loop(rounds=10, n_per_round=4)
+    assert al.ledger.n_labelled == 20 and len(al.split.pool()) == 0
+    assert h.n_labelled.iloc[-1] == 20
+    with pytest.raises(ValueError, match="pool is empty"): al.acquire(1)
+
+
+def test_same_seed_same_picks_other_seed_other_picks():
+    runs = []
+    for s in (0, 0, 1):
+        al = make_al(seed=s, acquisition='random')
+        al.loop(rounds=2, n_per_round=5)
+        runs.append(al.ledger.to_df()[['ds_idx', 'round']].values.tolist())
+    assert runs[0] == runs[1] != runs[2]
+
+
+def _next_round(al):
+    "Acquire and label one item by hand, so the ledger moves to the next round"
+    idx = int(al.split.pool().ds_idxs[0])
+    al.ledger.request([idx])
+    al.split.label([idx], ['a'])
+
+
+def test_warm_start_loads_last_weights_and_fresh_weights_differ():
+    weights = lambda al: [p.detach().clone() for p in al.learn.model.parameters()]
+    for warm in (True, False):
+        al = make_al(warm_start=warm, fit=lambda learn: None)  # no training: the weights are what fit started from
+        al.fit()
+        first = weights(al)
+        _next_round(al)
+        al.fit()
+        same = all(torch.equal(a, b) for a, b in zip(first, weights(al)))
+        assert same == warm
+
+
+class TwoMembers(PosteriorSampler):
+    n_members = 2
+    def __call__(self, learns, dl):
+        return torch.stack([l.get_log_probs(dl=dl)[0] for l in learns], dim=1)
+
+
+def test_members_are_trained_with_different_seeds():
+    al = make_al(sampler=TwoMembers())
+    al.fit()
+    assert len(al.learns) == 2
+    a, b = (next(l.model.parameters()).detach() for l in al.learns)
+    assert not torch.equal(a, b)
+    log_probs = al.score()
+    assert log_probs.shape == (len(al.pool), 2, 2)
+
+
+def test_errors_are_clear(tmp_path):
+    al = make_al(oracle=None)
+    with pytest.raises(RuntimeError, match="needs an oracle"): al.loop(rounds=1)
+    with pytest.raises(RuntimeError, match="call `fit\\(\\)`"): al.score()
+    with pytest.raises(ValueError, match="expected `rounds` or `budget`"): make_al().loop()
+    with pytest.raises(TypeError, match="PosteriorSampler"): make_al(sampler=lambda learns, dl: None)
+    bad = make_al(fit=lambda learn: None)
+    bad.make_learner = lambda dls: nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="must return a fastai Learner"): bad.fit()
+
+
+def test_plot_history_draws_the_learning_curve():
+    matplotlib.use('Agg')
+    al = make_al()
+    al.loop(rounds=2, n_per_round=5)
+    ax = al.plot_history()
+    x, y = ax.lines[0].get_data()
+    assert list(x) == al.history.n_labelled.tolist()
+    np.testing.assert_allclose(y, al.history.accuracy)
