@@ -6,12 +6,13 @@
 from __future__ import annotations
 import os, shutil, tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['digits_folder']
+__all__ = ['SHAPES', 'digits_folder', 'make_shapes', 'shapes_folder', 'mask_of']
 
 # %% ../nbs/04_datasets.ipynb #1525cf01
 def digits_folder(path:str|Path, # Folder to write (reused when it already holds the same split)
@@ -44,3 +45,79 @@ def digits_folder(path:str|Path, # Folder to write (reused when it already holds
     if path.exists(): shutil.rmtree(path)
     os.replace(tmp, path)
     return path
+
+# %% ../nbs/04_datasets.ipynb #c5d46c90
+SHAPES = ('circle', 'square', 'triangle', 'ring', 'cross')
+
+def _shape_mask(kind:str, size:int, rng:np.random.Generator)->np.ndarray:
+    "A boolean mask of one random `kind` of shape in a `size` x `size` image"
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    r = rng.uniform(0.15, 0.3) * size
+    cy, cx = rng.uniform(r, size - r, size=2)
+    dy, dx = yy - cy, xx - cx
+    if kind == 'circle': return dy**2 + dx**2 <= r**2
+    if kind == 'square':
+        a = rng.uniform(0, np.pi / 2)
+        u, v = dx * np.cos(a) + dy * np.sin(a), -dx * np.sin(a) + dy * np.cos(a)
+        return (np.abs(u) <= r * 0.85) & (np.abs(v) <= r * 0.85)
+    if kind == 'triangle': return (dy <= r * 0.6) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
+    if kind == 'ring': return (dy**2 + dx**2 <= r**2) & (dy**2 + dx**2 >= (0.55 * r)**2)
+    if kind == 'cross': return ((np.abs(dx) <= r * 0.3) & (np.abs(dy) <= r)) | ((np.abs(dy) <= r * 0.3) & (np.abs(dx) <= r))
+    raise ValueError(f"expected a shape in {SHAPES}, got {kind!r}")
+
+def _texture(size:int, rng:np.random.Generator, n_waves:int=4)->np.ndarray:
+    "A smooth random texture in [-1, 1]: a sum of a few random plane waves"
+    yy, xx = np.mgrid[:size, :size].astype(np.float32) / size
+    t = np.zeros((size, size), np.float32)
+    for _ in range(n_waves):
+        f, a, ph = rng.uniform(1, 6), rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi)
+        t += np.sin(2 * np.pi * f * (xx * np.cos(a) + yy * np.sin(a)) + ph)
+    return t / n_waves
+
+def make_shapes(n:int, # Number of images
+                size:int=32, # Height and width in pixels
+                shapes:Sequence[str]=('circle', 'square'), # Kinds of shapes to draw, one to three per image
+                noise:float=0.15, # Standard deviation of the pixel noise (images are in [0, 1])
+                contrast:float=0.35, # Mean brightness difference between shape and background
+                seed:int=0)->tuple[np.ndarray, np.ndarray]:
+    "Images `uint8 [n, size, size, 3]` of random shapes on textured backgrounds, and their masks `uint8 [n, size, size]`"
+    rng = np.random.default_rng(seed)
+    images = np.empty((n, size, size, 3), np.uint8)
+    masks = np.empty((n, size, size), np.uint8)
+    for i in range(n):
+        mask = np.zeros((size, size), bool)
+        for _ in range(rng.integers(1, 4)): mask |= _shape_mask(shapes[rng.integers(len(shapes))], size, rng)
+        base = rng.uniform(0.3, 0.7)
+        sign = rng.choice([-1, 1])
+        img = np.empty((size, size, 3), np.float32)
+        for c in range(3):
+            bg = base + 0.12 * _texture(size, rng)
+            fg = base + sign * contrast * rng.uniform(0.7, 1.3) + 0.12 * _texture(size, rng)
+            img[..., c] = np.where(mask, fg, bg) + rng.normal(0, noise, (size, size))
+        images[i] = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+        masks[i] = mask
+    return images, masks
+
+# %% ../nbs/04_datasets.ipynb #bf6738a5
+def shapes_folder(path:str|Path, n:int=200, seed:int=0, **kwargs)->Path:
+    "Write `make_shapes(n, seed=seed, **kwargs)` as `path/images/NNNN.png` and `path/masks/NNNN.png`; return `path`"
+    path = Path(path)
+    stamp = path/'.complete'
+    want = f"shapes n={n} seed={seed} {sorted(kwargs.items())}"
+    if stamp.exists() and stamp.read_text() == want: return path
+    images, masks = make_shapes(n, seed=seed, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix='.shapes-', dir=path.parent))
+    (tmp/'images').mkdir()
+    (tmp/'masks').mkdir()
+    for i, (img, mask) in enumerate(zip(images, masks)):
+        Image.fromarray(img).save(tmp/'images'/f'{i:04d}.png')
+        Image.fromarray(mask).save(tmp/'masks'/f'{i:04d}.png')
+    (tmp/'.complete').write_text(want)
+    if path.exists(): shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+def mask_of(image_file:Path)->Path:
+    "The mask file of an image written by `shapes_folder`"
+    return Path(image_file).parent.parent/'masks'/Path(image_file).name
