@@ -191,13 +191,20 @@ def _check_idxs(self:LabelLedger, ds_idxs, name='ds_idxs')->list:
         raise ValueError(f"expected distinct {name}, got duplicates {dup[:10]}")
     return idxs
 
+def _jsonable(label):
+    "Labels as JSON values: numpy/torch scalars as numbers, paths (e.g. mask files) as strings"
+    if isinstance(label, os.PathLike): return os.fspath(label)
+    if hasattr(label, 'tolist'): return label.tolist()
+    return label
+
 @patch
 def _encode(self:LabelLedger, labels, n)->list:
     if isinstance(labels, (str, bytes)) or not hasattr(labels, '__len__'):
         raise TypeError(f"expected a sequence of {n} labels, got {labels!r}")
     labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
     if len(labels) != n: raise ValueError(f"expected {n} labels (one per index), got {len(labels)}")
-    encoded = [json.dumps(l.item() if hasattr(l, 'item') else l) for l in labels]
+    try: encoded = [json.dumps(_jsonable(l)) for l in labels]
+    except TypeError as e: raise TypeError(f"expected JSON-serialisable labels (str, numbers, lists, paths), got {e}") from None
     if self._vocab_set is not None:
         unknown = [json.loads(e) for e in encoded if e not in self._vocab_set]
         if unknown: raise ValueError(f"labels not in the vocabulary: {unknown[:10]}; vocab is {self.vocab}")

@@ -21,12 +21,12 @@ import fastai.callback.schedule  # registers `Learner.fit_one_cycle`
 from fastprogress.fastprogress import progress_bar
 
 from .core import *
-from .acquisition import Acquisition, as_acquisition, entropy
+from .acquisition import Acquisition, as_acquisition, entropy, mean_log_probs
 from .data import ActiveSplit, Pool, LABEL_SOURCES, _as_idxs
 from .uncertainty import PosteriorSampler, SinglePass
 
 # %% auto #0
-__all__ = ['Oracle', 'SimulatedOracle', 'ActiveLearner', 'SkipValidation', 'plot_learning_curves']
+__all__ = ['Oracle', 'SimulatedOracle', 'PseudoLabeller', 'ActiveLearner', 'SkipValidation', 'plot_learning_curves']
 
 # %% ../nbs/05_learner.ipynb #1bdb1333
 class Oracle:
@@ -48,6 +48,34 @@ class SimulatedOracle(Oracle):
         return cls(split.true_labels)
     def __repr__(self): return f"SimulatedOracle({getattr(self.labels, '__name__', type(self.labels).__name__)})"
 
+# %% ../nbs/05_learner.ipynb #8f5cb0a4
+class PseudoLabeller:
+    "Confident pool items and their predicted classes: top-class probability >= `threshold`"
+    def __init__(self, threshold:float=0.95, # Minimum predictive probability of the predicted class
+                 max_per_class:int|None=None, # Keep at most this many items per predicted class
+                 score:Callable|None=None, # Optional uncertainty score of log-probs `[N, K, C]` that must also be low
+                 max_score:float|None=None, # Keep items with `score <= max_score`
+                ):
+        if not 0 < threshold <= 1: raise ValueError(f"expected 0 < threshold <= 1, got {threshold}")
+        if (score is None) != (max_score is None): raise ValueError("pass both `score` and `max_score`, or neither")
+        store_attr()
+
+    def __call__(self, log_probs_N_K_C:Tensor)->tuple[Tensor, Tensor, Tensor]:
+        "Pool indices of the chosen items (most confident first), their predicted classes and confidences"
+        check_log_probs(log_probs_N_K_C)
+        conf, cls = mean_log_probs(log_probs_N_K_C).exp().max(1)
+        keep = conf >= self.threshold
+        if self.score is not None: keep &= self.score(log_probs_N_K_C) <= self.max_score
+        idxs = keep.nonzero().flatten()
+        idxs = idxs[torch.sort(-conf[idxs], stable=True).indices]
+        if self.max_per_class is not None:
+            rank = torch.zeros_like(idxs)
+            for c in cls[idxs].unique(): rank[cls[idxs] == c] = torch.arange(int((cls[idxs] == c).sum()))
+            idxs = idxs[rank < self.max_per_class]
+        return idxs, cls[idxs], conf[idxs]
+
+    def __repr__(self): return f"PseudoLabeller(threshold={self.threshold}, max_per_class={self.max_per_class})"
+
 # %% ../nbs/05_learner.ipynb #58401559
 class ActiveLearner:
     "Active learning on a fastai `Learner`: fit, score, acquire, label, repeat"
@@ -65,16 +93,17 @@ class ActiveLearner:
                  pool_bs:int|None=None, # Batch size for scoring the pool (default: the validation batch size)
                  pool_max_items:int|None=None, # Score a seeded random subset of at most this many pool items
                  dl_kwargs:dict|None=None, # More keyword arguments for `split.dataloaders` (e.g. `num_workers`)
+                 pseudo:PseudoLabeller|None=None, # Also train on confident pool items with the model's labels
                  seed:int=0, # Seed of everything random in the loop
                  show_progress:bool=True, # Progress bar over rounds (training bars are always quiet in `loop`)
                 ):
-        store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,seed,show_progress')
+        store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,pseudo,seed,show_progress')
         self.fit_fn, self.dl_kwargs = fit, ifnone(dl_kwargs, {})
         self.acquisition = as_acquisition(acquisition)
         self.sampler = ifnone(sampler, SinglePass())
         if not isinstance(self.sampler, PosteriorSampler):
             raise TypeError(f"expected a PosteriorSampler as sampler, got {type(self.sampler).__name__}")
-        self.learns, self.dls, self._fitted = [], None, None
+        self.learns, self.dls, self._fitted, self._scored = [], None, None, None
         self.pool, self.log_probs, self.times = None, None, {}
 
     @property
@@ -108,7 +137,7 @@ def fit(self:ActiveLearner, quiet:bool=True):
     "Train `sampler.n_members` learners on the labelled items (fresh weights unless `warm_start`)"
     start = time.perf_counter()
     with seeded(derive_seed(self.seed, 'dls', self.round)):  # fastai seeds batch order from global state
-        self.dls = self.split.dataloaders(bs=self.bs, **self.dl_kwargs)
+        self.dls = self.split.dataloaders(bs=self.bs, with_pseudo=self.pseudo is not None, **self.dl_kwargs)
     learns = []
     for m in range(self.sampler.n_members):
         with seeded(derive_seed(self.seed, 'fit', self.round, m)):
@@ -152,7 +181,7 @@ def score(self:ActiveLearner, pool:Pool|None=None)->Tensor:
     check_log_probs(log_probs, dense=True, name='posterior log-probs of the pool')
     if len(log_probs) != len(pool):
         raise RuntimeError(f"the sampler returned {len(log_probs)} rows for a pool of {len(pool)} items")
-    self.pool, self.log_probs = pool, log_probs
+    self.pool, self.log_probs, self._scored = pool, log_probs, self._fitted
     self.times['score_s'] = time.perf_counter() - start
     return log_probs
 
@@ -218,10 +247,33 @@ def _record(self:ActiveLearner, **extra)->dict:
     train_idxs, valid_idxs = self.split.train_valid_idxs()
     rec = dict(round=self.round, n_labelled=self.ledger.n_labelled, n_train=len(train_idxs),
                n_valid=len(valid_idxs) if self.split.valid_items is None else len(self.split.valid_items),
-               n_acquired=self._n_acquired(),
-               **self.validate(), fit_s=self.times.get('fit_s', 0.), **extra)
+               n_acquired=self._n_acquired())
+    if self.pseudo is not None: rec.update(self._pseudo_stats())
+    rec.update(**self.validate(), fit_s=self.times.get('fit_s', 0.), **extra)
     self.ledger.record_history(rec['round'], rec)
     return rec
+
+@patch
+def pseudo_label(self:ActiveLearner)->int:
+    "Replace the ledger's pseudo-labels by the `pseudo` labeller's picks among the scored pool; returns how many"
+    if self.pseudo is None: raise RuntimeError("no `pseudo` labeller was given to this ActiveLearner")
+    if self.log_probs is None or self._scored != self._fitted: self.score()
+    if self.log_probs.ndim != 3: raise NotImplementedError("pseudo-labels are implemented for classification outputs [N, K, C]")
+    pool_idxs, cls, conf = self.pseudo(self.log_probs)
+    ds_idxs = self.pool.to_ds(pool_idxs)
+    free = ~torch.isin(ds_idxs, self.ledger.labelled_idxs()) & ~torch.isin(ds_idxs, torch.tensor(self.ledger.pending().ds_idx.tolist(), dtype=torch.long))
+    vocab = self.split.vocab if self.split.vocab is not None else list(range(self.log_probs.shape[-1]))
+    return self.ledger.set_pseudo(ds_idxs[free], [vocab[c] for c in cls[free].tolist()], scores=conf[free].tolist())
+
+@patch
+def _pseudo_stats(self:ActiveLearner)->dict:
+    "How many pseudo-labels this round trained on and, with a simulated oracle, how many were right"
+    pseudo = self.ledger.labels(pseudo=True)
+    stats = {'n_pseudo': len(pseudo), 'pseudo_accuracy': float('nan')}
+    if pseudo and isinstance(self.oracle, SimulatedOracle):
+        truth = self.oracle(torch.tensor(list(pseudo)))
+        stats['pseudo_accuracy'] = float(np.mean([p == t for p, t in zip(pseudo.values(), truth)]))
+    return stats
 
 @patch
 def _n_acquired(self:ActiveLearner)->int:
@@ -252,6 +304,7 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
         rec = self._record()
         self.acquire(n)
         self.ledger.record_history(rec['round'], {**rec, 'score_s': self.times['score_s'], 'acquire_s': self.times['acquire_s']})
+        if self.pseudo is not None: self.pseudo_label()
         self._label_pending()
     return self.history
 
