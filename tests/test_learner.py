@@ -152,3 +152,42 @@ def test_plot_history_draws_the_learning_curve():
     x, y = ax.lines[0].get_data()
     assert list(x) == al.history.n_labelled.tolist()
     np.testing.assert_allclose(y, al.history.accuracy)
+
+
+# --- pseudo-labels ------------------------------------------------------------------------------------------
+
+from hypothesis import given, strategies as st
+from fastai_active.learner import PseudoLabeller
+
+
+@given(st.integers(1, 60), st.integers(1, 4), st.integers(2, 5), st.floats(0.3, 0.99), st.integers(1, 10), st.integers(0, 2**31))
+def test_pseudo_labeller_picks_confident_items_most_confident_first(N, K, C, threshold, cap, seed):
+    g = torch.Generator().manual_seed(seed)
+    lp = (torch.randn(N, K, C, generator=g) * 4).log_softmax(-1)
+    probs = lp.exp().mean(1)
+    conf, cls = probs.max(1)
+    idxs, got_cls, got_conf = PseudoLabeller(threshold)(lp)
+    assert set(idxs.tolist()) == set((conf >= threshold).nonzero().flatten().tolist())
+    assert torch.equal(got_cls, cls[idxs]) and torch.allclose(got_conf, conf[idxs])
+    assert (got_conf[:-1] >= got_conf[1:]).all()
+    capped, capped_cls, _ = PseudoLabeller(threshold, max_per_class=cap)(lp)
+    for c in range(C):
+        n_c = int((cls[idxs] == c).sum())
+        assert int((capped_cls == c).sum()) == min(n_c, cap)
+
+
+def test_pseudo_labels_are_revised_and_never_labels():
+    al = make_al(pseudo=PseudoLabeller(0.6))
+    h = al.loop(rounds=2, n_per_round=5)
+    assert h.n_labelled.tolist() == [6, 11, 16]
+    assert (h.n_pseudo.iloc[1:] > 0).all()
+    pseudo = al.ledger.labels(pseudo=True)
+    assert pseudo and not set(pseudo) & set(al.ledger.labelled_idxs().tolist())
+    # a real label replaces a pseudo-label
+    i = next(iter(pseudo))
+    al.label([i], ['b' if pseudo[i] == 'a' else 'a'])
+    assert i not in al.ledger.labels(pseudo=True) and al.ledger.labels()[i] != pseudo[i]
+    # the pseudo-labelled items are in the next training set, validation is untouched
+    dls = al.split.dataloaders(with_pseudo=True, num_workers=0)
+    assert len(dls.train_ds) >= len(al.ledger.labels(pseudo=True)) + len(al.split.train_valid_idxs()[0])
+    assert len(dls.valid_ds) == 40
