@@ -1,0 +1,55 @@
+"Active learning for binary segmentation through a fastai MaskBlock: mask files as labels, dense log-probs."
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from fastai.data.block import DataBlock
+from fastai.data.transforms import get_image_files
+from fastai.vision.data import ImageBlock, MaskBlock
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from fastai.metrics import Dice
+
+from fastai_active.acquisition import Acquisition, entropy, top_k
+from fastai_active.data import ActiveSplit
+from fastai_active.datasets import shapes_folder, mask_of
+from fastai_active.learner import ActiveLearner, SimulatedOracle
+from fastai_active.models import SmallUNet
+
+
+class MeanPixelEntropy(Acquisition):
+    "Top-k of the mean per-pixel predictive entropy of each image"
+    dense = True
+    def __call__(self, log_probs, n, seed=None): return top_k(entropy(log_probs, dense=True).flatten(1).mean(1), n)
+
+
+def make_learner(dls):
+    return Learner(dls, SmallUNet(n_classes=2, width=8), loss_func=CrossEntropyLossFlat(axis=1), metrics=Dice())
+
+
+def test_segmentation_loop_with_mask_files(tmp_path):
+    path = shapes_folder(tmp_path/'shapes', n=60, size=24, seed=0)
+    valid = shapes_folder(tmp_path/'valid', n=12, size=24, seed=1)
+    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files, get_y=mask_of)
+    split = ActiveSplit(dblock, path/'images', path=tmp_path/'labels.db', valid_items=get_image_files(valid/'images'),
+                        min_epoch_items=32)
+    split.label_random(6, seed=0)
+    labels = split.ledger.labels()
+    assert all(Path(v) == mask_of(split.item(i)) for i, v in labels.items())  # a mask file is the label
+    al = ActiveLearner(split, make_learner, acquisition=MeanPixelEntropy(), oracle=SimulatedOracle.from_split(split),
+                       epochs=2, lr=1e-2, bs=8, dl_kwargs=dict(num_workers=0), seed=0, show_progress=False)
+    h = al.loop(rounds=1, n_per_round=4)
+    assert h.n_labelled.tolist() == [6, 10]
+    assert 0 <= h.dice.iloc[-1] <= 1
+    # the loop scored the pool of the first round densely: [N, K=1, C=2, H, W]
+    assert al.log_probs.shape == (54, 1, 2, 24, 24)
+    # the acquired items are those with the highest mean pixel entropy, in dataset indices
+    scores = entropy(al.log_probs, dense=True).flatten(1).mean(1)
+    acquired = al.ledger.to_df().query('round == 1').ds_idx.tolist()
+    assert sorted(acquired) == sorted(al.pool.to_ds(scores.topk(4).indices).tolist())
+    # training masks are read from the files the ledger points at
+    dls = split.dataloaders(num_workers=0)
+    x, y = dls.train_ds[0]
+    i = split.train_valid_idxs()[0][0].item()
+    assert np.array_equal(np.array(y), np.array(Image.open(mask_of(split.item(i)))))
