@@ -177,6 +177,7 @@ def score(self:ActiveLearner, pool:Pool|None=None)->Tensor:
     dl = self.split.pool_dl(self.dls, pool, bs=self.pool_bs)
     with ExitStack() as stack:
         for learn in self.learns: stack.enter_context(_quiet(learn))
+        stack.enter_context(seeded(derive_seed(self.seed, 'score', self.round)))  # samplers without a seed of their own
         log_probs = self.sampler(self.learns, dl)
     check_log_probs(log_probs, dense=True, name='posterior log-probs of the pool')
     if len(log_probs) != len(pool):
