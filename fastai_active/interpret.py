@@ -16,12 +16,14 @@ from torch import Tensor, nn
 from scipy import stats
 
 from .core import *
-from .acquisition import entropy, mean_log_probs
+from fastcore.basics import patch
+
+from .acquisition import entropy, mean_log_probs, top_k
 from .uncertainty import PosteriorSampler, SinglePass
 
 # %% auto #0
 __all__ = ['GROUPS', 'iou', 'dice', 'correctness', 'nll', 'Correlation', 'pearson', 'spearman', 'calibration_table',
-           'expected_calibration_error', 'Mahalanobis', 'knn_distance', 'triage']
+           'expected_calibration_error', 'Mahalanobis', 'knn_distance', 'triage', 'UncertaintyInterpretation']
 
 # %% ../nbs/07_interpret.ipynb #c010c4d0
 def _as_tensor(x, name:str)->Tensor:
@@ -334,3 +336,151 @@ def triage(scores, # Uncertainty per item `[N]`, higher = more uncertain
     df['reason'] = reasons
     df.attrs['thresholds'] = dict(annotate=t_a, pseudo=t_p, ood=t_o)
     return df
+
+# %% ../nbs/07_interpret.ipynb #17273c8b
+def _reduce_pixels(pixel_scores:Tensor, reduce)->Tensor:
+    "Per-image scores `[N]` from per-pixel scores `[N, *spatial]`"
+    if callable(reduce): return reduce(pixel_scores)
+    if reduce == 'mean': return pixel_scores.flatten(1).mean(1)
+    if reduce == 'max': return pixel_scores.flatten(1).max(1).values
+    raise ValueError(f"expected reduce='mean', 'max' or a function [N, *spatial] -> [N], got {reduce!r}")
+
+def _performance(log_probs:Tensor, targs:Tensor, dense:bool)->pd.DataFrame:
+    "Per-item performance: `correct`, `nll` (classification) or `pixel_acc`, `iou`, `dice` (segmentation)"
+    if not dense: return pd.DataFrame(dict(correct=correctness(log_probs, targs).cpu().numpy(),
+                                           nll=nll(log_probs, targs).cpu().numpy()))
+    targs = _check_targs(log_probs, targs)
+    preds = mean_log_probs(log_probs).argmax(1)
+    perf = dict(pixel_acc=(preds == targs).flatten(1).double().mean(1).cpu().numpy())
+    if log_probs.shape[2] == 2:
+        perf['iou'] = iou(preds == 1, targs == 1).cpu().numpy()
+        perf['dice'] = dice(preds == 1, targs == 1).cpu().numpy()
+    return pd.DataFrame(perf)
+
+class UncertaintyInterpretation:
+    "Per-item uncertainty and performance of a model, with their correlation, calibration and the triage of the items"
+    def __init__(self, log_probs:Tensor, # Posterior log-probs `[N, K, C]` or `[N, K, C, *spatial]`
+                 targs:Tensor|None=None, # Class targets `[N]` or masks `[N, *spatial]`; None for an unlabelled pool
+                 score:Callable=entropy, # Uncertainty of log-probs, higher = more uncertain (per pixel with `dense=True`)
+                 reduce='mean', # Per-pixel scores to one per image: 'mean', 'max' or a function `[N, *spatial] -> [N]`
+                 dl=None, # The `DataLoader` the items come from, for `plot_top_uncertain`
+                 embs:Tensor|None=None, # Embeddings `[N, D]`
+                 distances:Tensor|None=None, # Distances `[N]` to the labelled data
+                 ref_distances:Tensor|None=None, # Distances of held-out in-distribution items, to set the `ood` quantile
+                ):
+        self.dense = isinstance(log_probs, Tensor) and log_probs.ndim > 3
+        self.log_probs = check_log_probs(log_probs, dense=self.dense)
+        self.score_name = getattr(score, '__name__', 'score')
+        self.pixel_scores = score(log_probs, dense=True) if self.dense else None
+        self.scores = _reduce_pixels(self.pixel_scores, reduce) if self.dense else score(log_probs)
+        N = len(log_probs)
+        if tuple(self.scores.shape) != (N,): raise ValueError(f"expected {self.score_name} to give scores of shape ({N},), got {tuple(self.scores.shape)}")
+        self.targs, self.dl, self.embs = targs, dl, embs
+        self.distances, self.ref_distances = distances, ref_distances
+        if distances is not None and len(distances) != N: raise ValueError(f"expected {N} distances, got {len(distances)}")
+        self.perf = pd.DataFrame(index=range(N)) if targs is None else _performance(log_probs, targs, self.dense)
+
+    def __len__(self): return len(self.scores)
+    def __repr__(self): return f"{type(self).__name__}({len(self)} items, {self.score_name}, {'dense' if self.dense else 'classification'})"
+
+    @property
+    def preds(self)->Tensor:
+        "Predictive argmax: classes `[N]` or masks `[N, *spatial]`"
+        return mean_log_probs(self.log_probs).argmax(1)
+
+    @property
+    def metric(self)->str:
+        "The default performance column: `iou` for binary masks, `pixel_acc` for other dense outputs, `nll` for classes"
+        if self.targs is None: raise ValueError("no targets: performance needs a labelled DataLoader or `targs`")
+        return next(m for m in ('iou', 'pixel_acc', 'nll') if m in self.perf)
+
+# %% ../nbs/07_interpret.ipynb #9ab9f01e
+def _default_embed(model:nn.Module)->nn.Module:
+    if isinstance(model, nn.Sequential) and len(model) >= 2: return model[0]
+    raise ValueError(f"can't guess the embedding module of a {type(model).__name__}: pass `embed=` the module whose "
+                     "output are the features (for `nn.Sequential(body, head)` it is `model[0]`)")
+
+def _pool_features(out)->Tensor:
+    if isinstance(out, (tuple, list)): out = out[0]
+    out = out.detach().float()
+    return out.flatten(2).mean(2) if out.ndim > 2 else out.reshape(len(out), -1)
+
+def _embed_pass(learn, dl, module:nn.Module|None)->tuple[Tensor|None, Tensor|None]:
+    "Targets of `dl` and, if `module` is given, its outputs pooled to `[N, D]`, from one `get_preds` pass"
+    feats = []
+    hook = None if module is None else module.register_forward_hook(lambda m, i, o: feats.append(_pool_features(o).cpu()))
+    try: targs = learn.get_preds(dl=dl)[1]
+    finally:
+        if hook is not None: hook.remove()
+    return (torch.cat(feats) if feats else None), targs
+
+@patch(cls_method=True)
+def from_learner(cls:UncertaintyInterpretation, learn, # A trained fastai `Learner`
+                  dl=None, # Items to interpret (default: `learn.dls[ds_idx]`, unshuffled)
+                  ds_idx:int=1, # Which of `learn.dls` when `dl` is None
+                  sampler:PosteriorSampler|None=None, # How to get log-probs `[N, K, C, ...]` (default `SinglePass()`)
+                  score:Callable=entropy, # Uncertainty score of log-probs
+                  reduce='mean', # Per-pixel scores to one per image (dense outputs)
+                  embed:nn.Module|bool|None=None, # Module whose output are the embeddings; True = `learn.model[0]`
+                  ref_dl=None, # Labelled items: distances are measured to their embeddings
+                  id_dl=None, # Held-out in-distribution items: their distances set the `ood` quantile in `triage`
+                  ood:str='mahalanobis', # 'mahalanobis' or 'knn'
+                  shrinkage:float=0.1, # `Mahalanobis` covariance shrinkage
+                  k:int=1, metric:str='cosine', # `knn_distance` settings
+                 ):
+    "Interpret `learn`'s predictions on `dl`"
+    if ood not in ('mahalanobis', 'knn'): raise ValueError(f"expected ood='mahalanobis' or 'knn', got {ood!r}")
+    if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False)
+    log_probs = (SinglePass() if sampler is None else sampler)([learn], dl)
+    module = None
+    if embed is True or (embed is None and (ref_dl is not None or id_dl is not None)): module = _default_embed(learn.model)
+    elif isinstance(embed, nn.Module): module = embed
+    embs, targs = _embed_pass(learn, dl, module)
+    distances = ref_distances = None
+    if ref_dl is not None:
+        ref_embs, ref_targs = _embed_pass(learn, ref_dl, module)
+        if ood == 'mahalanobis':
+            by_class = ref_targs is not None and ref_targs.ndim == 1 and not ref_targs.is_floating_point()
+            dist_fn = Mahalanobis(shrinkage).fit(ref_embs, ref_targs if by_class else None)
+        else: dist_fn = lambda e: knn_distance(e, ref_embs, k=k, metric=metric)
+        distances = dist_fn(embs)
+        if id_dl is not None: ref_distances = dist_fn(_embed_pass(learn, id_dl, module)[0])
+    return cls(log_probs, targs, score=score, reduce=reduce, dl=dl, embs=embs, distances=distances, ref_distances=ref_distances)
+
+# %% ../nbs/07_interpret.ipynb #1904361b
+@patch
+def correlation(self:UncertaintyInterpretation, conf:float=0.95)->pd.DataFrame:
+    "Spearman and Pearson correlations, with `conf` intervals, of the uncertainty with each performance column"
+    rows = []
+    for col in self.perf.columns:
+        for fn in (spearman, pearson):
+            try: c = fn(self.scores, torch.as_tensor(self.perf[col].values), conf=conf)
+            except ValueError: c = Correlation(fn.__name__, *[float('nan')] * 4, len(self), conf)
+            rows.append(dict(score=self.score_name, perf=col, method=c.method, r=c.r, lo=c.lo, hi=c.hi, p=c.p, n=c.n))
+    return pd.DataFrame(rows)
+
+@patch
+def calibration(self:UncertaintyInterpretation, n_bins:int=15)->pd.DataFrame:
+    "Reliability table of the predictive distribution (over pixels for segmentation)"
+    if self.targs is None: raise ValueError("no targets: calibration needs a labelled DataLoader or `targs`")
+    return calibration_table(self.log_probs, self.targs, n_bins=n_bins, dense=self.dense)
+
+@patch
+def ece(self:UncertaintyInterpretation, n_bins:int=15)->float:
+    "Expected calibration error (over pixels for segmentation)"
+    if self.targs is None: raise ValueError("no targets: calibration needs a labelled DataLoader or `targs`")
+    return expected_calibration_error(self.log_probs, self.targs, n_bins=n_bins, dense=self.dense)
+
+@patch
+def triage(self:UncertaintyInterpretation, annotate:float|None=0.9, pseudo:float|None=0.1, ood:float|None=0.95, by:str='quantile')->pd.DataFrame:
+    "`triage` of the items by uncertainty and distance, with the performance columns where targets are known"
+    df = triage(self.scores, self.distances, annotate=annotate, pseudo=pseudo, ood=ood, by=by,
+                ref_distances=self.ref_distances, score_name=self.score_name)
+    out = df.join(self.perf)
+    out.attrs = df.attrs
+    return out
+
+@patch
+def top_uncertain(self:UncertaintyInterpretation, k:int=9)->CandidateBatch:
+    "The `k` most uncertain items, most uncertain first"
+    return top_k(self.scores, k)
