@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from scipy import stats
+import matplotlib.pyplot as plt
 
 from .core import *
 from fastcore.basics import patch
@@ -23,12 +24,13 @@ from .uncertainty import PosteriorSampler, SinglePass
 
 # %% auto #0
 __all__ = ['GROUPS', 'iou', 'dice', 'correctness', 'nll', 'Correlation', 'pearson', 'spearman', 'calibration_table',
-           'expected_calibration_error', 'Mahalanobis', 'knn_distance', 'triage', 'UncertaintyInterpretation']
+           'expected_calibration_error', 'Mahalanobis', 'knn_distance', 'triage', 'UncertaintyInterpretation',
+           'plot_uncertainty_map']
 
 # %% ../nbs/07_interpret.ipynb #c010c4d0
 def _as_tensor(x, name:str)->Tensor:
     if isinstance(x, Tensor): return x
-    if isinstance(x, (np.ndarray, list, tuple)): return torch.as_tensor(np.asarray(x))
+    if isinstance(x, (np.ndarray, list, tuple)): return torch.as_tensor(np.array(x))  # a copy: pandas arrays can be read-only
     raise TypeError(f"expected {name} as a torch.Tensor or array, got {type(x).__name__}")
 
 def _check_masks(preds, targs)->tuple[Tensor, Tensor]:
@@ -454,7 +456,7 @@ def correlation(self:UncertaintyInterpretation, conf:float=0.95)->pd.DataFrame:
     rows = []
     for col in self.perf.columns:
         for fn in (spearman, pearson):
-            try: c = fn(self.scores, torch.as_tensor(self.perf[col].values), conf=conf)
+            try: c = fn(self.scores, self.perf[col].to_numpy(), conf=conf)
             except ValueError: c = Correlation(fn.__name__, *[float('nan')] * 4, len(self), conf)
             rows.append(dict(score=self.score_name, perf=col, method=c.method, r=c.r, lo=c.lo, hi=c.hi, p=c.p, n=c.n))
     return pd.DataFrame(rows)
@@ -484,3 +486,119 @@ def triage(self:UncertaintyInterpretation, annotate:float|None=0.9, pseudo:float
 def top_uncertain(self:UncertaintyInterpretation, k:int=9)->CandidateBatch:
     "The `k` most uncertain items, most uncertain first"
     return top_k(self.scores, k)
+
+# %% ../nbs/07_interpret.ipynb #672eac37
+def _to_hw(x)->np.ndarray:
+    x = x.detach().cpu().float().numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float32)
+    x = np.squeeze(x)
+    if x.ndim != 2: raise ValueError(f"expected a 2-d map [H, W], got shape {x.shape}")
+    return x
+
+def _to_image(img)->np.ndarray:
+    "An image `[H, W]`, `[H, W, C]` or `[C, H, W]` (C = 1 or 3) as an array for `imshow`"
+    x = img.detach().cpu().numpy() if isinstance(img, Tensor) else np.asarray(img)
+    if x.ndim == 3 and x.shape[0] in (1, 3) and x.shape[-1] not in (1, 3): x = x.transpose(1, 2, 0)
+    return np.squeeze(x, -1) if x.ndim == 3 and x.shape[-1] == 1 else x
+
+def plot_uncertainty_map(img, # Image `[C, H, W]`, `[H, W, C]` or `[H, W]`
+                         mask, # True mask `[H, W]`, or None
+                         pred, # Predicted mask `[H, W]`
+                         unc, # Per-pixel uncertainty `[H, W]`
+                         axs=None, # Four matplotlib axes (default: a new row)
+                         title:str|None=None, # Title over the image
+                         cmap:str='magma', # Colour map of the uncertainty
+                         figsize=(10, 2.8)):
+    "Show an image, its true and predicted masks and the per-pixel uncertainty side by side; return the axes"
+    if axs is None: axs = plt.subplots(1, 4, figsize=figsize)[1]
+    if len(axs) != 4: raise ValueError(f"expected 4 axes, got {len(axs)}")
+    image = _to_image(img)
+    axs[0].imshow(image, cmap='gray' if image.ndim == 2 else None)
+    axs[0].set_title(title or 'image', fontsize=9)
+    if mask is None: axs[1].text(0.5, 0.5, 'no mask', ha='center', va='center', transform=axs[1].transAxes)
+    else: axs[1].imshow(_to_hw(mask), cmap='gray', vmin=0, vmax=1)
+    axs[1].set_title('mask', fontsize=9)
+    axs[2].imshow(_to_hw(pred), cmap='gray', vmin=0, vmax=1)
+    axs[2].set_title('prediction', fontsize=9)
+    im = axs[3].imshow(_to_hw(unc), cmap=cmap)
+    axs[3].set_title('uncertainty', fontsize=9)
+    axs[3].figure.colorbar(im, ax=axs[3], fraction=0.046, pad=0.04)
+    for ax in axs: ax.axis('off')
+    return axs
+
+# %% ../nbs/07_interpret.ipynb #9aabba77
+_COLOURS = {'annotate': 'tab:red', 'pseudo-label': 'tab:green', 'ignore': 'tab:gray', 'out-of-distribution': 'tab:orange'}
+
+@patch
+def plot_scatter(self:UncertaintyInterpretation, metric:str|None=None, # Performance column (default `self.metric`)
+                 annotate:float|None=0.9, pseudo:float|None=0.1, ood:float|None=0.95, by:str='quantile', # As in `triage`
+                 ax=None, figsize=(6, 4.5)):
+    "Uncertainty against performance, coloured by triage group, with the triage regions shaded; return the axes"
+    metric = metric or self.metric
+    if metric not in self.perf: raise ValueError(f"expected metric in {list(self.perf.columns)}, got {metric!r}")
+    df = self.triage(annotate=annotate, pseudo=pseudo, ood=ood, by=by)
+    t = df.attrs['thresholds']
+    if ax is None: ax = plt.subplots(figsize=figsize)[1]
+    x = df[self.score_name]
+    lo, hi = x.min(), x.max()
+    edges = [lo, t['pseudo'] if t['pseudo'] is not None else lo, t['annotate'] if t['annotate'] is not None else hi, hi]
+    for (a, b), group in zip(zip(edges[:-1], edges[1:]), ('pseudo-label', 'ignore', 'annotate')):
+        if b > a: ax.axvspan(a, b, color=_COLOURS[group], alpha=0.1, lw=0)
+    for group in GROUPS:
+        sel = df.group == group
+        if sel.any():
+            ax.scatter(x[sel], df.loc[sel, metric], s=14, c=_COLOURS[group], marker='x' if group == 'out-of-distribution' else 'o',
+                       label=f"{group} ({sel.sum()})")
+    rho = self.correlation().set_index(['perf', 'method']).loc[(metric, 'spearman')]
+    ax.set(xlabel=self.score_name, ylabel=metric,
+           title=f"Spearman {rho.r:.2f} [{rho.lo:.2f}, {rho.hi:.2f}], n={len(self)}")
+    ax.legend(fontsize=8)
+    return ax
+
+@patch
+def plot_reliability(self:UncertaintyInterpretation, n_bins:int=15, ax=None, figsize=(4.5, 4.5)):
+    "Reliability diagram: accuracy per confidence bin, the gap to the diagonal, and the ECE in the title; return the axes"
+    table = self.calibration(n_bins=n_bins)
+    used = table[table['count'] > 0]
+    if ax is None: ax = plt.subplots(figsize=figsize)[1]
+    width, centres = 1 / n_bins, (used.lo + used.hi) / 2
+    ax.bar(centres, used.accuracy, width=width, edgecolor='k', color='tab:blue', label='accuracy')
+    ax.bar(centres, used.confidence - used.accuracy, bottom=used.accuracy, width=width, edgecolor='tab:red',
+           color='tab:red', alpha=0.3, label='gap')
+    ax.plot([0, 1], [0, 1], 'k--', lw=1)
+    what = 'pixels' if self.dense else 'items'
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='confidence', ylabel='accuracy',
+           title=f"ECE {self.ece(n_bins=n_bins):.3f} ({table['count'].sum()} {what})")
+    ax.legend(fontsize=8, loc='upper left')
+    return ax
+
+@patch
+def _item_image(self:UncertaintyInterpretation, i:int):
+    "The input of item `i` for display"
+    if self.dl is None: raise ValueError("no dl: pass `dl=` (or use `from_learner`) to show the items")
+    item = self.dl.do_item(i) if hasattr(self.dl, 'do_item') else self.dl.dataset[i]
+    return item[0] if isinstance(item, (tuple, list)) else item
+
+@patch
+def plot_top_uncertain(self:UncertaintyInterpretation, k:int=4, # How many items, most uncertain first
+                       figsize=None):
+    "Show the `k` most uncertain items: image, mask, prediction and uncertainty map (segmentation) or image and labels"
+    top = self.top_uncertain(k)
+    perf = self.perf
+    if self.dense:
+        fig, axs = plt.subplots(k, 4, figsize=figsize or (10, 2.6 * k), squeeze=False)
+        for row, i, s in zip(axs, top.idxs.tolist(), top.scores.tolist()):
+            extra = f", IoU {perf.iou[i]:.2f}" if 'iou' in perf else ''
+            plot_uncertainty_map(self._item_image(i), None if self.targs is None else self.targs[i], self.preds[i],
+                                 self.pixel_scores[i], axs=row, title=f"item {i}: {self.score_name} {s:.3f}{extra}")
+        return axs
+    ncols = min(k, 4)
+    fig, axs = plt.subplots(math.ceil(k / ncols), ncols, figsize=figsize or (2.6 * ncols, 2.8 * math.ceil(k / ncols)), squeeze=False)
+    vocab = getattr(self.dl, 'vocab', None)
+    name = lambda c: str(vocab[c]) if vocab is not None else str(c)
+    for ax, i, s in zip(axs.flat, top.idxs.tolist(), top.scores.tolist()):
+        image = _to_image(self._item_image(i))
+        ax.imshow(image, cmap='gray' if image.ndim == 2 else None)
+        truth = '' if self.targs is None else f" / {name(int(self.targs[i]))}"
+        ax.set_title(f"item {i}: {name(int(self.preds[i]))}{truth}\n{self.score_name} {s:.3f}", fontsize=9)
+    for ax in axs.flat: ax.axis('off')
+    return axs
