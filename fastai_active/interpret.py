@@ -30,7 +30,7 @@ __all__ = ['GROUPS', 'iou', 'dice', 'correctness', 'nll', 'Correlation', 'pearso
 # %% ../nbs/07_interpret.ipynb #c010c4d0
 def _as_tensor(x, name:str)->Tensor:
     if isinstance(x, Tensor): return x
-    if isinstance(x, (np.ndarray, list, tuple)): return torch.as_tensor(np.array(x))  # a copy: pandas arrays can be read-only
+    if isinstance(x, (np.ndarray, list, tuple, pd.Series, pd.Index)): return torch.as_tensor(np.array(x))  # a copy: pandas arrays can be read-only
     raise TypeError(f"expected {name} as a torch.Tensor or array, got {type(x).__name__}")
 
 def _check_masks(preds, targs)->tuple[Tensor, Tensor]:
