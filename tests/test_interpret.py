@@ -109,6 +109,16 @@ def test_ece_overconfident_gap_and_bins():
     assert calibration_table(lp_k, torch.tensor([0]), n_bins=10)['count'].tolist()[8] == 1
 
 
+def test_ece_bins_are_right_closed():
+    # Guo et al.: bin m holds confidences in ((m-1)/M, m/M]; 0.5, 0.75 and 1.0 sit exactly on edges for M=4
+    conf = torch.tensor([.5, .75, 1.], dtype=torch.float64)
+    lp = torch.stack([conf, 1 - conf], 1).log()[:, None]
+    table = calibration_table(lp, torch.tensor([0, 1, 0]), n_bins=4)
+    assert table['count'].tolist() == [0, 1, 1, 1]
+    assert table['accuracy'].tolist()[1:] == [1., 0., 1.]
+    assert expected_calibration_error(lp, torch.tensor([0, 1, 0]), n_bins=4) == pytest.approx((0.5 + 0.75 + 0) / 3)
+
+
 def test_ece_dense_equals_flattened_pixels():
     g = torch.Generator().manual_seed(0)
     lp = torch.randn(3, 2, 4, 5, 6, generator=g).log_softmax(2)
@@ -173,3 +183,156 @@ def test_triage_ood_precedence_and_reasons():
     assert list(df.columns) == ['bald', 'distance', 'far', 'group', 'reason']
     with pytest.raises(ValueError, match='distances of length 5'): triage(scores, dist[:2])
     with pytest.raises(ValueError, match='finite distances'): triage(scores, dist.clone().fill_(float('nan')))
+
+
+# ---------------------------------------------------------------- UncertaintyInterpretation
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+from torch import nn
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.learner import Learner
+from fastai.losses import CrossEntropyLossFlat
+from fastai.callback.progress import ProgressCallback  # registers Learner.no_bar
+from fastai_active.acquisition import entropy
+from fastai_active.uncertainty import PosteriorSampler
+from fastai_active.interpret import UncertaintyInterpretation
+
+
+def bald(log_probs, dense=False):
+    "BALD from its closed form H[mean_k p_k] - mean_k H[p_k], in numpy (class axis 2, sample axis 1)"
+    p = log_probs.double().exp().numpy()
+    mean = p.mean(1)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        h = lambda q, ax: -np.nansum(np.where(q > 0, q * np.log(q), 0.), axis=ax)
+        return torch.tensor(h(mean, 1) - h(p, 2).mean(1))
+
+
+def test_interpretation_with_bald_classification():
+    g = torch.Generator().manual_seed(0)
+    lp = torch.randn(30, 4, 3, generator=g, dtype=torch.float64).mul(2).log_softmax(2)
+    t = torch.randint(0, 3, (30,), generator=g)
+    interp = UncertaintyInterpretation(lp, t, score=bald)
+    assert interp.score_name == 'bald'
+    np.testing.assert_allclose(interp.scores.numpy(), bald(lp).numpy())
+    # BALD of identical samples is 0 (no disagreement), and never negative
+    assert (interp.scores > -1e-12).all()
+    same = UncertaintyInterpretation(lp[:, :1].repeat(1, 4, 1), t, score=bald)
+    np.testing.assert_allclose(same.scores.numpy(), 0, atol=1e-12)
+    mean_p = lp.exp().mean(1)
+    np.testing.assert_allclose(interp.perf.nll.values, -np.log(mean_p[torch.arange(30), t].numpy()))
+    np.testing.assert_array_equal(interp.perf.correct.values, (mean_p.argmax(1) == t).double().numpy())
+    corr = interp.correlation().set_index(['perf', 'method'])
+    ref = stats.spearmanr(bald(lp).numpy(), interp.perf.nll.values)
+    assert corr.loc[('nll', 'spearman'), 'r'] == pytest.approx(ref.statistic)
+    df = interp.triage(annotate=0.9, pseudo=0.1)
+    assert df.reason[int(interp.scores.argmax())].startswith('bald ')
+    assert (df.group == 'annotate').sum() == 3 and (df.group == 'pseudo-label').sum() == 3
+    assert list(df.columns) == ['bald', 'group', 'reason', 'correct', 'nll']
+
+
+def test_interpretation_dense_bald_mean_and_max():
+    g = torch.Generator().manual_seed(1)
+    lp = torch.randn(5, 3, 2, 4, 4, generator=g).log_softmax(2)
+    masks = torch.randint(0, 2, (5, 4, 4), generator=g)
+    per_pixel = bald(lp.permute(0, 3, 4, 1, 2).reshape(-1, 3, 2)).reshape(5, 16)
+    np.testing.assert_allclose(UncertaintyInterpretation(lp, masks, score=bald).scores.numpy(), per_pixel.mean(1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(UncertaintyInterpretation(lp, masks, score=bald, reduce='max').scores.numpy(), per_pixel.max(1).values.numpy(), rtol=1e-5, atol=1e-6)
+    interp = UncertaintyInterpretation(lp, masks, score=bald, reduce=lambda s: s.flatten(1).quantile(0.5, dim=1))
+    np.testing.assert_allclose(interp.scores.numpy(), per_pixel.quantile(0.5, dim=1).numpy(), rtol=1e-5, atol=1e-6)
+    preds = lp.exp().mean(1).argmax(1)
+    want = [((preds[i] == 1) & (masks[i] == 1)).sum().item() / max(((preds[i] == 1) | (masks[i] == 1)).sum().item(), 1)
+            if ((preds[i] == 1) | (masks[i] == 1)).any() else 1.0 for i in range(5)]
+    np.testing.assert_allclose(interp.perf.iou.values, want)
+    with pytest.raises(ValueError, match='scores of shape'):
+        UncertaintyInterpretation(lp, masks, score=bald, reduce=lambda s: s.flatten())
+
+
+def _tensor_dls(x, y, bs=8):
+    n = len(x) * 2 // 3
+    return DataLoaders(DataLoader(list(zip(x[:n], y[:n])), bs=bs), DataLoader(list(zip(x[n:], y[n:])), bs=bs))
+
+
+def test_from_learner_classification_embeddings_and_mahalanobis():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(45, 3, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    dls = _tensor_dls(x, y)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(3, 5), nn.Tanh()), nn.Linear(5, 2))
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat())
+    with learn.no_bar():
+        interp = UncertaintyInterpretation.from_learner(learn, ref_dl=dls.train, id_dl=dls.train, shrinkage=0.2)
+    with torch.no_grad():
+        e = model[0](x).double().numpy()
+        logits = model(x[30:])
+    np.testing.assert_allclose(interp.embs.numpy(), e[30:], rtol=1e-5, atol=1e-6)
+    ref, yr = e[:30], y[:30].numpy()
+    means = np.stack([ref[yr == c].mean(0) for c in (0, 1)])
+    cov = np.cov((ref - means[yr]).T, bias=True)
+    cov = 0.8 * cov + 0.2 * np.trace(cov) / 5 * np.eye(5)
+    VI = np.linalg.inv(cov)
+    d = lambda q: np.sqrt(min((q - m) @ VI @ (q - m) for m in means))
+    np.testing.assert_allclose(interp.distances.numpy(), [d(q) for q in e[30:]], rtol=1e-4)
+    np.testing.assert_allclose(interp.ref_distances.numpy(), [d(q) for q in e[:30]], rtol=1e-4)
+    np.testing.assert_allclose(interp.scores.numpy(), entropy(logits.log_softmax(1)[:, None]).numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(interp.perf.correct.values, (logits.argmax(1) == y[30:]).float().numpy())
+    # the ood threshold is a quantile of the reference items' distances
+    df = interp.triage(ood=0.5)
+    assert df.attrs['thresholds']['ood'] == pytest.approx(np.quantile(interp.ref_distances.numpy(), 0.5))
+
+
+class _Scaled(PosteriorSampler):
+    "K=3 'posterior samples': the model's logits scaled by 0.5, 1 and 2"
+    def __call__(self, learns, dl):
+        logits = learns[0].get_preds(dl=dl, act=lambda o: o)[0]
+        return torch.stack([(logits * s).log_softmax(1) for s in (0.5, 1., 2.)], 1)
+
+
+def test_from_learner_segmentation_sampler_knn_and_plots():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(24, 3, 6, 6, generator=g)
+    y = (x[:, 0] > 0).long()
+    dls = _tensor_dls(x, y)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 2, 1))
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(axis=1))
+    with learn.no_bar():
+        interp = UncertaintyInterpretation.from_learner(learn, sampler=_Scaled(), score=bald, ref_dl=dls.train,
+                                                        ood='knn', k=2, metric='euclidean')
+    assert interp.dense and interp.log_probs.shape == (8, 3, 2, 6, 6)
+    with torch.no_grad():
+        feats = model[0](x).mean((2, 3)).double().numpy()
+        logits = model(x[16:])
+    lp = torch.stack([(logits * s).log_softmax(1) for s in (0.5, 1., 2.)], 1)
+    np.testing.assert_allclose(interp.scores.numpy(), bald(lp.permute(0, 3, 4, 1, 2).reshape(-1, 3, 2)).reshape(8, 36).mean(1).numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(interp.embs.numpy(), feats[16:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(interp.distances.numpy(), np.sort(cdist(feats[16:], feats[:16]), 1)[:, 1], rtol=1e-4, atol=1e-6)
+    preds = lp.exp().mean(1).argmax(1)
+    np.testing.assert_allclose(interp.perf.iou.values, iou(preds == 1, y[16:] == 1).numpy())
+    assert interp.ece() == pytest.approx(expected_calibration_error(lp, y[16:], dense=True))
+
+    ax = interp.plot_scatter(annotate=0.75, pseudo=0.25, ood=0.9)
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 8  # every item drawn once
+    assert len(ax.patches) == 3  # pseudo-label, ignore and annotate regions
+    assert ax.get_xlabel() == 'bald' and ax.get_ylabel() == 'iou'
+    ax = interp.plot_reliability(n_bins=10)
+    assert len(ax.patches) == 2 * (interp.calibration(n_bins=10)['count'] > 0).sum()
+    axs = interp.plot_top_uncertain(2)
+    top = int(interp.scores.argmax())
+    assert axs.shape == (2, 4) and axs[0, 0].get_title().startswith(f'item {top}:')
+    with pytest.raises(ValueError, match='metric in'): interp.plot_scatter(metric='accuracy')
+    plt.close('all')
+
+
+def test_plot_top_uncertain_classification_titles():
+    g = torch.Generator().manual_seed(4)
+    lp = torch.randn(6, 1, 3, generator=g).log_softmax(2)
+    dl = DataLoader(list(zip(torch.rand(6, 1, 5, 5, generator=g), torch.zeros(6, dtype=torch.long))), bs=3)
+    interp = UncertaintyInterpretation(lp, torch.zeros(6, dtype=torch.long), dl=dl)
+    axs = interp.plot_top_uncertain(3)
+    order = torch.argsort(interp.scores, descending=True)[:3].tolist()
+    assert [ax.get_title().split(':')[0] for ax in axs.flat[:3]] == [f'item {i}' for i in order]
+    with pytest.raises(ValueError, match='no dl'): UncertaintyInterpretation(lp).plot_top_uncertain(2)
+    plt.close('all')
