@@ -381,14 +381,10 @@ class UncertaintyInterpretation:
         self.distances, self.ref_distances = distances, ref_distances
         if distances is not None and len(distances) != N: raise ValueError(f"expected {N} distances, got {len(distances)}")
         self.perf = pd.DataFrame(index=range(N)) if targs is None else _performance(log_probs, targs, self.dense)
+        self.preds = mean_log_probs(log_probs).argmax(1)  # predictive argmax: classes `[N]` or masks `[N, *spatial]`
 
     def __len__(self): return len(self.scores)
     def __repr__(self): return f"{type(self).__name__}({len(self)} items, {self.score_name}, {'dense' if self.dense else 'classification'})"
-
-    @property
-    def preds(self)->Tensor:
-        "Predictive argmax: classes `[N]` or masks `[N, *spatial]`"
-        return mean_log_probs(self.log_probs).argmax(1)
 
     @property
     def metric(self)->str:
@@ -432,6 +428,8 @@ def from_learner(cls:UncertaintyInterpretation, learn, # A trained fastai `Learn
                  ):
     "Interpret `learn`'s predictions on `dl`"
     if ood not in ('mahalanobis', 'knn'): raise ValueError(f"expected ood='mahalanobis' or 'knn', got {ood!r}")
+    if id_dl is not None and ref_dl is None: raise ValueError("`id_dl` sets the ood threshold of distances to `ref_dl`: pass `ref_dl` too")
+    if not (embed is None or isinstance(embed, (bool, nn.Module))): raise TypeError(f"expected embed as an nn.Module, True or None, got {type(embed).__name__}")
     if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False)
     log_probs = (SinglePass() if sampler is None else sampler)([learn], dl)
     module = None
