@@ -27,7 +27,8 @@ def _chunked(fn:Callable, log_probs_N_K_C:Tensor, chunk_size:int|None=None, budg
     return torch.cat([fn(log_probs_N_K_C[i:i+chunk_size]) for i in range(0, N, chunk_size)])
 
 def _plogp(log_p:Tensor)->Tensor:
-    "`p * log p` from `log p`, with the limit 0 where `p == 0`"
+    "`p * log p` from `log p`, with the limit 0 where `p == 0`; `log p` is capped at 0 against rounding"
+    log_p = log_p.clamp(max=0)
     return torch.where(torch.isneginf(log_p), torch.zeros_like(log_p), log_p.exp() * log_p)
 
 def mean_log_probs(log_probs_N_K_C:Tensor)->Tensor:
