@@ -231,7 +231,9 @@ def _cond_entropy_given_batch(Jhat_M_K:Tensor, w_M:Tensor, lp_b_K_C:Tensor)->Ten
     p_K_bC = lp_b_K_C.to(Jhat_M_K.dtype).exp().permute(1, 0, 2).reshape(K, b * C)
     q_M_bC = Jhat_M_K @ p_K_bC
     torch.xlogy(q_M_bC, q_M_bC, out=q_M_bC)
-    return -(w_M @ q_M_bC.view(M, b, C).sum(2).double())
+    if Jhat_M_K.dtype == torch.float64 or M <= 1024: return -(w_M @ q_M_bC.view(M, b, C).sum(2).double())
+    # many configurations: reduce over them with one float32 matrix-vector product (about 1e-6 relative error)
+    return -(w_M.to(q_M_bC.dtype) @ q_M_bC).view(b, C).double().sum(1)
 
 # %% ../nbs/01_acquisition.ipynb #e2697aaf
 def _pixel_slots(log_probs_N_K_C_S:Tensor, num_pixels:int, compute_dtype)->Tensor:
@@ -243,6 +245,25 @@ def _pixel_slots(log_probs_N_K_C_S:Tensor, num_pixels:int, compute_dtype)->Tenso
     slots_N_K_C_R = lp_N_K_C_P.gather(3, top_N_R[:, None, None, :].expand(N, K, C, R))
     return slots_N_K_C_R.permute(3, 0, 1, 2).contiguous()
 
+def _best(idxs:Tensor, gains_:Tensor)->tuple:
+    "The largest gain and its index, ties broken by the lower pool index"
+    g = gains_.max().item()
+    return g, int(idxs[gains_ == g].min())
+
+def _lazy_scan(gains:Callable, order:Tensor, ub_N:Tensor, b:int, lazy:bool, tol:float, update_ub:bool)->tuple:
+    "Evaluate `gains` on blocks of `order` (decreasing bounds `ub_N`) until no bound left can beat the best gain"
+    idxs, gs, best, pos = [], [], -math.inf, 0
+    while pos < len(order):
+        blk = order[pos:pos+b]
+        g_b = gains(blk)
+        if update_ub: ub_N[blk] = g_b
+        idxs.append(blk)
+        gs.append(g_b)
+        best = max(best, g_b.max().item())
+        pos += b
+        if lazy and pos < len(order) and best >= ub_N[order[pos]].item() + tol: break
+    return torch.cat(idxs), torch.cat(gs)
+
 def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K, C, *spatial]` with `dense`)
               n:int, # Batch size
               num_samples:int=10000, # Joint configurations: exact while `C^m <= num_samples`, then sampled
@@ -251,13 +272,16 @@ def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K,
               num_pixels:int=8, # With `dense`: pixels per image taken into the joint
               max_candidates:int|None=None, # Cull the pool to the top-`max_candidates` by BALD first
               lazy:bool=True, # Lazy greedy: evaluate candidates in order of their gain bound, stop early
-              chunk_size:int=2**21, # Elements in one `configurations x (candidates * C)` block
+              screen:int|None=8, # Sampled joint: screen candidates with `num_samples // screen` configurations first
+              screen_top:int=64, # Sampled joint: candidates re-scored with all `num_samples` after screening
+              chunk_size:int=2**23, # Elements in one `configurations x (candidates * C)` block
              )->CandidateBatch:
     "Greedy BatchBALD: `n` pool indices in pick order, each with the joint mutual information of the batch so far"
     check_log_probs(log_probs_N_K_C, dense=dense)
     N, K, C = log_probs_N_K_C.shape[:3]
     _check_n(n, N)
-    for name, v, lo in [('num_samples', num_samples, 1), ('num_pixels', num_pixels, 1), ('chunk_size', chunk_size, 1)]:
+    for name, v, lo in [('num_samples', num_samples, 1), ('num_pixels', num_pixels, 1), ('chunk_size', chunk_size, 1),
+                        ('screen_top', screen_top, 1)] + ([('screen', screen, 2)] if screen is not None else []):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo: raise ValueError(f"expected an int {name} >= {lo}, got {v!r}")
     if max_candidates is not None and (not isinstance(max_candidates, int) or max_candidates < n):
         raise ValueError(f"expected max_candidates None or an int >= n={n}, got {max_candidates!r}")
@@ -274,33 +298,44 @@ def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K,
         ub_N[torch.sort(-bald_N, stable=True).indices[max_candidates:]] = -math.inf
         num_avail = max_candidates
     tol = 1e-10 if cdt == torch.float64 else 1e-5
+
+    def joints_of(picked, num, key):
+        out = []
+        for r in range(R):
+            lp_m_K_C = lp_R_N_K_C[r, torch.tensor(picked, device=dev)]
+            if C ** len(picked) <= num: joint = _exact_joint(lp_m_K_C)
+            else: joint = _sampled_joint(lp_m_K_C, num, torch_generator(derive_seed(seed, key, len(picked), r)))
+            out.append((joint[0].to(dev, cdt), joint[1].to(dev), joint[2]))
+        return out
+
+    def gains_fn(joints):
+        def gains(blk):
+            blk_dev = blk.to(dev)
+            h = sum(_cond_entropy_given_batch(Jhat, w, lp_R_N_K_C[r, blk_dev]) for r, (Jhat, w, _) in enumerate(joints))
+            return h.cpu() / R - ce_N[blk]
+        return gains
+
+    def block(joints): return max(1, chunk_size // (max(j[0].shape[0] for j in joints) * C))
+
     picked, scores, ce_B = [], [], 0.
     for step in range(n):
         if step == 0:
             best_idx = int(torch.sort(-ub_N, stable=True).indices[0])
             best_gain, H_B = bald_N[best_idx].item(), 0.
         else:
-            joints = []
-            for r in range(R):
-                lp_m_K_C = lp_R_N_K_C[r, torch.tensor(picked, device=dev)]
-                if C ** len(picked) <= num_samples: joint = _exact_joint(lp_m_K_C)
-                else: joint = _sampled_joint(lp_m_K_C, num_samples, torch_generator(derive_seed(seed, 'batchbald', step, r)))
-                joints.append((joint[0].to(dev, cdt), joint[1].to(dev), joint[2]))
+            joints = joints_of(picked, num_samples, 'batchbald')
             H_B = sum(j[2] for j in joints) / R
-            b = max(1, chunk_size // (max(j[0].shape[0] for j in joints) * C))
             order = torch.sort(-ub_N, stable=True).indices[:num_avail]
-            best_gain, best_idx, pos = -math.inf, None, 0
-            while pos < num_avail:
-                blk = order[pos:pos+b]
-                blk_dev = blk.to(dev)
-                h = sum(_cond_entropy_given_batch(Jhat, w, lp_R_N_K_C[r, blk_dev]) for r, (Jhat, w, _) in enumerate(joints))
-                gains = h.cpu() / R - ce_N[blk]
-                ub_N[blk] = gains
-                g = gains.max().item()
-                i = int(blk[gains == g].min())
-                if g > best_gain or (g == best_gain and i < best_idx): best_gain, best_idx = g, i
-                pos += b
-                if lazy and pos < num_avail and best_gain >= ub_N[order[pos]].item() + tol: break
+            if screen is None or C ** len(picked) <= num_samples or num_avail <= screen_top:
+                idxs, gs = _lazy_scan(gains_fn(joints), order, ub_N, block(joints), lazy, tol, update_ub=True)
+            else:
+                # sampled joint: screen with a smaller independent sample, re-score the best `screen_top` fully
+                coarse = joints_of(picked, max(1, num_samples // screen), 'screen')
+                idxs, gs = _lazy_scan(gains_fn(coarse), order, ub_N, block(coarse), lazy, tol, update_ub=False)
+                idxs = idxs[torch.sort(-gs, stable=True).indices[:screen_top]]
+                gs = gains_fn(joints)(idxs)
+                ub_N[idxs] = gs
+            best_gain, best_idx = _best(idxs, gs)
         scores.append(H_B - ce_B + best_gain)
         picked.append(best_idx)
         ce_B += ce_N[best_idx].item()
@@ -359,9 +394,9 @@ class StochasticAcquisition(TopScores):
 class BatchBALDAcquisition(Acquisition):
     "Greedy BatchBALD; the keyword arguments go to `batchbald`"
     def __init__(self, num_samples:int=10000, dense:bool=False, num_pixels:int=8, max_candidates:int|None=None,
-                 lazy:bool=True, chunk_size:int=2**21):
+                 lazy:bool=True, screen:int|None=8, screen_top:int=64, chunk_size:int=2**23):
         self.kwargs = dict(num_samples=num_samples, dense=dense, num_pixels=num_pixels, max_candidates=max_candidates,
-                           lazy=lazy, chunk_size=chunk_size)
+                           lazy=lazy, screen=screen, screen_top=screen_top, chunk_size=chunk_size)
         self.dense = dense
     def __call__(self, log_probs_N_K_C, n, seed=None): return batchbald(log_probs_N_K_C, n, seed=seed, **self.kwargs)
     def __repr__(self): return f"BatchBALDAcquisition(num_samples={self.kwargs['num_samples']})"
