@@ -41,28 +41,60 @@ def _warn_k1(log_probs_N_K_C:Tensor, name:str):
                       "pool; use entropy, margin or least_confidence, or pass K>1 samples (MC dropout, ensembles)",
                       UserWarning, stacklevel=3)
 
-def _score(fn:Callable, log_probs_N_K_C:Tensor, dense:bool)->Tensor:
-    "Validate, then apply `fn` chunk by chunk"
-    check_log_probs(log_probs_N_K_C, dense=dense)
-    return _chunked(fn, log_probs_N_K_C)
+_ATOL = {torch.float16: 2e-2, torch.bfloat16: 5e-2}
+
+def _score(fn:Callable, # `fn(lp, p, scratch)` of a chunk of log-probs, their exp and a scratch buffer (compute dtype)
+           log_probs_N_K_C:Tensor, dense:bool, budget:int=2**18)->Tensor:
+    "Validate and apply `fn` chunk by chunk, in one pass over the log-probs"
+    lp_all = log_probs_N_K_C
+    # type, rank and shape (and the first item) through the shared validator; the values chunk by chunk below
+    check_log_probs(lp_all[:1] if isinstance(lp_all, Tensor) and lp_all.ndim >= 3 else lp_all, dense=dense)
+    atol = 0.999 * _ATOL.get(lp_all.dtype, 1e-3)  # inside `check_log_probs`'s tolerance on the log scale
+    cdt = torch.float64 if lp_all.dtype == torch.float64 else torch.float32
+    N, chunk = lp_all.shape[0], max(1, budget // max(1, lp_all[:1].numel()))
+    # one buffer for `p`, one scratch buffer, reused by every chunk: no allocator churn over a million items
+    p_buf = torch.empty((min(N, chunk),) + tuple(lp_all.shape[1:]), dtype=cdt, device=lp_all.device)
+    scratch = torch.empty_like(p_buf)
+    out = []
+    for start in range(0, N, chunk):
+        lp = lp_all[start:start+chunk].to(cdt)
+        p = torch.exp(lp, out=p_buf[:len(lp)])
+        # NaN and +inf also fail this test; `check_log_probs` then names the first bad item
+        if not ((p.sum(2) - 1).abs() <= atol).all(): check_log_probs(lp_all[:start+chunk], dense=dense)
+        out.append(fn(lp, p, scratch[:len(lp)]).to(lp_all.dtype))
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+def _xlogx_lp(lp:Tensor, p:Tensor, out:Tensor|None=None)->Tensor:
+    "`p log p` from `lp = log p` and `p`, 0 where `p == 0`, `log p` capped at 0 against rounding"
+    return torch.clamp(lp, min=torch.finfo(lp.dtype).min, max=0, out=out).mul_(p)
 
 # %% ../nbs/01_acquisition.ipynb #b388c788
 def entropy(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
             dense:bool=False, # Accept `[N, K, C, *spatial]` and return per-pixel scores `[N, *spatial]`
            )->Tensor:
     "Predictive entropy `H[mean_k p(y | x, w_k)]` in nats"
-    return _score(lambda lp: -_plogp(mean_log_probs(lp)).sum(1), log_probs_N_K_C, dense)
+    return _score(_entropy, log_probs_N_K_C, dense)
+
+def _entropy(lp:Tensor, p:Tensor, scratch=None)->Tensor:
+    pm = p.mean(1)
+    return (-torch.xlogy(pm, pm).sum(1)).clamp_min(0)
 
 def conditional_entropy(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
                         dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
                        )->Tensor:
     "Expected entropy `mean_k H[p(y | x, w_k)]` in nats (the aleatoric part)"
-    return _score(lambda lp: -_plogp(lp).sum(2).mean(1), log_probs_N_K_C, dense)
+    return _score(lambda lp, p, scratch: -_xlogx_lp(lp, p, scratch).sum(2).mean(1), log_probs_N_K_C, dense)
 
-def _bald(lp:Tensor)->Tensor:
-    lmp = mean_log_probs(lp)
-    ent = -_plogp(lmp).sum(1)
-    kl = torch.where(torch.isneginf(lp), torch.zeros_like(lp), lp.exp() * (lp - lmp[:, None])).sum(2).mean(1)
+def _bald(lp:Tensor, p:Tensor|None=None, scratch:Tensor|None=None)->Tensor:
+    if lp.shape[1] == 1: return lp.new_zeros(lp.shape[:1] + lp.shape[3:])  # exactly 0 for one sample
+    if p is None: p = lp.exp()
+    pm = p.mean(1)
+    ent = -torch.xlogy(pm, pm).sum(1)
+    lo = torch.finfo(lp.dtype).min
+    # termwise KL(p_k || mean p); finite stand-ins for log 0 make the 0-probability terms exactly 0
+    kl_terms = torch.clamp(lp, min=lo, max=0, out=scratch)
+    kl_terms.sub_(pm.log().clamp(min=lo)[:, None]).mul_(p)
+    kl = kl_terms.sum(2).mean(1)
     return torch.minimum(kl, ent).clamp_min(0)
 
 def bald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
@@ -73,8 +105,8 @@ def bald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
     return _score(_bald, log_probs_N_K_C, dense)
 
 # %% ../nbs/01_acquisition.ipynb #a7265ab1
-def _margin(lp:Tensor)->Tensor:
-    top2 = mean_log_probs(lp).exp().topk(2, dim=1).values
+def _margin(lp:Tensor, p:Tensor, scratch=None)->Tensor:
+    top2 = p.mean(1).topk(2, dim=1).values
     return 1 - (top2[:, 0] - top2[:, 1])
 
 def margin(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` with C >= 2
@@ -89,11 +121,12 @@ def least_confidence(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
                      dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
                     )->Tensor:
     "`1 - max_c p_c` of the predictive distribution"
-    return _score(lambda lp: 1 - mean_log_probs(lp).amax(1).exp(), log_probs_N_K_C, dense)
+    return _score(lambda lp, p, scratch: 1 - p.mean(1).amax(1), log_probs_N_K_C, dense)
 
-def _variation_ratios(lp:Tensor)->Tensor:
+def _variation_ratios(lp:Tensor, p:Tensor, scratch=None)->Tensor:
     K, C = lp.shape[1], lp.shape[2]
-    votes = torch.zeros_like(lp).scatter_(2, lp.argmax(2, keepdim=True), 1.).sum(1)
+    zeros = torch.zeros_like(lp) if scratch is None else scratch.zero_()
+    votes = zeros.scatter_(2, lp.argmax(2, keepdim=True), 1.).sum(1)
     return 1 - votes.amax(1) / K
 
 def variation_ratios(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
@@ -108,7 +141,7 @@ def mean_std(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
             )->Tensor:
     "Standard deviation over the K samples of each class probability, averaged over classes"
     _warn_k1(log_probs_N_K_C, 'mean_std')
-    return _score(lambda lp: lp.exp().std(1, correction=0).mean(1), log_probs_N_K_C, dense)
+    return _score(lambda lp, p, scratch: p.std(1, correction=0).mean(1), log_probs_N_K_C, dense)
 
 # %% ../nbs/01_acquisition.ipynb #14a58d04
 def reduce_dense(scores_N_S:Tensor, # Per-pixel scores `[N, *spatial]`
@@ -184,8 +217,10 @@ def stochastic_batch(scores_N:Tensor, # Scores, higher = acquire first
         logits_N = -beta * ranks_N.log()
     else: raise ValueError(f"expected mode 'power', 'softmax' or 'softrank', got {mode!r}")
     u_N = torch.rand(len(s_N), generator=torch_generator(seed), dtype=torch.float64)
-    keys_N = logits_N - torch.log(-torch.log(u_N))
-    idxs = torch.sort(-keys_N, stable=True).indices[:n]
+    keys_N = logits_N.sub_(torch.log(-torch.log(u_N)))
+    top = torch.topk(keys_N, n)
+    if torch.isneginf(top.values[-1]): idxs = torch.sort(-keys_N, stable=True).indices[:n]  # ties at -inf: lowest index
+    else: idxs = top.indices[torch.sort(-top.values, stable=True).indices]
     return CandidateBatch(idxs, scores_N[idxs.to(scores_N.device)])
 
 # %% ../nbs/01_acquisition.ipynb #c8e72f6a
