@@ -280,6 +280,11 @@ def _pixel_slots(log_probs_N_K_C_S:Tensor, num_pixels:int, compute_dtype)->Tenso
     slots_N_K_C_R = lp_N_K_C_P.gather(3, top_N_R[:, None, None, :].expand(N, K, C, R))
     return slots_N_K_C_R.permute(3, 0, 1, 2).contiguous()
 
+def _bald_ce(lp:Tensor, p:Tensor, scratch:Tensor)->Tensor:
+    "`[BALD, conditional entropy]` per item"
+    ce = -_xlogx_lp(lp, p, scratch).sum(2).mean(1)
+    return torch.stack([_bald(lp, p, scratch), ce], -1)
+
 def _best(idxs:Tensor, gains_:Tensor)->tuple:
     "The largest gain and its index, ties broken by the lower pool index"
     g = gains_.max().item()
@@ -312,7 +317,8 @@ def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K,
               chunk_size:int=2**23, # Elements in one `configurations x (candidates * C)` block
              )->CandidateBatch:
     "Greedy BatchBALD: `n` pool indices in pick order, each with the joint mutual information of the batch so far"
-    check_log_probs(log_probs_N_K_C, dense=dense)
+    if dense: check_log_probs(log_probs_N_K_C, dense=True)
+    else: check_log_probs(log_probs_N_K_C[:1] if isinstance(log_probs_N_K_C, Tensor) and log_probs_N_K_C.ndim == 3 else log_probs_N_K_C)
     N, K, C = log_probs_N_K_C.shape[:3]
     _check_n(n, N)
     for name, v, lo in [('num_samples', num_samples, 1), ('num_pixels', num_pixels, 1), ('chunk_size', chunk_size, 1),
@@ -324,9 +330,9 @@ def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K,
     cdt = torch.float64 if log_probs_N_K_C.dtype == torch.float64 else torch.float32
     lp_R_N_K_C = _pixel_slots(log_probs_N_K_C, num_pixels, cdt) if dense else log_probs_N_K_C[None]
     R, dev = lp_R_N_K_C.shape[0], log_probs_N_K_C.device
-    flat = lp_R_N_K_C.reshape(R * N, K, C)
-    bald_N = _chunked(lambda lp: _bald(lp.to(cdt)), flat).view(R, N).mean(0).cpu().double()
-    ce_N = _chunked(lambda lp: -_plogp(lp.to(cdt)).sum(2).mean(1), flat).view(R, N).mean(0).cpu().double()
+    # BALD and conditional entropies in one validated pass over the pool (the full check for classification)
+    stats = _score(_bald_ce, lp_R_N_K_C.reshape(R * N, K, C), False).view(R, N, 2).mean(0).cpu().double()
+    bald_N, ce_N = stats[:, 0].contiguous(), stats[:, 1].contiguous()
     ub_N = bald_N.clone()
     num_avail = N
     if max_candidates is not None and max_candidates < N:
