@@ -111,6 +111,29 @@ def score_cases(lp, repeat):
     return res
 
 
+class PeakRSS:
+    "Peak resident memory during a block, above the resident memory at its start (polled every 2 ms)"
+    def __enter__(self):
+        import ctypes, threading
+        try: ctypes.CDLL('libc.so.6').malloc_trim(0)  # hand freed heap back first, so it cannot hide new use
+        except OSError: pass
+        self.start = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+    def _rss(self): return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    def _poll(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.002)
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+        self.extra_mb = (self.peak - self.start) / 2**20
+
+
 def child_big_pool(which, N, K):
     "Run in a subprocess: peak RSS beyond the input for one scorer on a big pool"
     lp = grouped_pool(N, K)
@@ -138,10 +161,11 @@ def child_big_pool(which, N, K):
         PowerSampling(BALD(), query_size=n).get_ranks(probs[:1000])
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         f = lambda: PowerSampling(BALD(), query_size=n).get_ranks(probs)
-    dt, _ = timed(f, repeat=3)  # best of 3: the machine is shared
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with PeakRSS() as mem:
+        dt, _ = timed(f, repeat=1 if which == 'redux_bald' else 3)  # best of 3 (redux: one call of ~100 s)
     input_mb = N * K * C * (8 if which.startswith('baal') else 4) / 2**20
-    print(json.dumps(dict(time_s=dt, input_mb=input_mb, peak_extra_mb=(peak - base) / 1024)))
+    print(json.dumps(dict(time_s=dt, input_mb=input_mb, peak_extra_mb=mem.extra_mb, maxrss_extra_mb=(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)))
 
 
 def big_pool(N, K, which_list):
@@ -160,9 +184,21 @@ def main():
     ap.add_argument('--child', nargs=3)
     ap.add_argument('--skip-batchbald', action='store_true')
     ap.add_argument('--rerun-baal', action='store_true', help="rerun baal's BatchBALD rows of an existing results file")
+    ap.add_argument('--rerun-ours', action='store_true', help="re-time our BatchBALD (median of 3) into an existing results file")
+    ap.add_argument('--rerun-big-pool', action='store_true', help="re-measure the 1M-item pool into an existing results file")
     args = ap.parse_args()
     if args.child: return child_big_pool(args.child[0], int(args.child[1]), int(args.child[2]))
     if args.rerun_baal: return rerun_baal(ROOT / 'benchmarks' / 'results' / 'acquisition')
+    if args.rerun_ours: return rerun_ours(ROOT / 'benchmarks' / 'results' / 'acquisition')
+    if args.rerun_big_pool:
+        out = ROOT / 'benchmarks' / 'results' / 'acquisition'
+        results = json.loads(out.with_suffix('.json').read_text())
+        results['big_pool'] = dict(N=1_000_000, K=20, rerun=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()),
+                                   load_avg=os.getloadavg(), **big_pool(1_000_000, 20, ['ours_bald', 'ours_powerbald', 'redux_bald', 'baal_bald', 'baal_powerbald']))
+        md = to_markdown(results)
+        print(md)
+        out.with_suffix('.json').write_text(json.dumps(results, indent=1))
+        return out.with_suffix('.md').write_text(md)
     import batchbald_redux, baal
     sizes = [(500, 20), (500, 50)] if args.quick else [(2000, 20), (2000, 100), (10000, 20), (10000, 100)]
     big_N = 20_000 if args.quick else 1_000_000
@@ -214,6 +250,31 @@ def rerun_baal(out):
     out.with_suffix('.md').write_text(md)
 
 
+def rerun_ours(out):
+    "Re-time our BatchBALD on the same pools (median of 3 calls) after a change, beside the peers' times of the main run"
+    results = json.loads(out.with_suffix('.json').read_text())
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    rows = []
+    for bb in results['batchbald']:
+        lp = grouped_pool(bb['N'], bb['K'])
+        batchbald(lp[:200], 3)
+        ts = []
+        for _ in range(3):
+            t, cb = timed(lambda: batchbald(lp, n, num_samples=NUM_SAMPLES, seed=0))
+            ts.append(t)
+        picks = cb.idxs.tolist()
+        r = dict(N=bb['N'], K=bb['K'], times_s=ts, median_s=sorted(ts)[1], picks=picks,
+                 mi5_exact=batch_mutual_information(lp, picks[:5]), mi10_mc=mc_batch_mi(lp, picks))
+        rows.append(r)
+        print(f"  ours N={r['N']} K={r['K']}: {[round(x, 2) for x in ts]} s, MI10 {r['mi10_mc']:.5f}, picks {picks}", flush=True)
+    results['batchbald_ours_rerun'] = dict(commit=commit, load_avg=os.getloadavg(),
+                                           when=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime()), rows=rows)
+    md = to_markdown(results)
+    print(md)
+    out.with_suffix('.json').write_text(json.dumps(results, indent=1))
+    out.with_suffix('.md').write_text(md)
+
+
 def to_markdown(res):
     m = res['meta']
     lines = [f"Machine: {m['cpu_count']} CPU cores, torch {m['torch']} ({m['threads']} threads), batchbald_redux {m['batchbald_redux']}, "
@@ -236,6 +297,18 @@ def to_markdown(res):
             lines.append(f"\n*baal's rows rerun separately (picks taken in baal's own pick order), load average "
                          f"{res['meta'].get('baal_rerun_load_avg', [float('nan')])[0]:.1f}.")
         lines.append("")
+    rr = res.get('batchbald_ours_rerun')
+    if rr:
+        lines += [f"### BatchBALD, ours re-timed at commit {rr['commit']} ({rr['when']}, load average {rr['load_avg'][0]:.1f}), "
+                  "median of 3 calls; peers' times from the table above", "",
+                  "| N | K | ours (s), 3 calls | median | vs batchbald_redux | vs baal | MI all 10 (MC): ours / redux |", "|---|---|---|---|---|---|---|"]
+        for r, bb in zip(rr['rows'], res['batchbald']):
+            b = bb.get('baal')
+            vs_baal = f"{b['time_s'] / r['median_s']:.0f}x" if b else "-"
+            times = ' / '.join(f"{x:.2f}" for x in r['times_s'])
+            lines.append(f"| {r['N']:,} | {r['K']} | {times} | {r['median_s']:.2f} | {bb['redux']['time_s'] / r['median_s']:.0f}x | "
+                         f"{vs_baal} | {r['mi10_mc']:.4f} / {bb['redux']['mi10_mc']:.4f} |")
+        lines.append("")
     lines += ["### BALD and PowerBALD (n=10), best of 3", "",
               "| N | K | ours BALD (s) | redux BALD (s) | ratio | baal BALD (s) | ratio | ours PowerBALD (s) | baal PowerBALD (s) | ratio |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -244,9 +317,9 @@ def to_markdown(res):
                      f"{s['baal_bald_s']:.4f} | {s['baal_bald_s'] / s['ours_bald_s']:.1f}x | {s['ours_powerbald_s']:.4f} | "
                      f"{s['baal_powerbald_s']:.4f} | {s['baal_powerbald_s'] / s['ours_powerbald_s']:.1f}x |")
     bp = res['big_pool']
-    lines += ["", f"### Pool of {bp['N']:,} x {bp['K']} x {C} float32 ({bp['N'] * bp['K'] * C * 4 / 2**20:.0f} MiB of log-probs), one process per row, best of 3 calls", "",
+    lines += ["", f"### Pool of {bp['N']:,} x {bp['K']} x {C} float32 ({bp['N'] * bp['K'] * C * 4 / 2**20:.0f} MiB of log-probs), one process per row, best of 3 calls (batchbald_redux: 1 call)" + (f", measured {bp['rerun']}" if 'rerun' in bp else ""), "",
               "baal is given float64 probabilities `[N, C, K]` (its layout; 1,526 MiB for 1M items), converted outside the "
-              "measurement. Peak memory is the growth of the process's maximum RSS during the call.", "",
+              "measurement. Peak memory: the largest resident set size during the calls (polled every 2 ms, after `malloc_trim`) minus the resident set size just before.", "",
               "| scorer | time (s) | input (MiB) | peak memory beyond the input (MiB) |", "|---|---|---|---|"]
     for k, v in bp.items():
         if not isinstance(v, dict): continue

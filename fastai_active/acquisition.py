@@ -285,15 +285,29 @@ def _bald_ce(lp:Tensor, p:Tensor, scratch:Tensor)->Tensor:
     ce = -_xlogx_lp(lp, p, scratch).sum(2).mean(1)
     return torch.stack([_bald(lp, p, scratch), ce], -1)
 
+def _bounding_joint(Jhat_M_K:Tensor, w_M:Tensor, keep:int, groups:int=64)->tuple:
+    "The `keep` heaviest configurations, the others merged into `groups` weighted mixtures: an upper bound on `h`"
+    order_M = torch.argsort(w_M, descending=True)
+    top, rest = order_M[:keep], order_M[keep:]
+    G = min(groups, len(rest))
+    group_R = torch.arange(len(rest), device=w_M.device) * G // len(rest)
+    w_R = w_M[rest]
+    W_G = w_M.new_zeros(G).index_add_(0, group_R, w_R)
+    J_G_K = w_M.new_zeros(G, Jhat_M_K.shape[1]).index_add_(0, group_R, w_R[:, None] * Jhat_M_K[rest].double())
+    J_G_K /= W_G[:, None]
+    return torch.cat([Jhat_M_K[top], J_G_K.to(Jhat_M_K.dtype)]), torch.cat([w_M[top], W_G])
+
 def _best(idxs:Tensor, gains_:Tensor)->tuple:
     "The largest gain and its index, ties broken by the lower pool index"
     g = gains_.max().item()
     return g, int(idxs[gains_ == g].min())
 
-def _lazy_scan(gains:Callable, order:Tensor, ub_N:Tensor, b:int, lazy:bool, tol:float, update_ub:bool)->tuple:
+def _lazy_scan(gains:Callable, order:Tensor, ub_N:Tensor, b:int, lazy:bool, tol:float, update_ub:bool,
+               best:float=-math.inf)->tuple:
     "Evaluate `gains` on blocks of `order` (decreasing bounds `ub_N`) until no bound left can beat the best gain"
-    idxs, gs, best, pos = [], [], -math.inf, 0
+    idxs, gs, pos = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, dtype=torch.float64)], 0
     while pos < len(order):
+        if lazy and best >= ub_N[order[pos]].item() + tol: break
         blk = order[pos:pos+b]
         g_b = gains(blk)
         if update_ub: ub_N[blk] = g_b
@@ -301,7 +315,6 @@ def _lazy_scan(gains:Callable, order:Tensor, ub_N:Tensor, b:int, lazy:bool, tol:
         gs.append(g_b)
         best = max(best, g_b.max().item())
         pos += b
-        if lazy and pos < len(order) and best >= ub_N[order[pos]].item() + tol: break
     return torch.cat(idxs), torch.cat(gs)
 
 def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K, C, *spatial]` with `dense`)
@@ -312,7 +325,7 @@ def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K,
               num_pixels:int=8, # With `dense`: pixels per image taken into the joint
               max_candidates:int|None=None, # Cull the pool to the top-`max_candidates` by BALD first
               lazy:bool=True, # Lazy greedy: evaluate candidates in order of their gain bound, stop early
-              screen:int|None=8, # Sampled joint: screen candidates with `num_samples // screen` configurations first
+              screen:int|None=8, # Prune with `M // screen` configurations first (exact: valid bound; sampled: estimate)
               screen_top:int=64, # Sampled joint: candidates re-scored with all `num_samples` after screening
               chunk_size:int=2**23, # Elements in one `configurations x (candidates * C)` block
              )->CandidateBatch:
@@ -367,7 +380,23 @@ def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K,
             joints = joints_of(picked, num_samples, 'batchbald')
             H_B = sum(j[2] for j in joints) / R
             order = torch.sort(-ub_N, stable=True).indices[:num_avail]
-            if screen is None or C ** len(picked) <= num_samples or num_avail <= screen_top:
+            M = max(j[0].shape[0] for j in joints)
+            exact = C ** len(picked) <= num_samples
+            if exact and lazy and screen is not None and M >= 1024:
+                # exact joint with many configurations: prune with a cheap valid upper bound, then evaluate exactly
+                bounds = [_bounding_joint(Jhat, w, M // screen) + (H,) for Jhat, w, H in joints]
+                b = block(joints)
+                idxs0, gs0 = _lazy_scan(gains_fn(joints), order[:b], ub_N, b, False, tol, update_ub=True)
+                best0 = gs0.max().item()
+                rest = order[b:][ub_N[order[b:]] + tol > best0]
+                if len(rest):
+                    bound_gains = torch.cat([gains_fn(bounds)(blk) for blk in rest.split(block(bounds))])
+                    ub_N[rest] = torch.minimum(ub_N[rest], bound_gains + tol)
+                    rest = rest[ub_N[rest] + tol > best0]
+                    rest = rest[torch.sort(-ub_N[rest], stable=True).indices]
+                idxs1, gs1 = _lazy_scan(gains_fn(joints), rest, ub_N, b, True, tol, update_ub=True, best=best0)
+                idxs, gs = torch.cat([idxs0, idxs1]), torch.cat([gs0, gs1])
+            elif screen is None or exact or num_avail <= screen_top:
                 idxs, gs = _lazy_scan(gains_fn(joints), order, ub_N, block(joints), lazy, tol, update_ub=True)
             else:
                 # sampled joint: screen with a smaller independent sample, re-score the best `screen_top` fully

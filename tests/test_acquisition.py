@@ -337,3 +337,13 @@ def test_strategies():
     assert acq.dense
     assert acq(seg, 2).idxs.tolist() == top_k(reduce_dense(margin(seg, dense=True), 'topq', q=0.4), 2).idxs.tolist()
     with pytest.raises(ValueError, match="expected 'random'"): as_acquisition('coreset')
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_bounding_keeps_exact_picks(dtype):
+    "With many exact configurations (4^5, 4^6 >= 1024) the bound-pruned scan picks what the plain lazy scan picks"
+    lp = make_log_probs(11, 300, 8, 4, dtype, scale=2.)
+    a = batchbald(lp, 7, num_samples=4 ** 6)
+    b = batchbald(lp, 7, num_samples=4 ** 6, screen=None)
+    assert a.idxs.tolist() == b.idxs.tolist()
+    torch.testing.assert_close(a.scores, b.scores, atol=1e-6, rtol=0)
