@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_acquisition.ipynb #2b6a63e6
 from __future__ import annotations
-import math
+import math, warnings
 from typing import Callable
 
 import torch
@@ -13,31 +13,155 @@ from torch import Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['mean_log_probs', 'entropy', 'top_k', 'random_batch', 'Acquisition', 'TopScores', 'RandomAcquisition',
-           'as_acquisition']
+__all__ = ['mean_log_probs', 'entropy', 'conditional_entropy', 'bald', 'margin', 'least_confidence', 'variation_ratios',
+           'mean_std', 'reduce_dense', 'top_k', 'random_batch', 'stochastic_batch', 'batchbald',
+           'batch_mutual_information', 'Acquisition', 'TopScores', 'StochasticAcquisition', 'BatchBALDAcquisition',
+           'RandomAcquisition', 'as_acquisition']
 
 # %% ../nbs/01_acquisition.ipynb #9f6e33d4
-def _chunked(fn:Callable, log_probs_N_K_C:Tensor, chunk_size:int=65536)->Tensor:
-    "Apply `fn` to blocks of items so temporaries stay at `chunk_size` items"
+def _chunked(fn:Callable, log_probs_N_K_C:Tensor, chunk_size:int|None=None, budget:int=2**20)->Tensor:
+    "Apply `fn` to blocks of items so temporaries stay at `chunk_size` items (default: about `budget` elements)"
     N = log_probs_N_K_C.shape[0]
+    if chunk_size is None: chunk_size = max(1, budget // max(1, log_probs_N_K_C[:1].numel()))
     if N <= chunk_size: return fn(log_probs_N_K_C)
     return torch.cat([fn(log_probs_N_K_C[i:i+chunk_size]) for i in range(0, N, chunk_size)])
 
 def _plogp(log_p:Tensor)->Tensor:
-    "`p * log p` from `log p`, with the limit 0 where `p == 0`"
+    "`p * log p` from `log p`, with the limit 0 where `p == 0`; `log p` is capped at 0 against rounding"
+    log_p = log_p.clamp(max=0)
     return torch.where(torch.isneginf(log_p), torch.zeros_like(log_p), log_p.exp() * log_p)
 
 def mean_log_probs(log_probs_N_K_C:Tensor)->Tensor:
     "Log of the predictive `mean_k p(y | x, w_k)`, in log space: `[N, K, C, ...] -> [N, C, ...]`"
     return torch.logsumexp(log_probs_N_K_C, dim=1) - math.log(log_probs_N_K_C.shape[1])
 
+def _warn_k1(log_probs_N_K_C:Tensor, name:str):
+    if log_probs_N_K_C.shape[1] == 1:
+        warnings.warn(f"{name} is identically 0 for K=1 posterior sample (a deterministic model): it cannot rank the "
+                      "pool; use entropy, margin or least_confidence, or pass K>1 samples (MC dropout, ensembles)",
+                      UserWarning, stacklevel=3)
+
+_ATOL = {torch.float16: 2e-2, torch.bfloat16: 5e-2}
+
+def _score(fn:Callable, # `fn(lp, p, scratch)` of a chunk of log-probs, their exp and a scratch buffer (compute dtype)
+           log_probs_N_K_C:Tensor, dense:bool, budget:int=2**18)->Tensor:
+    "Validate and apply `fn` chunk by chunk, in one pass over the log-probs"
+    lp_all = log_probs_N_K_C
+    # type, rank and shape (and the first item) through the shared validator; the values chunk by chunk below
+    check_log_probs(lp_all[:1] if isinstance(lp_all, Tensor) and lp_all.ndim >= 3 else lp_all, dense=dense)
+    atol = 0.999 * _ATOL.get(lp_all.dtype, 1e-3)  # inside `check_log_probs`'s tolerance on the log scale
+    cdt = torch.float64 if lp_all.dtype == torch.float64 else torch.float32
+    N, chunk = lp_all.shape[0], max(1, budget // max(1, lp_all[:1].numel()))
+    # one buffer for `p`, one scratch buffer, reused by every chunk: no allocator churn over a million items
+    p_buf = torch.empty((min(N, chunk),) + tuple(lp_all.shape[1:]), dtype=cdt, device=lp_all.device)
+    scratch = torch.empty_like(p_buf)
+    out = []
+    for start in range(0, N, chunk):
+        lp = lp_all[start:start+chunk].to(cdt)
+        p = torch.exp(lp, out=p_buf[:len(lp)])
+        # NaN and +inf also fail this test; `check_log_probs` then names the first bad item
+        if not ((p.sum(2) - 1).abs() <= atol).all(): check_log_probs(lp_all[:start+chunk], dense=dense)
+        out.append(fn(lp, p, scratch[:len(lp)]).to(lp_all.dtype))
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+def _xlogx_lp(lp:Tensor, p:Tensor, out:Tensor|None=None)->Tensor:
+    "`p log p` from `lp = log p` and `p`, 0 where `p == 0`, `log p` capped at 0 against rounding"
+    return torch.clamp(lp, min=torch.finfo(lp.dtype).min, max=0, out=out).mul_(p)
+
 # %% ../nbs/01_acquisition.ipynb #b388c788
 def entropy(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
             dense:bool=False, # Accept `[N, K, C, *spatial]` and return per-pixel scores `[N, *spatial]`
            )->Tensor:
     "Predictive entropy `H[mean_k p(y | x, w_k)]` in nats"
-    check_log_probs(log_probs_N_K_C, dense=dense)
-    return _chunked(lambda lp: -_plogp(mean_log_probs(lp)).sum(1), log_probs_N_K_C)
+    return _score(_entropy, log_probs_N_K_C, dense)
+
+def _entropy(lp:Tensor, p:Tensor, scratch=None)->Tensor:
+    pm = p.mean(1)
+    return (-torch.xlogy(pm, pm).sum(1)).clamp_min(0)
+
+def conditional_entropy(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
+                        dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
+                       )->Tensor:
+    "Expected entropy `mean_k H[p(y | x, w_k)]` in nats (the aleatoric part)"
+    return _score(lambda lp, p, scratch: -_xlogx_lp(lp, p, scratch).sum(2).mean(1), log_probs_N_K_C, dense)
+
+def _bald(lp:Tensor, p:Tensor|None=None, scratch:Tensor|None=None)->Tensor:
+    if lp.shape[1] == 1: return lp.new_zeros(lp.shape[:1] + lp.shape[3:])  # exactly 0 for one sample
+    if p is None: p = lp.exp()
+    pm = p.mean(1)
+    ent = -torch.xlogy(pm, pm).sum(1)
+    lo = torch.finfo(lp.dtype).min
+    # termwise KL(p_k || mean p); finite stand-ins for log 0 make the 0-probability terms exactly 0
+    kl_terms = torch.clamp(lp, min=lo, max=0, out=scratch)
+    kl_terms.sub_(pm.log().clamp(min=lo)[:, None]).mul_(p)
+    kl = kl_terms.sum(2).mean(1)
+    return torch.minimum(kl, ent).clamp_min(0)
+
+def bald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
+         dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
+        )->Tensor:
+    "BALD: mutual information `I[y; w | x]` between the label and the model parameters, in nats"
+    _warn_k1(log_probs_N_K_C, 'BALD')
+    return _score(_bald, log_probs_N_K_C, dense)
+
+# %% ../nbs/01_acquisition.ipynb #a7265ab1
+def _margin(lp:Tensor, p:Tensor, scratch=None)->Tensor:
+    top2 = p.mean(1).topk(2, dim=1).values
+    return 1 - (top2[:, 0] - top2[:, 1])
+
+def margin(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` with C >= 2
+           dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
+          )->Tensor:
+    "`1 - (p_top1 - p_top2)` of the predictive distribution: 1 when the two best classes tie"
+    if isinstance(log_probs_N_K_C, Tensor) and log_probs_N_K_C.ndim >= 3 and log_probs_N_K_C.shape[2] < 2:
+        raise ValueError(f"expected C >= 2 classes for the margin, got shape {tuple(log_probs_N_K_C.shape)}")
+    return _score(_margin, log_probs_N_K_C, dense)
+
+def least_confidence(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
+                     dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
+                    )->Tensor:
+    "`1 - max_c p_c` of the predictive distribution"
+    return _score(lambda lp, p, scratch: 1 - p.mean(1).amax(1), log_probs_N_K_C, dense)
+
+def _variation_ratios(lp:Tensor, p:Tensor, scratch=None)->Tensor:
+    K, C = lp.shape[1], lp.shape[2]
+    zeros = torch.zeros_like(lp) if scratch is None else scratch.zero_()
+    votes = zeros.scatter_(2, lp.argmax(2, keepdim=True), 1.).sum(1)
+    return 1 - votes.amax(1) / K
+
+def variation_ratios(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
+                     dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
+                    )->Tensor:
+    "`1 - f/K`, with `f` the number of the K samples whose argmax is the modal class"
+    _warn_k1(log_probs_N_K_C, 'variation_ratios')
+    return _score(_variation_ratios, log_probs_N_K_C, dense)
+
+def mean_std(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
+             dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
+            )->Tensor:
+    "Standard deviation over the K samples of each class probability, averaged over classes"
+    _warn_k1(log_probs_N_K_C, 'mean_std')
+    return _score(lambda lp, p, scratch: p.std(1, correction=0).mean(1), log_probs_N_K_C, dense)
+
+# %% ../nbs/01_acquisition.ipynb #14a58d04
+def reduce_dense(scores_N_S:Tensor, # Per-pixel scores `[N, *spatial]`
+                 reduction:str|Callable='mean', # 'mean', 'max', 'topq', or a function `[N, P] -> [N]`
+                 q:float=0.1, # Fraction of pixels averaged by 'topq'
+                )->Tensor:
+    "One score per item from per-pixel scores"
+    if not isinstance(scores_N_S, Tensor) or scores_N_S.ndim < 2:
+        raise ValueError(f"expected per-pixel scores of shape [N, *spatial], got "
+                         f"{tuple(getattr(scores_N_S, 'shape', ())) or type(scores_N_S).__name__}")
+    if torch.isnan(scores_N_S).any(): raise ValueError("expected per-pixel scores without NaN")
+    flat_N_P = scores_N_S.flatten(1)
+    if callable(reduction): return reduction(flat_N_P)
+    if reduction == 'mean': return flat_N_P.mean(1)
+    if reduction == 'max': return flat_N_P.amax(1)
+    if reduction == 'topq':
+        if not 0 < q <= 1: raise ValueError(f"expected 0 < q <= 1 for 'topq', got q={q}")
+        k = max(1, math.ceil(q * flat_N_P.shape[1]))
+        return flat_N_P.topk(k, dim=1).values.mean(1)
+    raise ValueError(f"expected reduction 'mean', 'max', 'topq' or a function, got {reduction!r}")
 
 # %% ../nbs/01_acquisition.ipynb #25e90758
 def _check_n(n:int, N:int):
@@ -46,11 +170,15 @@ def _check_n(n:int, N:int):
     if n <= 0: raise ValueError(f"expected a batch size n >= 1, got n={n}")
     if n > N: raise ValueError(f"asked for n={n} items but the pool holds only N={N}")
 
+def _check_scores(scores_N:Tensor):
+    if not isinstance(scores_N, Tensor) or scores_N.ndim != 1:
+        raise ValueError(f"expected scores of shape [N], got {tuple(getattr(scores_N, 'shape', ())) or type(scores_N).__name__}")
+    if torch.isnan(scores_N).any(): raise ValueError("expected scores without NaN")
+
 def top_k(scores_N:Tensor, n:int)->CandidateBatch:
     "The `n` highest scores, highest first (ties broken by the lower pool index)"
-    if scores_N.ndim != 1: raise ValueError(f"expected scores of shape [N], got {tuple(scores_N.shape)}")
+    _check_scores(scores_N)
     _check_n(n, len(scores_N))
-    if torch.isnan(scores_N).any(): raise ValueError("expected scores without NaN")
     # a stable sort on the negated scores keeps equal scores in pool order
     idxs = torch.sort(-scores_N, stable=True).indices[:n]
     return CandidateBatch(idxs, scores_N[idxs])
@@ -65,6 +193,242 @@ def random_batch(N:int, n:int, seed:int|None=None)->CandidateBatch:
 random = random_batch  # importable by name, kept out of `__all__` so `import *` never hides the stdlib module
 
 # %% ../nbs/01_acquisition.ipynb #00f0598d
+def stochastic_batch(scores_N:Tensor, # Scores, higher = acquire first
+                     n:int, # Batch size
+                     mode:str='power', # 'power', 'softmax' or 'softrank'
+                     beta:float=1.0, # Inverse temperature (0 = uniform)
+                     seed:int|None=None, # Seed of the Gumbel noise
+                    )->CandidateBatch:
+    "Sample `n` distinct items with probability given by `mode` over `scores_N` (Kirsch et al. 2023)"
+    _check_scores(scores_N)
+    _check_n(n, len(scores_N))
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"expected a finite beta >= 0, got {beta!r}")
+    s_N = scores_N.detach().to('cpu', torch.float64)
+    if mode == 'power':
+        if (s_N < 0).any(): raise ValueError(f"expected scores >= 0 for mode='power', got min {s_N.min().item():.4g}")
+        logits_N = beta * s_N.log() if beta > 0 else torch.zeros_like(s_N)
+    elif mode == 'softmax':
+        if not torch.isfinite(s_N).all(): raise ValueError("expected finite scores for mode='softmax'")
+        logits_N = beta * s_N
+    elif mode == 'softrank':
+        ranks_N = torch.empty_like(s_N)
+        ranks_N[torch.sort(-s_N, stable=True).indices] = torch.arange(1, len(s_N) + 1, dtype=torch.float64)
+        logits_N = -beta * ranks_N.log()
+    else: raise ValueError(f"expected mode 'power', 'softmax' or 'softrank', got {mode!r}")
+    u_N = torch.rand(len(s_N), generator=torch_generator(seed), dtype=torch.float64)
+    keys_N = logits_N.sub_(torch.log(-torch.log(u_N)))
+    top = torch.topk(keys_N, n)
+    if torch.isneginf(top.values[-1]): idxs = torch.sort(-keys_N, stable=True).indices[:n]  # ties at -inf: lowest index
+    else: idxs = top.indices[torch.sort(-top.values, stable=True).indices]
+    return CandidateBatch(idxs, scores_N[idxs.to(scores_N.device)])
+
+# %% ../nbs/01_acquisition.ipynb #c8e72f6a
+def _normalised_joint(logJ_M_K:Tensor, counts_M:Tensor|None=None)->tuple:
+    "`(Ĵ_M_K / K, weights_M, H[y_B])` from the log joint probabilities `log P(s | w_k)` (float64)"
+    K = logJ_M_K.shape[1]
+    logp_M = torch.logsumexp(logJ_M_K, 1) - math.log(K)
+    keep_M = torch.isfinite(logp_M)
+    if counts_M is None:
+        logJ_M_K, logp_M = logJ_M_K[keep_M], logp_M[keep_M]
+        w_M = logp_M.exp()
+    else:
+        w_M = (counts_M / counts_M.sum()).to(logp_M)[keep_M]
+        logJ_M_K, logp_M = logJ_M_K[keep_M], logp_M[keep_M]
+    Jhat_M_K = (logJ_M_K - logp_M[:, None] - math.log(K)).exp()
+    return Jhat_M_K, w_M, -(w_M * logp_M).sum().item()
+
+def _exact_joint(lp_m_K_C:Tensor)->tuple:
+    "The joint of the picked items' labels, enumerating all `C^m` configurations"
+    lp_m_K_C = lp_m_K_C.double()
+    K = lp_m_K_C.shape[1]
+    logJ_M_K = lp_m_K_C.new_zeros(1, K)
+    for lp_K_C in lp_m_K_C:
+        logJ_M_K = (logJ_M_K[:, None, :] + lp_K_C.T[None]).reshape(-1, K)
+        logJ_M_K = logJ_M_K[~torch.isneginf(logJ_M_K).all(1)]
+    return _normalised_joint(logJ_M_K)
+
+def _sampled_joint(lp_m_K_C:Tensor, num_samples:int, generator:torch.Generator)->tuple:
+    "The joint of the picked items' labels from `num_samples // K` configurations drawn from each `P(. | w_k)`"
+    lp_m_K_C = lp_m_K_C.detach().to('cpu', torch.float64)
+    m, K, C = lp_m_K_C.shape
+    S = max(1, num_samples // K)
+    choices_m_KS = torch.multinomial(lp_m_K_C.exp().reshape(m * K, C), S, replacement=True,
+                                     generator=generator).reshape(m, K * S)
+    configs_U_m, counts_U = torch.unique(choices_m_KS.T, dim=0, return_counts=True)
+    logJ_U_K = sum(lp_K_C.T[configs_U_m[:, i]] for i, lp_K_C in enumerate(lp_m_K_C))
+    return _normalised_joint(logJ_U_K, counts_U.double())
+
+def _cond_entropy_given_batch(Jhat_M_K:Tensor, w_M:Tensor, lp_b_K_C:Tensor)->Tensor:
+    "`sum_s w_s H[y_x | y_B = s]` for a block of candidates: one matmul, then the entropy reduction"
+    b, K, C = lp_b_K_C.shape
+    M = Jhat_M_K.shape[0]
+    p_K_bC = lp_b_K_C.to(Jhat_M_K.dtype).exp().permute(1, 0, 2).reshape(K, b * C)
+    q_M_bC = Jhat_M_K @ p_K_bC
+    torch.xlogy(q_M_bC, q_M_bC, out=q_M_bC)
+    if Jhat_M_K.dtype == torch.float64 or M <= 1024: return -(w_M @ q_M_bC.view(M, b, C).sum(2).double())
+    # many configurations: reduce over them with one float32 matrix-vector product (about 1e-6 relative error)
+    return -(w_M.to(q_M_bC.dtype) @ q_M_bC).view(b, C).double().sum(1)
+
+# %% ../nbs/01_acquisition.ipynb #e2697aaf
+def _pixel_slots(log_probs_N_K_C_S:Tensor, num_pixels:int, compute_dtype)->Tensor:
+    "`[R, N, K, C]`: for each item its `R = num_pixels` pixels of highest BALD, in decreasing order"
+    N, K, C = log_probs_N_K_C_S.shape[:3]
+    lp_N_K_C_P = log_probs_N_K_C_S.flatten(3)
+    R = min(num_pixels, lp_N_K_C_P.shape[3])
+    top_N_R = _chunked(lambda lp: _bald(lp.to(compute_dtype)), lp_N_K_C_P).topk(R, dim=1).indices
+    slots_N_K_C_R = lp_N_K_C_P.gather(3, top_N_R[:, None, None, :].expand(N, K, C, R))
+    return slots_N_K_C_R.permute(3, 0, 1, 2).contiguous()
+
+def _bald_ce(lp:Tensor, p:Tensor, scratch:Tensor)->Tensor:
+    "`[BALD, conditional entropy]` per item"
+    ce = -_xlogx_lp(lp, p, scratch).sum(2).mean(1)
+    return torch.stack([_bald(lp, p, scratch), ce], -1)
+
+def _bounding_joint(Jhat_M_K:Tensor, w_M:Tensor, keep:int, groups:int=64)->tuple:
+    "The `keep` heaviest configurations, the others merged into `groups` weighted mixtures: an upper bound on `h`"
+    order_M = torch.argsort(w_M, descending=True)
+    top, rest = order_M[:keep], order_M[keep:]
+    G = min(groups, len(rest))
+    group_R = torch.arange(len(rest), device=w_M.device) * G // len(rest)
+    w_R = w_M[rest]
+    W_G = w_M.new_zeros(G).index_add_(0, group_R, w_R)
+    J_G_K = w_M.new_zeros(G, Jhat_M_K.shape[1]).index_add_(0, group_R, w_R[:, None] * Jhat_M_K[rest].double())
+    J_G_K /= W_G[:, None]
+    return torch.cat([Jhat_M_K[top], J_G_K.to(Jhat_M_K.dtype)]), torch.cat([w_M[top], W_G])
+
+def _best(idxs:Tensor, gains_:Tensor)->tuple:
+    "The largest gain and its index, ties broken by the lower pool index"
+    g = gains_.max().item()
+    return g, int(idxs[gains_ == g].min())
+
+def _lazy_scan(gains:Callable, order:Tensor, ub_N:Tensor, b:int, lazy:bool, tol:float, update_ub:bool,
+               best:float=-math.inf)->tuple:
+    "Evaluate `gains` on blocks of `order` (decreasing bounds `ub_N`) until no bound left can beat the best gain"
+    idxs, gs, pos = [torch.zeros(0, dtype=torch.long)], [torch.zeros(0, dtype=torch.float64)], 0
+    while pos < len(order):
+        if lazy and best >= ub_N[order[pos]].item() + tol: break
+        blk = order[pos:pos+b]
+        g_b = gains(blk)
+        if update_ub: ub_N[blk] = g_b
+        idxs.append(blk)
+        gs.append(g_b)
+        best = max(best, g_b.max().item())
+        pos += b
+    return torch.cat(idxs), torch.cat(gs)
+
+def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K, C, *spatial]` with `dense`)
+              n:int, # Batch size
+              num_samples:int=10000, # Joint configurations: exact while `C^m <= num_samples`, then sampled
+              seed:int|None=None, # Seed of the sampled configurations
+              dense:bool=False, # Segmentation outputs: pixels paired across images by BALD rank (see above)
+              num_pixels:int=8, # With `dense`: pixels per image taken into the joint
+              max_candidates:int|None=None, # Cull the pool to the top-`max_candidates` by BALD first
+              lazy:bool=True, # Lazy greedy: evaluate candidates in order of their gain bound, stop early
+              screen:int|None=8, # Prune with `M // screen` configurations first (exact: valid bound; sampled: estimate)
+              screen_top:int=64, # Sampled joint: candidates re-scored with all `num_samples` after screening
+              chunk_size:int=2**23, # Elements in one `configurations x (candidates * C)` block
+             )->CandidateBatch:
+    "Greedy BatchBALD: `n` pool indices in pick order, each with the joint mutual information of the batch so far"
+    if dense: check_log_probs(log_probs_N_K_C, dense=True)
+    else: check_log_probs(log_probs_N_K_C[:1] if isinstance(log_probs_N_K_C, Tensor) and log_probs_N_K_C.ndim == 3 else log_probs_N_K_C)
+    N, K, C = log_probs_N_K_C.shape[:3]
+    _check_n(n, N)
+    for name, v, lo in [('num_samples', num_samples, 1), ('num_pixels', num_pixels, 1), ('chunk_size', chunk_size, 1),
+                        ('screen_top', screen_top, 1)] + ([('screen', screen, 2)] if screen is not None else []):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo: raise ValueError(f"expected an int {name} >= {lo}, got {v!r}")
+    if max_candidates is not None and (not isinstance(max_candidates, int) or max_candidates < n):
+        raise ValueError(f"expected max_candidates None or an int >= n={n}, got {max_candidates!r}")
+    _warn_k1(log_probs_N_K_C, 'BatchBALD')
+    cdt = torch.float64 if log_probs_N_K_C.dtype == torch.float64 else torch.float32
+    lp_R_N_K_C = _pixel_slots(log_probs_N_K_C, num_pixels, cdt) if dense else log_probs_N_K_C[None]
+    R, dev = lp_R_N_K_C.shape[0], log_probs_N_K_C.device
+    # BALD and conditional entropies in one validated pass over the pool (the full check for classification)
+    stats = _score(_bald_ce, lp_R_N_K_C.reshape(R * N, K, C), False).view(R, N, 2).mean(0).cpu().double()
+    bald_N, ce_N = stats[:, 0].contiguous(), stats[:, 1].contiguous()
+    ub_N = bald_N.clone()
+    num_avail = N
+    if max_candidates is not None and max_candidates < N:
+        ub_N[torch.sort(-bald_N, stable=True).indices[max_candidates:]] = -math.inf
+        num_avail = max_candidates
+    tol = 1e-10 if cdt == torch.float64 else 1e-5
+
+    def joints_of(picked, num, key):
+        out = []
+        for r in range(R):
+            lp_m_K_C = lp_R_N_K_C[r, torch.tensor(picked, device=dev)]
+            if C ** len(picked) <= num: joint = _exact_joint(lp_m_K_C)
+            else: joint = _sampled_joint(lp_m_K_C, num, torch_generator(derive_seed(seed, key, len(picked), r)))
+            out.append((joint[0].to(dev, cdt), joint[1].to(dev), joint[2]))
+        return out
+
+    def gains_fn(joints):
+        def gains(blk):
+            blk_dev = blk.to(dev)
+            h = sum(_cond_entropy_given_batch(Jhat, w, lp_R_N_K_C[r, blk_dev]) for r, (Jhat, w, _) in enumerate(joints))
+            return h.cpu() / R - ce_N[blk]
+        return gains
+
+    def block(joints): return max(1, chunk_size // (max(j[0].shape[0] for j in joints) * C))
+
+    picked, scores, ce_B = [], [], 0.
+    for step in range(n):
+        if step == 0:
+            best_idx = int(torch.sort(-ub_N, stable=True).indices[0])
+            best_gain, H_B = bald_N[best_idx].item(), 0.
+        else:
+            joints = joints_of(picked, num_samples, 'batchbald')
+            H_B = sum(j[2] for j in joints) / R
+            order = torch.sort(-ub_N, stable=True).indices[:num_avail]
+            M = max(j[0].shape[0] for j in joints)
+            exact = C ** len(picked) <= num_samples
+            if exact and lazy and screen is not None and M >= 1024:
+                # exact joint with many configurations: prune with a cheap valid upper bound, then evaluate exactly
+                bounds = [_bounding_joint(Jhat, w, M // screen) + (H,) for Jhat, w, H in joints]
+                b = block(joints)
+                idxs0, gs0 = _lazy_scan(gains_fn(joints), order[:b], ub_N, b, False, tol, update_ub=True)
+                best0 = gs0.max().item()
+                rest = order[b:][ub_N[order[b:]] + tol > best0]
+                if len(rest):
+                    bound_gains = torch.cat([gains_fn(bounds)(blk) for blk in rest.split(block(bounds))])
+                    ub_N[rest] = torch.minimum(ub_N[rest], bound_gains + tol)
+                    rest = rest[ub_N[rest] + tol > best0]
+                    rest = rest[torch.sort(-ub_N[rest], stable=True).indices]
+                idxs1, gs1 = _lazy_scan(gains_fn(joints), rest, ub_N, b, True, tol, update_ub=True, best=best0)
+                idxs, gs = torch.cat([idxs0, idxs1]), torch.cat([gs0, gs1])
+            elif screen is None or exact or num_avail <= screen_top:
+                idxs, gs = _lazy_scan(gains_fn(joints), order, ub_N, block(joints), lazy, tol, update_ub=True)
+            else:
+                # sampled joint: screen with a smaller independent sample, re-score the best `screen_top` fully
+                coarse = joints_of(picked, max(1, num_samples // screen), 'screen')
+                idxs, gs = _lazy_scan(gains_fn(coarse), order, ub_N, block(coarse), lazy, tol, update_ub=False)
+                idxs = idxs[torch.sort(-gs, stable=True).indices[:screen_top]]
+                gs = gains_fn(joints)(idxs)
+                ub_N[idxs] = gs
+            best_gain, best_idx = _best(idxs, gs)
+        scores.append(H_B - ce_B + best_gain)
+        picked.append(best_idx)
+        ce_B += ce_N[best_idx].item()
+        ub_N[best_idx] = -math.inf
+        num_avail -= 1
+    return CandidateBatch(torch.tensor(picked), torch.tensor(scores, dtype=log_probs_N_K_C.dtype))
+
+# %% ../nbs/01_acquisition.ipynb #d317f06d
+def batch_mutual_information(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
+                             idxs, # Pool indices of the batch
+                             max_configs:int=2**22, # Refuse batches with more joint labellings than this
+                            )->float:
+    "Exact joint mutual information `I[y_B; w]` (nats) of the items `idxs`, in float64"
+    check_log_probs(log_probs_N_K_C)
+    idxs = torch.as_tensor(idxs, dtype=torch.long).flatten()
+    C = log_probs_N_K_C.shape[2]
+    if C ** len(idxs) > max_configs:
+        raise ValueError(f"expected at most max_configs={max_configs} joint labellings, got C^n = {C}^{len(idxs)}")
+    lp_m_K_C = log_probs_N_K_C[idxs.to(log_probs_N_K_C.device)].double().cpu()
+    _, _, H_B = _exact_joint(lp_m_K_C)
+    return H_B - (-_plogp(lp_m_K_C).sum(2).mean(1)).sum().item()
+
+# %% ../nbs/01_acquisition.ipynb #9bd6b782
 class Acquisition:
     "Base class: `__call__(log_probs_N_K_C, n, seed=None) -> CandidateBatch` of pool indices"
     needs_preds:bool = True
@@ -73,11 +437,39 @@ class Acquisition:
         raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}()"
 
+def _name(f): return getattr(f, '__name__', repr(f))
+
 class TopScores(Acquisition):
-    "The `n` items with the highest `score(log_probs_N_K_C)`"
-    def __init__(self, score:Callable): self.score = score
-    def __call__(self, log_probs_N_K_C, n, seed=None): return top_k(self.score(log_probs_N_K_C), n)
-    def __repr__(self): return f"TopScores({getattr(self.score, '__name__', self.score)})"
+    "The `n` items with the highest `score(log_probs_N_K_C)`, per-pixel scores reduced with `reduce` if given"
+    def __init__(self, score:Callable, reduce:str|Callable|None=None, q:float=0.1):
+        self.score, self.reduce, self.q = score, reduce, q
+        self.dense = reduce is not None
+    def scores(self, log_probs_N_K_C:Tensor)->Tensor:
+        "One score per item"
+        if self.reduce is None: return self.score(log_probs_N_K_C)
+        return reduce_dense(self.score(log_probs_N_K_C, dense=True), self.reduce, q=self.q)
+    def __call__(self, log_probs_N_K_C, n, seed=None): return top_k(self.scores(log_probs_N_K_C), n)
+    def __repr__(self):
+        return f"TopScores({_name(self.score)}" + (f", reduce={_name(self.reduce)!s}" if self.dense else "") + ")"
+
+class StochasticAcquisition(TopScores):
+    "Sample `n` items with `stochastic_batch(score(log_probs_N_K_C), n, mode, beta, seed)` (PowerBALD, ...)"
+    def __init__(self, score:Callable, mode:str='power', beta:float=1.0, reduce:str|Callable|None=None, q:float=0.1):
+        super().__init__(score, reduce=reduce, q=q)
+        self.mode, self.beta = mode, beta
+    def __call__(self, log_probs_N_K_C, n, seed=None):
+        return stochastic_batch(self.scores(log_probs_N_K_C), n, mode=self.mode, beta=self.beta, seed=seed)
+    def __repr__(self): return f"StochasticAcquisition({_name(self.score)}, mode={self.mode!r}, beta={self.beta})"
+
+class BatchBALDAcquisition(Acquisition):
+    "Greedy BatchBALD; the keyword arguments go to `batchbald`"
+    def __init__(self, num_samples:int=10000, dense:bool=False, num_pixels:int=8, max_candidates:int|None=None,
+                 lazy:bool=True, screen:int|None=8, screen_top:int=64, chunk_size:int=2**23):
+        self.kwargs = dict(num_samples=num_samples, dense=dense, num_pixels=num_pixels, max_candidates=max_candidates,
+                           lazy=lazy, screen=screen, screen_top=screen_top, chunk_size=chunk_size)
+        self.dense = dense
+    def __call__(self, log_probs_N_K_C, n, seed=None): return batchbald(log_probs_N_K_C, n, seed=seed, **self.kwargs)
+    def __repr__(self): return f"BatchBALDAcquisition(num_samples={self.kwargs['num_samples']})"
 
 class RandomAcquisition(Acquisition):
     "Uniform random acquisition; needs no predictions"
@@ -86,9 +478,17 @@ class RandomAcquisition(Acquisition):
         N = log_probs_N_K_C if isinstance(log_probs_N_K_C, int) else len(log_probs_N_K_C)
         return random_batch(N, n, seed=seed)
 
+_SCORES = dict(entropy=entropy, bald=bald, margin=margin, least_confidence=least_confidence,
+               variation_ratios=variation_ratios, mean_std=mean_std)
+
 def as_acquisition(acq)->Acquisition:
-    "An `Acquisition` from a strategy, a score function, or the name `'random'`"
+    "An `Acquisition` from a strategy, a score function, or a name ('random', 'batchbald', 'powerbald', 'bald', ...)"
     if isinstance(acq, Acquisition): return acq
-    if acq == 'random': return RandomAcquisition()
+    if isinstance(acq, str):
+        if acq == 'random': return RandomAcquisition()
+        if acq == 'batchbald': return BatchBALDAcquisition()
+        if acq == 'powerbald': return StochasticAcquisition(bald, mode='power')
+        if acq in _SCORES: return TopScores(_SCORES[acq])
+        raise ValueError(f"expected 'random', 'batchbald', 'powerbald' or one of {sorted(_SCORES)}, got {acq!r}")
     if callable(acq): return TopScores(acq)
-    raise TypeError(f"expected an Acquisition, a score function or 'random', got {acq!r}")
+    raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
