@@ -218,9 +218,8 @@ class MCDropoutSampling(Callback):
         if self.consistent_masks:
             masks = _ConsistentMasks(mods, self.n_samples, self.seed).attach()
             stack.callback(masks.detach)
-        else:
-            stack.enter_context(dropout_sampling(model))
-            stack.enter_context(seeded(self.seed))
+        else: stack.enter_context(dropout_sampling(model))
+        stack.enter_context(seeded(self.seed))
         self.used_head_only = head is not None
         self.learn.model = _MCForward(model, self.n_samples, body, head, masks)
         self.log_probs, self.n_seen = None, 0
