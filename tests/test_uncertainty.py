@@ -319,6 +319,14 @@ def test_cuda_results_come_back_on_cpu(kwargs):
     learn, x = make_learner()
     learn.dls.cuda()
     learn.model.cuda()
-    lp = learn.get_mc_preds(pool_of(x).to('cuda') if hasattr(DataLoader, 'to') else pool_of(x), n_samples=4, seed=0, **kwargs)[0]
+    pool = DataLoader([(xi,) for xi in x], bs=16, device='cuda')
+    lp = learn.get_mc_preds(pool, n_samples=4, seed=0, **kwargs)[0]
     assert lp.device.type == 'cpu' and lp.shape == (64, 4, 4)
     assert not any(modes(learn.model)) and next(learn.model.parameters()).is_cuda
+    again = learn.get_mc_preds(pool, n_samples=4, seed=0, **kwargs)[0]
+    assert torch.equal(lp, again)                                # seeded on CUDA too
+    if kwargs.get('consistent_masks'):                           # masks drawn on the CPU: same samples as on CPU
+        learn.model.cpu()
+        learn.dls.cpu()
+        on_cpu = learn.get_mc_preds(pool_of(x), n_samples=4, seed=0, **kwargs)[0]
+        assert torch.allclose(lp, on_cpu, atol=1e-4)
