@@ -308,19 +308,21 @@ class DeepEnsemble(PosteriorSampler):
         return check_log_probs(out, dense=True, name='ensemble log-probs')
     def __repr__(self): return f"DeepEnsemble(n_members={self.n_members})"
 
-def train_ensemble(make_learner:Callable, # Called with no arguments: a fresh `Learner`
+def train_ensemble(make_learner:Callable, # `make_learner(dls)` returns a fresh `Learner`, as for `ActiveLearner`
+                   dls, # The `DataLoaders` to train on
                    n_members:int=5, # M, members to train
                    fit:Callable|None=None, # Trains one learner (default: `learn.fit(1)`)
                    seed:int|None=None, # Member m is built and trained under `derive_seed(seed, 'fit', round, m)`
                    round:int=0, # Round number in the seeds (as `ActiveLearner` uses it)
-                   cbs=None, # Callbacks added to every member before training
+                   cbs=None, # Callbacks added to every member before training (e.g. `sampler.fit_cbs()`)
                   )->list[Learner]:
     "Train `n_members` learners from `make_learner`, each with its own seed"
     _check_n('n_members', n_members)
     learns = []
     for m in range(n_members):
         with seeded(derive_seed(seed, 'fit', round, m)):
-            learn = make_learner()
+            learn = make_learner(dls)
+            if not isinstance(learn, Learner): raise TypeError(f"make_learner must return a fastai Learner, got {type(learn).__name__}")
             if cbs: learn.add_cbs(cbs)
             if fit is None: learn.fit(1)
             else: fit(learn)

@@ -200,7 +200,14 @@ def test_identical_ensemble_members_give_bald_zero():
     lp = DeepEnsemble(3)(members, pool_of(x))
     assert lp.shape == (64, 3, 4)
     assert bald(lp).abs().max() < 1e-6
-    different = train_ensemble(lambda: make_learner(seed=0)[0], n_members=3, fit=lambda l: l.fit(1, 1e-2), seed=1)
+    def make(dls):
+        learn = Learner(dls, make_model(), loss_func=CrossEntropyLossFlat(), cbs=[])
+        learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+        return learn
+    # fresh DataLoaders for each run: fastai's shuffling state lives in the DataLoader
+    different = train_ensemble(make, make_learner(seed=0)[0].dls, n_members=3, fit=lambda l: l.fit(1, 1e-2), seed=1)
+    again = train_ensemble(make, make_learner(seed=0)[0].dls, n_members=3, fit=lambda l: l.fit(1, 1e-2), seed=1)
+    assert torch.equal(DeepEnsemble(3)(different, pool_of(x)), DeepEnsemble(3)(again, pool_of(x)))  # seeded
     assert bald(DeepEnsemble(3)(different, pool_of(x))).mean() > 1e-4
     with pytest.raises(ValueError, match="expected 3 trained members"): DeepEnsemble(3)(members[:2], pool_of(x))
 
