@@ -8,13 +8,14 @@ weights: no downloads) scores a pool of random images. Timed, each on the same p
   (d) `learn.get_mc_preds(n_samples=K, head_only=False)`: K full passes per batch,
   (e) fastai's own `MCDropoutCallback` with `get_preds` called K times (then stacked).
 Peak memory: on CUDA `torch.cuda.max_memory_allocated` above the level before the method; on CPU the peak resident
-set size above the level before the method (sampled every 2 ms). Writes benchmarks/results/uncertainty[-TAG].json
+set size above the level before the method (sampled every 2 ms), each method in a fresh process. On CPU the process
+CPU time is reported beside wall time, since wall time on a shared machine follows the load of other processes. Writes benchmarks/results/uncertainty[-TAG].json
 and .md.
 
     python benchmarks/uncertainty.py                       # CPU defaults: 10k 32x32 images, small CNN body
     python benchmarks/uncertainty.py --arch resnet18 --size 64 --n 50000 --bs 512 --tag gpu   # on a GPU
 """
-import argparse, json, platform, sys, threading, time
+import argparse, json, os, platform, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 
 import torch
@@ -82,9 +83,10 @@ def measure(fn, device):
         torch.cuda.synchronize()
         return time.perf_counter() - start, torch.cuda.max_memory_allocated() - base, out
     with PeakRSS() as mem:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         out = fn()
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    measure.cpu_seconds = cpu
     return elapsed, mem.extra, out
 
 
@@ -101,6 +103,11 @@ def main():
     p.add_argument('--skip-slow', action='store_true', help='skip (d) and (e), the K-full-pass methods')
     p.add_argument('--tag', default='', help='suffix of the result files')
     p.add_argument('--out', default=str(Path(__file__).parent/'results'))
+    p.add_argument('--in-process', action='store_true',
+                   help='on CPU, run all methods in this process (default: each in a fresh process, so that the peak '
+                        'RSS of one method is not hidden by memory the allocator kept from an earlier one)')
+    p.add_argument('--method', type=int, default=None, help=argparse.SUPPRESS)      # child: run only this method
+    p.add_argument('--child-out', default=None, help=argparse.SUPPRESS)             # child: write its row here
     args = p.parse_args()
 
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -134,37 +141,62 @@ def main():
     learn.get_mc_preds(warm, n_samples=K, seed=0)
     learn.get_mc_preds(warm, n_samples=2, seed=0, head_only=False)
 
+    load_before = os.getloadavg()
+    isolate = device.type == 'cpu' and not args.in_process and args.method is None
     rows = []
-    for name, fn in methods.items():
-        best = None
+    for i, (name, fn) in enumerate(methods.items()):
+        if args.method is not None and i != args.method: continue
+        if isolate:
+            with tempfile.TemporaryDirectory() as d:
+                subprocess.run([sys.executable, __file__, *sys.argv[1:], '--method', str(i), '--child-out', f'{d}/row.json'],
+                               check=True)
+                rows.append(json.loads(Path(f'{d}/row.json').read_text()))
+            continue
+        times, mems, cpus = [], [], []
         for _ in range(args.repeats if 'full' not in name and 'fastai' not in name else 1):
             secs, mem, out = measure(fn, device)
-            if best is None or secs < best[0]: best = (secs, mem, tuple(out.shape))
+            times.append(secs)
+            mems.append(mem)
+            cpus.append(getattr(measure, 'cpu_seconds', float('nan')))
+            shape = tuple(out.shape)
             del out
-        rows.append(dict(method=name, seconds=round(best[0], 3), peak_mem_mib=round(best[1] / 2**20, 1), shape=best[2]))
-        print(f"{name}: {best[0]:.2f} s, peak +{best[1] / 2**20:.1f} MiB, result {best[2]}", flush=True)
+        rows.append(dict(method=name, seconds=round(min(times), 3), all_seconds=[round(t, 3) for t in times],
+                         cpu_seconds=round(min(cpus), 3), peak_mem_mib=round(max(mems) / 2**20, 1), shape=shape))
+        print(f"{name}: {min(times):.2f} s (runs: {', '.join(f'{t:.2f}' for t in times)}; process CPU time "
+              f"{min(cpus):.2f} s), peak +{max(mems) / 2**20:.1f} MiB, result {shape}", flush=True)
+    if args.child_out:
+        Path(args.child_out).write_text(json.dumps(rows[0]))
+        return
     base = rows[0]['seconds']
     fastai_row = next((r for r in rows if r['method'].startswith('fastai')), None)
     for r in rows:
         r['x_deterministic'] = round(r['seconds'] / base, 3)
+        if device.type == 'cpu': r['cpu_x_deterministic'] = round(r['cpu_seconds'] / rows[0]['cpu_seconds'], 3)
         if fastai_row: r['x_fastai_mc_k'] = round(r['seconds'] / fastai_row['seconds'], 4)
 
     env = dict(device=torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or 'cpu',
                torch=torch.__version__, threads=torch.get_num_threads(), python=platform.python_version(),
                pool=args.n, K=K, size=args.size, bs=args.bs, arch=args.arch, classes=args.classes,
-               workers=args.workers, repeats=args.repeats, head_split=split, command=' '.join(sys.argv))
+               workers=args.workers, repeats=args.repeats, head_split=split, command=' '.join(sys.argv),
+               cpus=os.cpu_count(), loadavg_1min_before=round(load_before[0], 2), loadavg_1min_after=round(os.getloadavg()[0], 2))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = 'uncertainty' + (f'-{args.tag}' if args.tag else '')
     (out/f'{stem}.json').write_text(json.dumps(dict(env=env, results=rows), indent=2) + '\n')
     mem_kind = 'CUDA max_memory_allocated' if device.type == 'cuda' else 'peak RSS'
     lines = [f"MC scoring of {args.n} images ({args.size}x{args.size}, {args.arch} body, fastai head), K={K}, "
-             f"bs={args.bs}, on {env['device']} ({device.type}, torch {torch.__version__}, {env['threads']} threads)", '',
+             f"bs={args.bs}, on {env['device']} ({device.type}, torch {torch.__version__}, {env['threads']} threads; "
+             f"load average {env['loadavg_1min_before']} before, {env['loadavg_1min_after']} after, {env['cpus']} CPUs)", '',
              f"| method | seconds | x one deterministic pass | x fastai MCDropoutCallback x K | peak extra memory ({mem_kind}), MiB |",
              '|---|---:|---:|---:|---:|']
     for r in rows:
-        lines.append(f"| {r['method']} | {r['seconds']:.2f} | {r['x_deterministic']:.2f} | "
-                     f"{r.get('x_fastai_mc_k', float('nan')):.3f} | {r['peak_mem_mib']:.1f} |")
+        x_fastai = f"{r['x_fastai_mc_k']:.3f}" if 'x_fastai_mc_k' in r else 'not run'
+        lines.append(f"| {r['method']} | {r['seconds']:.2f} | {r['x_deterministic']:.2f} | {x_fastai} | "
+                     f"{r['peak_mem_mib']:.1f} |")
+    if device.type == 'cpu':
+        lines += ['', 'On a shared CPU, wall time follows the load of other processes; process CPU time (all threads) '
+                  'is steadier:', '', '| method | CPU seconds | x one deterministic pass |', '|---|---:|---:|']
+        lines += [f"| {r['method']} | {r['cpu_seconds']:.2f} | {r['cpu_x_deterministic']:.2f} |" for r in rows]
     (out/f'{stem}.md').write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
 
