@@ -1,0 +1,339 @@
+"Posterior samples from fastai Learners: MC dropout (full and head-only), ensembles, snapshots and TTA."
+import math, warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings, strategies as st
+
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback  # registers Learner.no_bar
+from fastai.data.core import DataLoaders, Datasets
+from fastai.data.load import DataLoader
+from fastai.learner import Learner
+from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
+from fastai.torch_core import TensorImage
+from fastai.vision.augment import Flip
+
+from fastai_active.core import check_log_probs, derive_seed, seeded
+from fastai_active.uncertainty import (DeepEnsemble, MCDropout, MCDropoutSampling, SinglePass, SnapshotEnsemble,
+                                       TTASampler, dropout_modules, find_head_split, train_ensemble)
+
+
+def bald(log_probs_N_K_C):
+    "Mutual information H[mean p] - mean H[p], computed here from the closed form"
+    p = log_probs_N_K_C.double().exp()
+    mean_p = p.mean(1)
+    return -(mean_p * mean_p.clamp_min(1e-300).log()).sum(-1) + (p * log_probs_N_K_C.double()).sum(-1).mean(1)
+
+
+def make_model(p=0.5, C=4):
+    body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(8, 16), nn.ReLU(),
+                         nn.Dropout(p), nn.Linear(16, C))
+    return nn.Sequential(body, head)
+
+
+def make_learner(seed=0, n=64, model=None, bs=16):
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g)
+    with seeded(seed):
+        dls = DataLoaders(DataLoader(list(zip(x, y)), bs=bs, shuffle=True), DataLoader(list(zip(x, y)), bs=bs))
+        learn = Learner(dls, make_model() if model is None else model, loss_func=CrossEntropyLossFlat(), cbs=[])
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+    return learn, x
+
+
+def pool_of(x, bs=16): return DataLoader([(xi,) for xi in x], bs=bs)
+
+
+def modes(model): return [m.training for m in model.modules()]
+
+
+def test_samples_differ_and_dropout_is_back_in_eval():
+    learn, x = make_learner()
+    model = learn.model
+    lp, targs = learn.get_mc_preds(pool_of(x), n_samples=6, seed=0)
+    assert lp.shape == (64, 6, 4) and lp.dtype == torch.float32 and targs is None
+    check_log_probs(lp)
+    assert not torch.allclose(lp[:, 0], lp[:, 1])
+    assert learn.model is model and not any(modes(model))
+    # the validation set has labels: they come back as targets
+    lp, targs = learn.get_mc_preds(n_samples=2, seed=0)
+    assert lp.shape == (64, 2, 4) and targs.shape == (64,)
+
+
+class Boom(Callback):
+    "Raises in the middle of prediction, after `n` batches"
+    def __init__(self, n=2): self.n, self.seen = n, 0
+    def after_batch(self):
+        self.seen += 1
+        if self.seen == self.n: raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(head_only=False), dict(consistent_masks=True)])
+def test_state_restored_after_an_exception_mid_prediction(kwargs):
+    learn, x = make_learner()
+    learn.add_cb(Boom(2))
+    model = learn.model
+    rng = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match="boom"):
+        learn.get_mc_preds(pool_of(x), n_samples=4, seed=1, **kwargs)
+    assert learn.model is model
+    assert not any(modes(model))
+    assert torch.equal(torch.get_rng_state(), rng)            # the seeded fork of the global RNG was undone
+    assert all(not m._forward_hooks for m in model.modules())  # consistent-mask hooks removed
+    learn.remove_cb(learn.boom)
+    lp = learn.get_mc_preds(pool_of(x), n_samples=4, seed=1, **kwargs)[0]  # and it works again afterwards
+    assert lp.shape == (64, 4, 4)
+
+
+def test_seeded_sampling_is_reproducible_and_leaves_global_rng_alone():
+    learn, x = make_learner()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = learn.get_mc_preds(pool_of(x), n_samples=5, seed=7)[0]
+    assert torch.equal(torch.rand(3), expected)
+    b = learn.get_mc_preds(pool_of(x), n_samples=5, seed=7)[0]
+    c = learn.get_mc_preds(pool_of(x), n_samples=5, seed=8)[0]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+class CheckModes(Callback):
+    "Records the modes of BatchNorm and dropout layers while predicting"
+    def after_pred(self):
+        mods = list(self.learn.model.modules())
+        self.bn = [m.training for m in mods if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.dropout = [m.training for m in mods if isinstance(m, nn.Dropout)]
+
+
+@pytest.mark.parametrize("head_only", [True, False])
+def test_batchnorm_stays_in_eval_mode(head_only):
+    learn, x = make_learner()
+    bn = learn.model[0][1]
+    stats = bn.running_mean.clone(), bn.running_var.clone()
+    check = CheckModes()
+    learn.add_cb(check)
+    learn.get_mc_preds(pool_of(x), n_samples=3, head_only=head_only)
+    assert check.bn == [False] and check.dropout == [True, True]
+    assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
+
+
+def test_model_without_dropout_is_an_error():
+    learn, x = make_learner(model=nn.Sequential(nn.Flatten(), nn.Linear(192, 4)))
+    with pytest.raises(ValueError, match="needs dropout layers"):
+        learn.get_mc_preds(pool_of(x), n_samples=3)
+    assert isinstance(learn.model, nn.Sequential) and learn.model[1].out_features == 4
+
+
+def test_dropout_found_by_type_not_name():
+    class Noisy(nn.Dropout): pass      # a subclass with another name
+    class DropoutLikeName(nn.Identity): pass
+    m = nn.Sequential(nn.Linear(2, 2), Noisy(), DropoutLikeName(), nn.AlphaDropout(0.1), nn.Dropout3d(),
+                      nn.FeatureAlphaDropout(0.1))
+    assert [type(d).__name__ for d in dropout_modules(m)] == ['Noisy', 'AlphaDropout', 'Dropout3d', 'FeatureAlphaDropout']
+    assert find_head_split(m) == 1
+
+
+def test_head_only_matches_full_mc_in_distribution():
+    "Mean and variance of the predictive over many samples agree between the head-only and the full path"
+    learn, x = make_learner(n=8)
+    with torch.no_grad(): learn.model[1][-1].weight.mul_(10)   # confident logits: samples that vary a lot
+    K = 3000
+    fast = learn.get_mc_preds(pool_of(x), n_samples=K, seed=0, head_only=True)[0].exp()
+    full = learn.get_mc_preds(pool_of(x), n_samples=K, seed=1, head_only=False)[0].exp()
+    assert full.var(1).min() > 5e-3                   # there is variance to compare
+    # standard error of a mean of K probabilities is below 0.5/sqrt(K) ~ 0.009; of a variance a few percent
+    assert (fast.mean(1) - full.mean(1)).abs().max() < 0.035
+    assert ((fast.var(1) - full.var(1)).abs() / full.var(1)).max() < 0.2
+    # the test tells dropout rates apart: p=0.2 instead of 0.5 fails it
+    learn.model[1][2].p = learn.model[1][5].p = 0.2
+    low = learn.get_mc_preds(pool_of(x), n_samples=K, seed=2, head_only=True)[0].exp()
+    assert ((low.var(1) - full.var(1)).abs() / full.var(1)).max() > 0.2
+
+
+def test_consistent_masks_head_only_equals_full_passes_and_masks_are_shared():
+    learn, x = make_learner()
+    x = x.clone()
+    x[1] = x[0]                       # two identical pool items
+    fast = learn.get_mc_preds(pool_of(x), n_samples=6, seed=3, consistent_masks=True)[0]
+    full = learn.get_mc_preds(pool_of(x), n_samples=6, seed=3, consistent_masks=True, head_only=False)[0]
+    assert torch.allclose(fast, full, atol=1e-5)
+    assert torch.allclose(fast[0], fast[1], atol=1e-6)    # the same K networks for every item
+    assert not torch.allclose(fast[:, 0], fast[:, 1])
+    indep = learn.get_mc_preds(pool_of(x), n_samples=6, seed=3)[0]
+    assert not torch.allclose(indep[0], indep[1])          # independent masks per item otherwise
+
+
+@pytest.mark.parametrize("layer", [nn.Dropout(0.3), nn.AlphaDropout(0.3), nn.Dropout1d(0.3),
+                                   nn.FeatureAlphaDropout(0.3)])
+def test_consistent_masks_follow_the_layers_own_distribution(layer):
+    "Hooked masks give the mean and variance of the layer's own train-mode output"
+    feats = torch.randn(1, 4, 5)
+    first = nn.Linear(5, 5)
+    with torch.no_grad():
+        first.weight.copy_(torch.eye(5))
+        first.bias.zero_()
+    model = nn.Sequential(first, layer, nn.Flatten())
+    learn = Learner(DataLoaders(DataLoader([(feats[0], 0)], bs=1), DataLoader([(feats[0], 0)], bs=1)), model,
+                    loss_func=CrossEntropyLossFlat(), cbs=[])
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+    K = 4000
+    lp = learn.get_mc_preds(DataLoader([(feats[0],)], bs=1), n_samples=K, seed=0, consistent_masks=True,
+                            head_only=False)[0]
+    # the output is used as logits: compare the pre-softmax values through their log-softmax
+    layer.train()
+    with seeded(0): native = torch.stack([layer(feats.expand(1, 4, 5)).flatten(1).log_softmax(-1)[0] for _ in range(K)])
+    layer.eval()
+    assert (lp[0].mean(0) - native.mean(0)).abs().max() < 0.1
+    assert (lp[0].std(0) - native.std(0)).abs().max() < 0.1
+
+
+def test_identical_ensemble_members_give_bald_zero():
+    members = []
+    for _ in range(3):
+        learn, x = make_learner(seed=0)
+        with seeded(5): learn.fit(1, 1e-2)
+        members.append(learn)
+    lp = DeepEnsemble(3)(members, pool_of(x))
+    assert lp.shape == (64, 3, 4)
+    assert bald(lp).abs().max() < 1e-6
+    def make(dls):
+        learn = Learner(dls, make_model(), loss_func=CrossEntropyLossFlat(), cbs=[])
+        learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+        return learn
+    # fresh DataLoaders for each run: fastai's shuffling state lives in the DataLoader
+    different = train_ensemble(make, make_learner(seed=0)[0].dls, n_members=3, fit=lambda l: l.fit(1, 1e-2), seed=1)
+    again = train_ensemble(make, make_learner(seed=0)[0].dls, n_members=3, fit=lambda l: l.fit(1, 1e-2), seed=1)
+    assert torch.equal(DeepEnsemble(3)(different, pool_of(x)), DeepEnsemble(3)(again, pool_of(x)))  # seeded
+    assert bald(DeepEnsemble(3)(different, pool_of(x))).mean() > 1e-4
+    with pytest.raises(ValueError, match="expected 3 trained members"): DeepEnsemble(3)(members[:2], pool_of(x))
+
+
+class SegModel(nn.Module):
+    "A tiny segmentation net: deterministic conv body, Dropout2d head, logits [bs, C, H, W]"
+    def __init__(self, C):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout2d(0.3), nn.Conv2d(6, C, 1))
+    def forward(self, x): return self.head(self.body(x))
+
+
+@pytest.mark.parametrize("C, loss", [(3, CrossEntropyLossFlat(axis=1)), (1, BCEWithLogitsLossFlat())])
+def test_segmentation_shapes(C, loss):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(20, 3, 6, 5, generator=g)
+    y = (torch.randint(0, 3, (20, 6, 5), generator=g) if C > 1 else torch.randint(0, 2, (20, 1, 6, 5), generator=g).float())
+    dls = DataLoaders(DataLoader(list(zip(x, y)), bs=8), DataLoader(list(zip(x, y)), bs=8))
+    learn = Learner(dls, SegModel(C), loss_func=loss, cbs=[])
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+    out_C = max(C, 2)
+    lp, targs = learn.get_mc_preds(n_samples=4, seed=0)          # with labels: fastai computes the loss too
+    assert lp.shape == (20, 4, out_C, 6, 5) and targs.shape == y.shape
+    check_log_probs(lp, dense=True)
+    # a custom Module is no chain: full passes, unless the split is named
+    sampled = MCDropoutSampling(n_samples=4, seed=0, consistent_masks=True, split=(learn.model.body, learn.model.head))
+    learn.get_preds(dl=pool_of(x, bs=8), cbs=sampled, with_preds=False)
+    full = learn.get_mc_preds(pool_of(x, bs=8), n_samples=4, seed=0, consistent_masks=True)[0]
+    assert sampled.used_head_only and torch.allclose(sampled.log_probs, full, atol=1e-5)
+    for sampler in (MCDropout(3, seed=0), SinglePass()):
+        out = sampler([learn], pool_of(x, bs=8))
+        assert out.shape[2:] == (out_C, 6, 5) and out.device.type == 'cpu'
+
+
+def test_float16_storage_and_chunks_on_disk_equal_memory(tmp_path):
+    learn, x = make_learner(n=50)
+    dl = pool_of(x, bs=16)         # 50 items: the last batch is short
+    mem = learn.get_mc_preds(dl, n_samples=5, seed=0)[0]
+    disk = learn.get_mc_preds(dl, n_samples=5, seed=0, path=tmp_path/'lp.npy')[0]
+    assert torch.equal(disk, mem)
+    assert np.array_equal(np.load(tmp_path/'lp.npy'), mem.numpy())
+    half = learn.get_mc_preds(dl, n_samples=5, seed=0, dtype=torch.float16)[0]
+    assert half.dtype == torch.float16 and torch.allclose(half.float(), mem, atol=1e-2)
+    check_log_probs(half)
+    half_disk = MCDropout(5, seed=0, dtype=torch.float16, path=tmp_path/'h.npy')([learn], dl)
+    assert torch.equal(half_disk, half)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 17), st.integers(1, 6), st.booleans(), st.booleans())
+def test_shapes_for_any_pool_and_batch_size(N, bs, K, head_only, consistent):
+    learn, x = make_learner(n=N, bs=bs)
+    lp = learn.get_mc_preds(pool_of(x, bs), n_samples=K, seed=0, head_only=head_only, consistent_masks=consistent)[0]
+    assert lp.shape == (N, K, 4)
+    check_log_probs(lp)
+
+
+def test_snapshot_ensemble_restores_final_weights():
+    learn, x = make_learner(seed=2)
+    sampler = SnapshotEnsemble(n_snapshots=2)
+    learn.add_cbs(sampler.fit_cbs())
+    learn.fit(3, 1e-2)
+    final = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    lp = sampler([learn], pool_of(x))
+    assert lp.shape == (64, 2, 4)
+    assert all(torch.equal(final[k], v) for k, v in learn.model.state_dict().items())
+    assert torch.allclose(lp[:, 1], learn.get_log_probs(pool_of(x))[0], atol=1e-6)
+
+
+def image_dls(seed=0, n=48, flip=True):
+    g = torch.Generator().manual_seed(seed)
+    imgs, labels = torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 4, (n,), generator=g)
+    dsets = Datasets(range(n), tfms=[[lambda i: TensorImage(imgs[i])], [lambda i: labels[i]]],
+                     splits=[list(range(n//2)), list(range(n//2, n))])
+    return dsets.dataloaders(bs=16, after_batch=[Flip(p=0.5)] if flip else [])
+
+
+def test_tta_is_seeded_and_warns_without_augmentation():
+    dls = image_dls()
+    learn = Learner(dls, make_model(), loss_func=CrossEntropyLossFlat(), cbs=[])
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+    pool = dls.test_dl(range(48))
+    a = TTASampler(4, seed=0)([learn], pool)
+    assert a.shape == (48, 4, 4) and torch.equal(a, TTASampler(4, seed=0)([learn], pool))
+    assert not torch.equal(a[:, 0], a[:, 1])
+    plain_dls = image_dls(flip=False)
+    learn.dls = plain_dls
+    with pytest.warns(UserWarning, match="identical"):
+        TTASampler(3, seed=0)([learn], plain_dls.test_dl(range(48)))
+    with pytest.raises(TypeError, match="fastai Datasets"): TTASampler(2)([learn], pool_of(torch.randn(4, 3, 8, 8)))
+
+
+@pytest.mark.parametrize("sampler", [MCDropout(4, seed=0), MCDropout(3, head_only=False, consistent_masks=True, seed=0),
+                                     DeepEnsemble(2), SnapshotEnsemble(2), TTASampler(3, seed=0), SinglePass()],
+                         ids=repr)
+def test_samplers_follow_the_active_learner_contract(sampler):
+    "As ActiveLearner uses them: M fresh learners with derived seeds and fit_cbs, then sampler(learns, test_dl)"
+    dls = image_dls()
+    learns = []
+    for m in range(sampler.n_members):
+        with seeded(derive_seed(0, 'fit', 1, m)):
+            learn = Learner(dls, make_model(), loss_func=CrossEntropyLossFlat(), cbs=[])
+            learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+            learn.add_cbs(sampler.fit_cbs())
+            learn.fit(2, 1e-2)
+        learns.append(learn)
+    lp = sampler(learns, dls.test_dl(range(10)))
+    assert lp.device.type == 'cpu' and lp.is_floating_point() and lp.shape[0] == 10 and lp.shape[2] == 4
+    check_log_probs(lp, dense=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kwargs", [dict(), dict(head_only=False), dict(consistent_masks=True)])
+def test_cuda_results_come_back_on_cpu(kwargs):
+    learn, x = make_learner()
+    learn.dls.cuda()
+    learn.model.cuda()
+    pool = DataLoader([(xi,) for xi in x], bs=16, device='cuda')
+    lp = learn.get_mc_preds(pool, n_samples=4, seed=0, **kwargs)[0]
+    assert lp.device.type == 'cpu' and lp.shape == (64, 4, 4)
+    assert not any(modes(learn.model)) and next(learn.model.parameters()).is_cuda
+    again = learn.get_mc_preds(pool, n_samples=4, seed=0, **kwargs)[0]
+    assert torch.equal(lp, again)                                # seeded on CUDA too
+    if kwargs.get('consistent_masks'):                           # masks drawn on the CPU: same samples as on CPU
+        learn.model.cpu()
+        learn.dls.cpu()
+        on_cpu = learn.get_mc_preds(pool_of(x), n_samples=4, seed=0, **kwargs)[0]
+        assert torch.allclose(lp, on_cpu, atol=1e-4)
