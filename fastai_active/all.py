@@ -12,8 +12,10 @@ from .data import *
 from .uncertainty import *
 from .datasets import *
 from .learner import *
+from .models import *
+from .interpret import *
 from .demo import digits_learner, digits_block, run_digits_demo
-from . import core, acquisition, data, uncertainty, datasets, learner
+from . import core, acquisition, data, uncertainty, datasets, learner, models, interpret
 
-__all__ = [name for module in (core, acquisition, data, uncertainty, datasets, learner) for name in module.__all__]
+__all__ = [name for module in (core, acquisition, data, uncertainty, datasets, learner, models, interpret) for name in module.__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

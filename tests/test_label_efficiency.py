@@ -1,0 +1,60 @@
+"The label-efficiency benchmark: a minute-scale smoke run of the runner, and its report tables on known curves."
+import importlib.util, json, math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+spec = importlib.util.spec_from_file_location('label_efficiency', Path(__file__).parent.parent/'benchmarks'/'label_efficiency.py')
+le = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(le)
+
+
+def curves(spec):
+    "A history DataFrame from {strategy: {seed: [accuracy at 0, 10, 20, ... acquired]}}"
+    return pd.DataFrame([dict(dataset='toy', strategy=s, seed=seed, n_acquired=10 * i, accuracy=a)
+                         for s, runs in spec.items() for seed, accs in runs.items() for i, a in enumerate(accs)])
+
+
+def test_labels_to_reach_quartiles_and_runs_that_never_reach():
+    df = curves({'random': {0: [.5, .7, .9], 1: [.5, .8, .85], 2: [.6, .9, .95]},
+                 'bald': {0: [.5, .95, .96], 1: [.5, .92, .97], 2: [.5, .7, .91]}})
+    t = le.labels_to_reach(df, 0.9).set_index('strategy')
+    assert t.loc['random', 'reached'] == '2/3' and t.loc['random', 'median'] == 15  # seeds reach at 20 and 10
+    assert t.loc['bald', 'reached'] == '3/3' and t.loc['bald', 'median'] == 10
+    assert t.loc['bald', 'q75'] == np.percentile([10, 10, 20], 75)
+    assert math.isnan(le.labels_to_reach(df, 0.99).set_index('strategy').loc['bald', 'median'])
+
+
+def test_area_under_curves_is_paired_against_random():
+    df = curves({'random': {s: [.5, .6, .7] for s in range(4)}, 'bald': {s: [.5, .7, .8 + .01 * s] for s in range(4)}})
+    auc = le.area_under_curves(df).set_index('strategy')
+    assert auc.loc['random', 'auc_median'] == pytest.approx(0.6)
+    assert auc.loc['bald', 'vs_random_median'] == pytest.approx(np.median([(0.1 + 0.1 + 0.01 * s) / 3 for s in range(4)]))
+    assert auc.loc['bald', 'seeds'] == '4' and auc.loc['bald', 'paired_t_p'] < 0.01
+
+
+def test_restricted_unpickler_refuses_other_globals(tmp_path):
+    import gzip, pickle, io
+    ok = pickle.dumps((np.arange(6, dtype=np.uint8).reshape(2, 3), np.array([1, 2])))
+    assert np.array_equal(le._NumpyArraysOnly(io.BytesIO(ok)).load()[1], [1, 2])
+    evil = pickle.dumps(print)
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
+        le._NumpyArraysOnly(io.BytesIO(evil)).load()
+
+
+def test_smoke_run_and_report_on_digits(tmp_path):
+    out = tmp_path/'digits'
+    le.main(['run', '--dataset', 'digits', '--strategies', 'random', 'entropy', '--sampler', 'single', '--seeds', '0',
+             '--initial', '20', '--per-round', '10', '--budget', '10', '--epochs', '2', '--threads', '1', '--out', str(out)])
+    le.main(['report', '--out', str(out), '--targets', '0.5'])
+    df = pd.read_csv(out/'curves.csv')
+    assert sorted(df.strategy.unique()) == ['entropy', 'random']
+    assert df.groupby('strategy').n_acquired.max().tolist() == [10, 10]
+    assert (out/'learning_curves.png').stat().st_size > 10_000
+    assert 'acquired labels to reach' in (out/'report.md').read_text()
+    # resumable: the same command again acquires nothing more
+    le.main(['run', '--dataset', 'digits', '--strategies', 'random', '--sampler', 'single', '--seeds', '0',
+             '--initial', '20', '--per-round', '10', '--budget', '10', '--epochs', '2', '--threads', '1', '--out', str(out)])
+    assert len(le.read_runs(out).query("strategy == 'random'")) == 2
