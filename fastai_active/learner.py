@@ -4,13 +4,15 @@
 
 # %% ../nbs/05_learner.ipynb #c1c7c81a
 from __future__ import annotations
-import math, time
+import math, os, tempfile, time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from torch import Tensor
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
@@ -61,14 +63,15 @@ class PseudoLabeller:
         store_attr()
 
     def __call__(self, log_probs_N_K_C:Tensor)->tuple[Tensor, Tensor, Tensor]:
-        "Pool indices of the chosen items (most confident first), their predicted classes and confidences"
-        check_log_probs(log_probs_N_K_C)
+        "Pool indices of the chosen items (most confident first), their predicted classes (or masks) and confidences"
+        check_log_probs(log_probs_N_K_C, dense=True)
         conf, cls = mean_log_probs(log_probs_N_K_C).exp().max(1)
+        if conf.ndim > 1: conf = conf.flatten(1).mean(1)  # dense: mean top-class probability over the pixels
         keep = conf >= self.threshold
         if self.score is not None: keep &= self.score(log_probs_N_K_C) <= self.max_score
         idxs = keep.nonzero().flatten()
         idxs = idxs[torch.sort(-conf[idxs], stable=True).indices]
-        if self.max_per_class is not None:
+        if self.max_per_class is not None and cls.ndim == 1:
             rank = torch.zeros_like(idxs)
             for c in cls[idxs].unique(): rank[cls[idxs] == c] = torch.arange(int((cls[idxs] == c).sum()))
             idxs = idxs[rank < self.max_per_class]
@@ -94,10 +97,11 @@ class ActiveLearner:
                  pool_max_items:int|None=None, # Score a seeded random subset of at most this many pool items
                  dl_kwargs:dict|None=None, # More keyword arguments for `split.dataloaders` (e.g. `num_workers`)
                  pseudo:PseudoLabeller|None=None, # Also train on confident pool items with the model's labels
+                 pseudo_dir:str|Path|None=None, # Where predicted masks are written (default: beside the ledger file)
                  seed:int=0, # Seed of everything random in the loop
                  show_progress:bool=True, # Progress bar over rounds (training bars are always quiet in `loop`)
                 ):
-        store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,pseudo,seed,show_progress')
+        store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,pseudo,pseudo_dir,seed,show_progress')
         self.fit_fn, self.dl_kwargs = fit, ifnone(dl_kwargs, {})
         self.acquisition = as_acquisition(acquisition)
         self.sampler = ifnone(sampler, SinglePass())
@@ -259,12 +263,46 @@ def pseudo_label(self:ActiveLearner)->int:
     "Replace the ledger's pseudo-labels by the `pseudo` labeller's picks among the scored pool; returns how many"
     if self.pseudo is None: raise RuntimeError("no `pseudo` labeller was given to this ActiveLearner")
     if self.log_probs is None or self._scored != self._fitted: self.score()
-    if self.log_probs.ndim != 3: raise NotImplementedError("pseudo-labels are implemented for classification outputs [N, K, C]")
     pool_idxs, cls, conf = self.pseudo(self.log_probs)
     ds_idxs = self.pool.to_ds(pool_idxs)
-    free = ~torch.isin(ds_idxs, self.ledger.labelled_idxs()) & ~torch.isin(ds_idxs, torch.tensor(self.ledger.pending().ds_idx.tolist(), dtype=torch.long))
-    vocab = self.split.vocab if self.split.vocab is not None else list(range(self.log_probs.shape[-1]))
-    return self.ledger.set_pseudo(ds_idxs[free], [vocab[c] for c in cls[free].tolist()], scores=conf[free].tolist())
+    pending = torch.tensor(self.ledger.pending().ds_idx.tolist(), dtype=torch.long)
+    free = ~torch.isin(ds_idxs, self.ledger.labelled_idxs()) & ~torch.isin(ds_idxs, pending)
+    ds_idxs, cls, conf = ds_idxs[free], cls[free], conf[free]
+    if cls.ndim > 1: labels = self._write_masks(ds_idxs, cls)
+    else:
+        vocab = self.split.vocab if self.split.vocab is not None else list(range(self.log_probs.shape[2]))
+        labels = [vocab[c] for c in cls.tolist()]
+    n = self.ledger.set_pseudo(ds_idxs, labels, scores=conf.tolist())
+    if cls.ndim > 1: self._remove_stale_masks(labels)
+    return n
+
+@patch
+def _pseudo_dir(self:ActiveLearner)->Path:
+    "Where pseudo-label masks are written: beside the ledger file, or in a temporary folder for an in-memory ledger"
+    if self.pseudo_dir is None:
+        path = self.ledger.path
+        self.pseudo_dir = Path(path.with_name(path.name + '.pseudo') if path is not None else tempfile.mkdtemp(prefix='pseudo-'))
+    Path(self.pseudo_dir).mkdir(parents=True, exist_ok=True)
+    return Path(self.pseudo_dir)
+
+@patch
+def _write_masks(self:ActiveLearner, ds_idxs:Tensor, masks:Tensor)->list[str]:
+    "Write predicted masks as PNG files (atomically: a temporary file, then a rename); return their paths"
+    folder, paths = self._pseudo_dir(), []
+    for i, mask in zip(ds_idxs.tolist(), masks.to(torch.uint8).numpy()):
+        path = folder/f'{i}-round{self.round}.png'
+        tmp = path.with_suffix('.tmp.png')
+        Image.fromarray(mask).save(tmp)
+        os.replace(tmp, path)
+        paths.append(str(path))
+    return paths
+
+@patch
+def _remove_stale_masks(self:ActiveLearner, keep:list[str]):
+    "Delete mask files of earlier rounds that no pseudo-label points at any more"
+    keep = {Path(p).name for p in keep}
+    for f in self._pseudo_dir().glob('*-round*.png'):
+        if f.name not in keep: f.unlink()
 
 @patch
 def _pseudo_stats(self:ActiveLearner)->dict:

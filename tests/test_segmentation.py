@@ -53,3 +53,29 @@ def test_segmentation_loop_with_mask_files(tmp_path):
     x, y = dls.train_ds[0]
     i = split.train_valid_idxs()[0][0].item()
     assert np.array_equal(np.array(y), np.array(Image.open(mask_of(split.item(i)))))
+
+
+def test_segmentation_pseudo_labels_are_mask_files(tmp_path):
+    from fastai_active.learner import PseudoLabeller
+    path = shapes_folder(tmp_path/'shapes', n=40, size=24, seed=0)
+    valid = shapes_folder(tmp_path/'valid', n=8, size=24, seed=1)
+    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files, get_y=mask_of)
+    split = ActiveSplit(dblock, path/'images', path=tmp_path/'labels.db', valid_items=get_image_files(valid/'images'),
+                        min_epoch_items=32)
+    split.label_random(8, seed=0)
+    al = ActiveLearner(split, make_learner, acquisition=MeanPixelEntropy(), oracle=SimulatedOracle.from_split(split),
+                       pseudo=PseudoLabeller(0.6), epochs=2, lr=1e-2, bs=8, dl_kwargs=dict(num_workers=0), seed=0,
+                       show_progress=False)
+    al.loop(rounds=2, n_per_round=4)
+    pseudo = al.ledger.labels(pseudo=True)
+    assert pseudo, "a 0.6 threshold on a two-class model pseudo-labels some images"
+    folder = tmp_path/'labels.db.pseudo'
+    assert {Path(p).parent for p in pseudo.values()} == {folder}
+    assert sorted(folder.glob('*.png')) == sorted(Path(p) for p in pseudo.values())  # stale masks are removed
+    # the stored mask is the model's argmax prediction for that image, as scored
+    i, p = next(iter(pseudo.items()))
+    pred = al.log_probs[al.pool.to_pool([i])[0], 0].argmax(0).numpy()
+    assert np.array_equal(np.array(Image.open(p)), pred)
+    # training reads the pseudo masks like human ones
+    dls = split.dataloaders(with_pseudo=True, num_workers=0)
+    assert len(dls.train_ds) >= len(pseudo)
