@@ -306,13 +306,19 @@ def _remove_stale_masks(self:ActiveLearner, keep:list[str]):
 
 @patch
 def _pseudo_stats(self:ActiveLearner)->dict:
-    "How many pseudo-labels this round trained on and, with a simulated oracle, how many were right"
+    "How many pseudo-labels this round trained on and, with a simulated oracle, how many were right (pixels for masks)"
     pseudo = self.ledger.labels(pseudo=True)
     stats = {'n_pseudo': len(pseudo), 'pseudo_accuracy': float('nan')}
     if pseudo and isinstance(self.oracle, SimulatedOracle):
         truth = self.oracle(torch.tensor(list(pseudo)))
-        stats['pseudo_accuracy'] = float(np.mean([p == t for p, t in zip(pseudo.values(), truth)]))
+        stats['pseudo_accuracy'] = float(np.mean([_agreement(p, t) for p, t in zip(pseudo.values(), truth)]))
     return stats
+
+def _agreement(pseudo, truth)->float:
+    "1/0 for a class label; the share of equal pixels for a mask file"
+    if isinstance(pseudo, str) and pseudo.endswith('.png') and isinstance(truth, (str, os.PathLike)):
+        return float((np.array(Image.open(pseudo)) == np.array(Image.open(truth))).mean())
+    return float(pseudo == truth)
 
 @patch
 def _n_acquired(self:ActiveLearner)->int:

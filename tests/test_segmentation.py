@@ -79,3 +79,13 @@ def test_segmentation_pseudo_labels_are_mask_files(tmp_path):
     # training reads the pseudo masks like human ones
     dls = split.dataloaders(with_pseudo=True, num_workers=0)
     assert len(dls.train_ds) >= len(pseudo)
+
+
+def test_pseudo_mask_accuracy_is_pixel_agreement(tmp_path):
+    from fastai_active.learner import _agreement
+    a, b = np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)
+    b[0, :2] = 1
+    Image.fromarray(a).save(tmp_path/'a.png')
+    Image.fromarray(b).save(tmp_path/'b.png')
+    assert _agreement(str(tmp_path/'a.png'), tmp_path/'b.png') == 14 / 16
+    assert _agreement('3', '3') == 1.0 and _agreement('3', '4') == 0.0
