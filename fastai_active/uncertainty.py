@@ -272,6 +272,7 @@ def get_mc_preds(self:Learner,
     cb = MCDropoutSampling(n_samples=n_samples, **kwargs)
     try: targs = self.get_preds(dl=dl, cbs=cb, reorder=False, with_preds=False)[1]
     finally: cb.restore()
+    if cb.log_probs is None: raise ValueError("expected a DataLoader with at least one item, got no batches")
     if isinstance(targs, (tuple, list)) and len(targs) == 0: targs = None
     return cb.log_probs, targs
 
