@@ -46,7 +46,8 @@ _ATOL = {torch.float16: 2e-2, torch.bfloat16: 5e-2}
 def _score(fn:Callable, # `fn(lp, p, scratch)` of a chunk of log-probs, their exp and a scratch buffer (compute dtype)
            log_probs_N_K_C:Tensor, dense:bool, budget:int=2**18)->Tensor:
     "Validate and apply `fn` chunk by chunk, in one pass over the log-probs"
-    lp_all = log_probs_N_K_C
+    # scores are not differentiable: model outputs that still require grad are fine
+    lp_all = log_probs_N_K_C.detach() if isinstance(log_probs_N_K_C, Tensor) else log_probs_N_K_C
     # type, rank and shape (and the first item) through the shared validator; the values chunk by chunk below
     check_log_probs(lp_all[:1] if isinstance(lp_all, Tensor) and lp_all.ndim >= 3 else lp_all, dense=dense)
     atol = 0.999 * _ATOL.get(lp_all.dtype, 1e-3)  # inside `check_log_probs`'s tolerance on the log scale

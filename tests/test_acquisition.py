@@ -347,3 +347,12 @@ def test_bounding_keeps_exact_picks(dtype):
     b = batchbald(lp, 7, num_samples=4 ** 6, screen=None)
     assert a.idxs.tolist() == b.idxs.tolist()
     torch.testing.assert_close(a.scores, b.scores, atol=1e-6, rtol=0)
+
+
+def test_scores_accept_outputs_that_require_grad():
+    "Scores of model outputs straight from a forward pass (autograd on) are the same as of detached ones"
+    from fastai_active.acquisition import entropy, bald, margin
+    logits = torch.randn(5, 3, 4, requires_grad=True)
+    lp = logits.log_softmax(-1)
+    for score in (entropy, bald, margin):
+        assert torch.equal(score(lp), score(lp.detach()))
