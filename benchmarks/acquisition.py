@@ -185,6 +185,9 @@ def main():
     ap.add_argument('--skip-batchbald', action='store_true')
     ap.add_argument('--rerun-baal', action='store_true', help="rerun baal's BatchBALD rows of an existing results file")
     ap.add_argument('--rerun-ours', action='store_true', help="re-time our BatchBALD (median of 3) into an existing results file")
+    ap.add_argument('--sizes', help="BatchBALD only, on these pools (e.g. 2000x20,10000x20), peers included but not baal; "
+                    "writes results/acquisition_<name>.json")
+    ap.add_argument('--name', default='sizes')
     ap.add_argument('--rerun-big-pool', action='store_true', help="re-measure the 1M-item pool into an existing results file")
     args = ap.parse_args()
     if args.child: return child_big_pool(args.child[0], int(args.child[1]), int(args.child[2]))
@@ -200,6 +203,7 @@ def main():
         out.with_suffix('.json').write_text(json.dumps(results, indent=1))
         return out.with_suffix('.md').write_text(md)
     import batchbald_redux, baal
+    if args.sizes: return batchbald_only([tuple(map(int, x.split('x'))) for x in args.sizes.split(',')], args.name)
     sizes = [(500, 20), (500, 50)] if args.quick else [(2000, 20), (2000, 100), (10000, 20), (10000, 100)]
     big_N = 20_000 if args.quick else 1_000_000
     meta = dict(torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(), python=platform.python_version(),
@@ -229,6 +233,33 @@ def main():
     print(md)
     out = ROOT / 'benchmarks' / 'results' / ('acquisition_quick' if args.quick else 'acquisition')
     out.with_suffix('.json').write_text(json.dumps(results, indent=1))
+    out.with_suffix('.md').write_text(md)
+
+
+def batchbald_only(sizes, name):
+    "BatchBALD of ours and batchbald_redux, one call each, same run"
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    res = dict(meta=dict(commit=commit, load_avg_start=os.getloadavg(), started=time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())), rows=[])
+    lines = [f"BatchBALD only, fastai_active at commit {commit}, started {res['meta']['started']}, load average "
+             f"{res['meta']['load_avg_start'][0]:.1f}; one call each", "",
+             "| N | K | ours (s) | batchbald_redux (s) | ratio | MI all 10 (MC): ours / redux |", "|---|---|---|---|---|---|"]
+    for N, K in sizes:
+        lp = grouped_pool(N, K)
+        batchbald(lp[:200], 3)
+        row = dict(N=N, K=K)
+        for who, f in [('ours', run_ours_batchbald), ('redux', run_redux_batchbald)]:
+            r = f(lp)
+            r['mi10_mc'] = mc_batch_mi(lp, r['picks'])
+            row[who] = r
+            print(f"  {who} N={N} K={K}: {r['time_s']:.2f} s, MI10 {r['mi10_mc']:.5f}", flush=True)
+        res['rows'].append(row)
+        lines.append(f"| {N:,} | {K} | {row['ours']['time_s']:.2f} | {row['redux']['time_s']:.1f} | "
+                     f"{row['redux']['time_s'] / row['ours']['time_s']:.0f}x | {row['ours']['mi10_mc']:.4f} / {row['redux']['mi10_mc']:.4f} |")
+    res['meta']['load_avg_end'] = os.getloadavg()
+    md = "\n".join(lines) + "\n"
+    print(md)
+    out = ROOT / 'benchmarks' / 'results' / f'acquisition_{name}'
+    out.with_suffix('.json').write_text(json.dumps(res, indent=1))
     out.with_suffix('.md').write_text(md)
 
 
