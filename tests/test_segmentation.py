@@ -28,13 +28,19 @@ def make_learner(dls):
     return Learner(dls, SmallUNet(n_classes=2, width=8), loss_func=CrossEntropyLossFlat(axis=1), metrics=Dice())
 
 
-def test_segmentation_loop_with_mask_files(tmp_path):
-    path = shapes_folder(tmp_path/'shapes', n=60, size=24, seed=0)
-    valid = shapes_folder(tmp_path/'valid', n=12, size=24, seed=1)
+def shapes_split(tmp_path, n, n_valid, n_initial):
+    "An ActiveSplit of generated shapes through a MaskBlock, its ledger on disk, `n_initial` random labels"
+    path = shapes_folder(tmp_path/'shapes', n=n, size=24, seed=0)
+    valid = shapes_folder(tmp_path/'valid', n=n_valid, size=24, seed=1)
     dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files, get_y=mask_of)
     split = ActiveSplit(dblock, path/'images', path=tmp_path/'labels.db', valid_items=get_image_files(valid/'images'),
                         min_epoch_items=32)
-    split.label_random(6, seed=0)
+    split.label_random(n_initial, seed=0)
+    return split
+
+
+def test_segmentation_loop_with_mask_files(tmp_path):
+    split = shapes_split(tmp_path, n=60, n_valid=12, n_initial=6)
     labels = split.ledger.labels()
     assert all(Path(v) == mask_of(split.item(i)) for i, v in labels.items())  # a mask file is the label
     al = ActiveLearner(split, make_learner, acquisition=MeanPixelEntropy(), oracle=SimulatedOracle.from_split(split),
@@ -57,12 +63,7 @@ def test_segmentation_loop_with_mask_files(tmp_path):
 
 def test_segmentation_pseudo_labels_are_mask_files(tmp_path):
     from fastai_active.learner import PseudoLabeller
-    path = shapes_folder(tmp_path/'shapes', n=40, size=24, seed=0)
-    valid = shapes_folder(tmp_path/'valid', n=8, size=24, seed=1)
-    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files, get_y=mask_of)
-    split = ActiveSplit(dblock, path/'images', path=tmp_path/'labels.db', valid_items=get_image_files(valid/'images'),
-                        min_epoch_items=32)
-    split.label_random(8, seed=0)
+    split = shapes_split(tmp_path, n=40, n_valid=8, n_initial=8)
     al = ActiveLearner(split, make_learner, acquisition=MeanPixelEntropy(), oracle=SimulatedOracle.from_split(split),
                        pseudo=PseudoLabeller(0.6), epochs=2, lr=1e-2, bs=8, dl_kwargs=dict(num_workers=0), seed=0,
                        show_progress=False)
