@@ -338,6 +338,9 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
         if rounds is not None: left.append(max(rounds - self.round, 0))
         if budget is not None: left.append(math.ceil(max(budget - self._n_acquired(), 0) / n_per_round))
         return min(left)
+    h = self.history
+    if remaining() == 0 and len(h) and (h['round'].iloc[-1], h.n_labelled.iloc[-1]) == (self.round, self.ledger.n_labelled):
+        return h  # a finished run: nothing to train, acquire or record
     steps = range(remaining() + 1)
     for _ in (progress_bar(steps, leave=False) if self.show_progress else steps):
         if self._fitted != (self.round, self.ledger.n_labelled): self.fit()

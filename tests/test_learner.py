@@ -75,6 +75,8 @@ def test_loop_targets_are_totals_and_budget_is_exact():
     assert h.n_acquired.tolist() == [0, 10, 20, 25]
     assert h.n_labelled.tolist() == [6, 16, 26, 31]
     assert al.loop(budget=25, n_per_round=10).equals(h)  # already there: nothing more is acquired
+    again = ActiveLearner(al.split, make_learner, oracle=al.oracle, show_progress=False)  # e.g. after a restart
+    assert again.loop(budget=25, n_per_round=10).equals(h) and again.learns == []  # and nothing is retrained
     assert al.ledger.n_labelled == 31
     cols = {'round', 'n_labelled', 'n_train', 'n_valid', 'valid_loss', 'accuracy', 'fit_s', 'score_s', 'acquire_s'}
     assert cols <= set(h.columns)
