@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json, math, os, sqlite3, time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS pseudo (ds_idx INTEGER PRIMARY KEY, label TEXT NOT NU
     score REAL, time REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS history (round INTEGER PRIMARY KEY, record TEXT NOT NULL);
 """
+# the current round: the highest round of any label or request (NULL, read as 0, before the first)
+_ROUND_SQL = 'SELECT MAX(r) FROM (SELECT MAX(round) AS r FROM labels UNION ALL SELECT MAX(round) FROM requests)'
 
 def items_fingerprint(items)->str:
     "A short hash of `items` (paths, DataFrame rows, arrays) that tells whether a ledger belongs to them"
@@ -156,7 +158,7 @@ def n_labelled(self:LabelLedger)->int: return self._q('SELECT COUNT(*) FROM labe
 @patch(as_prop=True)
 def round(self:LabelLedger)->int:
     "The current round: the highest round of any label or request (0 before the first acquisition)"
-    return self._q('SELECT MAX(r) FROM (SELECT MAX(round) AS r FROM labels UNION ALL SELECT MAX(round) FROM requests)')[0][0] or 0
+    return self._q(_ROUND_SQL)[0][0] or 0
 
 @patch
 def labels(self:LabelLedger, ds_idxs=None, pseudo:bool=False)->dict:
@@ -223,8 +225,7 @@ def label(self:LabelLedger, ds_idxs, labels, source:str='human', round:int|None=
         done = cur.execute(f'SELECT ds_idx, source FROM labels WHERE ds_idx IN ({marks})', idxs).fetchall()
         if done: raise ValueError(f"items already labelled (ds_idx, source): {done[:10]}; a label is never overwritten")
         requested = dict(cur.execute(f'SELECT ds_idx, round FROM requests WHERE ds_idx IN ({marks})', idxs).fetchall())
-        current = cur.execute('SELECT MAX(r) FROM (SELECT MAX(round) AS r FROM labels UNION ALL '
-                              'SELECT MAX(round) FROM requests)').fetchone()[0] or 0
+        current = cur.execute(_ROUND_SQL).fetchone()[0] or 0
         rows = [(i, e, source, requested.get(i, current) if round is None else round, now) for i, e in zip(idxs, encoded)]
         cur.executemany('INSERT INTO labels VALUES (?, ?, ?, ?, ?)', rows)
         cur.execute(f'DELETE FROM requests WHERE ds_idx IN ({marks})', idxs)
@@ -246,8 +247,7 @@ def request(self:LabelLedger, ds_idxs, scores=None, round:int|None=None)->int:
         again = [r[0] for r in cur.execute(f'SELECT ds_idx FROM requests WHERE ds_idx IN ({marks})', idxs).fetchall()]
         if again: raise ValueError(f"items already requested and waiting for labels: {again[:10]}")
         if round is None:
-            round = (cur.execute('SELECT MAX(r) FROM (SELECT MAX(round) AS r FROM labels UNION ALL '
-                                 'SELECT MAX(round) FROM requests)').fetchone()[0] or 0) + 1
+            round = (cur.execute(_ROUND_SQL).fetchone()[0] or 0) + 1
         cur.executemany('INSERT INTO requests VALUES (?, ?, ?, ?, ?)',
                         [(i, round, rank, s, now) for rank, (i, s) in enumerate(zip(idxs, scores))])
     return len(idxs)

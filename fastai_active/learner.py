@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, os, tempfile, time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from fastprogress.fastprogress import progress_bar
 
 from .core import *
 from .acquisition import Acquisition, as_acquisition, entropy, mean_log_probs
-from .data import ActiveSplit, Pool, LABEL_SOURCES, _as_idxs
+from .data import ActiveSplit, Pool, _as_idxs
 from .uncertainty import PosteriorSampler, SinglePass
 
 # %% auto #0
