@@ -481,15 +481,18 @@ class RandomAcquisition(Acquisition):
 
 _SCORES = dict(entropy=entropy, bald=bald, margin=margin, least_confidence=least_confidence,
                variation_ratios=variation_ratios, mean_std=mean_std)
+_MODES = ('power', 'softmax', 'softrank')
 
 def as_acquisition(acq)->Acquisition:
-    "An `Acquisition` from a strategy, a score function, or a name ('random', 'batchbald', 'powerbald', 'bald', ...)"
+    "An `Acquisition` from a strategy, a score function, or a name ('random', 'batchbald', 'bald', 'powerentropy', ...)"
     if isinstance(acq, Acquisition): return acq
     if isinstance(acq, str):
         if acq == 'random': return RandomAcquisition()
         if acq == 'batchbald': return BatchBALDAcquisition()
-        if acq == 'powerbald': return StochasticAcquisition(bald, mode='power')
         if acq in _SCORES: return TopScores(_SCORES[acq])
-        raise ValueError(f"expected 'random', 'batchbald', 'powerbald' or one of {sorted(_SCORES)}, got {acq!r}")
+        for mode in _MODES:
+            if acq.startswith(mode) and acq[len(mode):] in _SCORES: return StochasticAcquisition(_SCORES[acq[len(mode):]], mode=mode)
+        raise ValueError(f"expected 'random', 'batchbald', a score name {sorted(_SCORES)}, or a score name after one of "
+                         f"{list(_MODES)} (e.g. 'powerbald'), got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
