@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
 from fastai.callback.core import Callback, CancelValidException
@@ -25,10 +25,11 @@ from fastprogress.fastprogress import progress_bar
 from .core import *
 from .acquisition import Acquisition, as_acquisition, entropy, mean_log_probs
 from .data import ActiveSplit, Pool, _as_idxs
-from .uncertainty import PosteriorSampler, SinglePass
+from .uncertainty import PosteriorSampler, SinglePass, to_log_probs
 
 # %% auto #0
-__all__ = ['Oracle', 'SimulatedOracle', 'PseudoLabeller', 'ActiveLearner', 'SkipValidation', 'plot_learning_curves']
+__all__ = ['Oracle', 'SimulatedOracle', 'PseudoLabeller', 'ActiveLearner', 'SkipValidation', 'MeanOfMembers',
+           'plot_learning_curves']
 
 # %% ../nbs/05_learner.ipynb #1bdb1333
 class Oracle:
@@ -159,10 +160,21 @@ def fit(self:ActiveLearner, quiet:bool=True):
     self.times['fit_s'] = time.perf_counter() - start
     return self
 
+class MeanOfMembers(nn.Module):
+    "The members' mean predictive as one model: log of the mean probability over dim 1 (a logit for one-channel outputs)"
+    def __init__(self, models): super().__init__(); self.models = nn.ModuleList(models)
+    def forward(self, *x):
+        outs = [m(*x) for m in self.models]
+        lp_B_C = torch.stack([to_log_probs(o) for o in outs]).logsumexp(0) - math.log(len(outs))
+        # softmax losses and argmax metrics then see the mean predictive itself, as log_softmax(log p) = log p
+        return lp_B_C[:, 1:2] - lp_B_C[:, :1] if outs[0].shape[1] == 1 else lp_B_C.to(outs[0].dtype)
+
 @patch
 def validate(self:ActiveLearner)->dict:
-    "Validation loss and metrics of the first learner, by name"
+    "Validation loss and metrics, by name: of the learner, or of the members' mean predictive for an ensemble"
     learn = self.learn
+    if len(self.learns) > 1:
+        learn = Learner(self.dls, MeanOfMembers([l.model for l in self.learns]), loss_func=learn.loss_func, metrics=learn.metrics)
     with _quiet(learn): res = learn.validate()
     names = ['valid_loss'] + [getattr(m, 'name', str(m)) for m in learn.metrics]
     return {k: float(v) for k, v in zip(names, res)}

@@ -135,6 +135,20 @@ def test_members_are_trained_with_different_seeds():
     assert log_probs.shape == (len(al.pool), 2, 2)
 
 
+def test_an_ensemble_is_validated_as_its_mean_predictive():
+    al = make_al(sampler=TwoMembers())
+    al.fit()
+    members = [l.get_log_probs(dl=al.dls.valid) for l in al.learns]
+    targs = members[0][1]
+    mean_probs = (members[0][0].exp() + members[1][0].exp()) / 2  # computed apart from the learner's code path
+    res = al.validate()
+    assert res['valid_loss'] == pytest.approx(float(-mean_probs[torch.arange(len(targs)), targs].log().mean()), rel=1e-5)
+    assert res['accuracy'] == pytest.approx(float((mean_probs.argmax(1) == targs).float().mean()))
+    one = make_al()
+    one.fit()
+    assert one.validate()['valid_loss'] == pytest.approx(float(one.learn.validate()[0]), rel=1e-6)  # one learner: its own
+
+
 def test_errors_are_clear(tmp_path):
     al = make_al(oracle=None)
     with pytest.raises(RuntimeError, match="needs an oracle"): al.loop(rounds=1)
