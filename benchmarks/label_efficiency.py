@@ -142,7 +142,8 @@ def make_learner_for(dataset, size):
 def make_sampler(name, n_samples):
     if name == 'single': return SinglePass()
     from fastai_active import uncertainty
-    if name == 'mc': return uncertainty.MCDropout(n_samples=n_samples)
+    if name == 'mc': return uncertainty.MCDropout(n_samples=n_samples)  # the same K masks for every item
+    if name == 'mc-independent': return uncertainty.MCDropout(n_samples=n_samples, consistent_masks=False)
     if name == 'ensemble': return uncertainty.DeepEnsemble(n_members=5)
     raise SystemExit(f"unknown sampler {name!r}")
 
@@ -192,6 +193,29 @@ def read_runs(out:Path)->pd.DataFrame:
     twice = df.groupby(['strategy', 'seed']).n_acquired.apply(lambda a: a.duplicated().any())
     if twice.any(): raise SystemExit(f"runs recorded twice under {out/'runs'}: {list(twice.index[twice])}")
     return df
+
+
+REPEATS = 3  # copies of each pool image in the repeated_* datasets
+
+def redundancy(out:Path)->pd.DataFrame:
+    "Repeated datasets: per run, acquired labels that were copies of an image already labelled (or picked in the same batch)"
+    rows = []
+    for meta_path in sorted((out/'runs').glob('*.json')):
+        meta = json.loads(meta_path.read_text())
+        if not meta['dataset'].startswith('repeated_'): continue
+        con = sqlite3.connect(f"file:{meta_path.with_suffix('.db')}?mode=ro", uri=True)
+        try:
+            n_items = int(con.execute("SELECT value FROM meta WHERE key = 'n_items'").fetchone()[0])
+            labelled = con.execute('SELECT ds_idx, source, round FROM labels').fetchall()
+        finally: con.close()
+        n_unique = n_items // REPEATS  # the pool is REPEATS blocks of the same images, in the same order
+        initial = {i % n_unique for i, src, _ in labelled if src == 'initial'}
+        acquired = [(i % n_unique, r) for i, src, r in labelled if src != 'initial']
+        batches = pd.DataFrame(acquired, columns=['image', 'round'])
+        in_batch = int(batches.groupby('round').image.apply(lambda a: a.duplicated().sum()).sum())
+        rows.append(dict(strategy=meta['strategy'], sampler=meta['sampler'], seed=meta['seed'], acquired=len(acquired),
+                         copies=len(acquired) - len({a for a, _ in acquired} - initial), copies_in_batch=in_batch))
+    return pd.DataFrame(rows)
 
 
 def labels_to_reach(df:pd.DataFrame, target:float)->pd.DataFrame:
@@ -253,6 +277,16 @@ def report(args):
     text = (f"## {df.dataset.iloc[0]}: acquired labels to reach a test accuracy (quartiles over seeds)\n\n"
             + markdown_table(reach, 0) + "\n\n## Area under the learning curve (mean accuracy), vs random\n\n"
             + markdown_table(auc, 4) + "\n")
+    red = redundancy(out)
+    if len(red):
+        if red.loc[red.strategy != 'random', 'sampler'].nunique() > 1:
+            red['strategy'] = np.where(red.strategy == 'random', 'random', red.strategy + ' (' + red.sampler + ')')
+        red = red.groupby('strategy', sort=False).agg(acquired=('acquired', 'median'), copies_median=('copies', 'median'),
+                                                      copies_min=('copies', 'min'), copies_max=('copies', 'max'),
+                                                      in_same_batch_median=('copies_in_batch', 'median')).reset_index()
+        red.to_csv(out/'redundancy.csv', index=False)
+        text += ("\n## Acquired labels that were copies of an already labelled image (over seeds)\n\n"
+                 + markdown_table(red, 0) + "\n")
     (out/'report.md').write_text(text)
     print(text)
 
@@ -263,7 +297,7 @@ def main(argv=None):
     r = sub.add_parser('run')
     r.add_argument('--dataset', default='digits', choices=['digits', 'repeated_digits', 'mnist1d', 'mnist', 'repeated_mnist'])
     r.add_argument('--strategies', nargs='+', default=['random', 'entropy', 'bald', 'batchbald'])
-    r.add_argument('--sampler', default='mc', choices=['single', 'mc', 'ensemble'])
+    r.add_argument('--sampler', default='mc', choices=['single', 'mc', 'mc-independent', 'ensemble'])
     r.add_argument('--mc-samples', type=int, default=20)
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     r.add_argument('--initial', type=int, default=20)

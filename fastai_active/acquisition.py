@@ -434,6 +434,7 @@ class Acquisition:
     "Base class: `__call__(log_probs_N_K_C, n, seed=None) -> CandidateBatch` of pool indices"
     needs_preds:bool = True
     dense:bool = False
+    joint:bool = False  # reads the K samples of different items together: sample k must be one model for all items
     def __call__(self, log_probs_N_K_C:Tensor, n:int, seed:int|None=None)->CandidateBatch:
         raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}()"
@@ -469,6 +470,7 @@ class BatchBALDAcquisition(Acquisition):
         self.kwargs = dict(num_samples=num_samples, dense=dense, num_pixels=num_pixels, max_candidates=max_candidates,
                            lazy=lazy, screen=screen, screen_top=screen_top, chunk_size=chunk_size)
         self.dense = dense
+    joint = True
     def __call__(self, log_probs_N_K_C, n, seed=None): return batchbald(log_probs_N_K_C, n, seed=seed, **self.kwargs)
     def __repr__(self): return f"BatchBALDAcquisition(num_samples={self.kwargs['num_samples']})"
 

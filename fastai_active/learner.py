@@ -108,6 +108,10 @@ class ActiveLearner:
         self.sampler = ifnone(sampler, SinglePass())
         if not isinstance(self.sampler, PosteriorSampler):
             raise TypeError(f"expected a PosteriorSampler as sampler, got {type(self.sampler).__name__}")
+        if getattr(self.acquisition, 'joint', False) and not getattr(self.sampler, 'consistent', True):
+            raise ValueError(f"{self.acquisition!r} reads the posterior samples of different items together, so sample k "
+                             f"must be the same model for every item, but {self.sampler!r} draws them per item: use "
+                             "MCDropout(consistent_masks=True) (its default), an ensemble, or a per-item strategy")
         self.learns, self.dls, self._fitted, self._scored = [], None, None, None
         self.pool, self.log_probs, self.times = None, None, {}
 

@@ -39,6 +39,7 @@ def to_log_probs(logits:Tensor)->Tensor:
 class PosteriorSampler:
     "Base class: `__call__(learns, dl) -> log_probs_N_K_C` from the learners trained this round"
     n_members:int = 1
+    consistent:bool = True  # sample k is the same model for every item
     def fit_cbs(self)->list: return []
     def __call__(self, learns:list[Learner], dl)->Tensor: raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}()"
@@ -97,6 +98,7 @@ _alpha = (nn.AlphaDropout, nn.FeatureAlphaDropout)
 class _ConsistentMasks:
     "Forward hooks applying K fixed masks per dropout layer; `k` is the pass (full path) or `None` (`[bs*K]` rows)"
     def __init__(self, mods:list, n_samples:int, seed:int|None):
+        if seed is None: seed = int(torch.randint(0, 2**62, ()))  # from the global RNG, as unseeded dropout would be
         store_attr()
         self.k, self.masks, self.handles = None, {}, []
 
@@ -191,7 +193,7 @@ class MCDropoutSampling(Callback):
         head_only:bool|str='auto', # Sample only the head after a deterministic body: 'auto', True or False
         split=None, # Index into `flat_chain(model)` where the head starts, or a `(body, head)` pair
         consistent_masks:bool=False, # The same K masks for every item (sample k is one network for all items)
-        seed:int|None=None, # Seed of the dropout masks (`None`: global RNG, or fresh entropy for consistent masks)
+        seed:int|None=None, # Seed of the dropout masks (`None`: drawn from the global RNG)
         dtype:torch.dtype=torch.float32, # Storage dtype of the log-probs (e.g. `torch.float16`)
         path:str|Path|None=None, # Write the log-probs to this `.npy` file (memory-mapped) instead of memory
     ):
@@ -283,15 +285,18 @@ def _check_n(name, n):
 
 class MCDropout(PosteriorSampler):
     "MC dropout: `n_samples` dropout masks per item from one trained learner (see `Learner.get_mc_preds`)"
-    def __init__(self, n_samples:int=20, head_only='auto', split=None, consistent_masks:bool=False,
+    def __init__(self, n_samples:int=20, head_only='auto', split=None, consistent_masks:bool=True,
                  seed:int|None=None, dtype:torch.dtype=torch.float32, path=None):
         _check_n('n_samples', n_samples)
         store_attr()
+    @property
+    def consistent(self): return self.consistent_masks
     def __call__(self, learns, dl):
         log_probs = learns[0].get_mc_preds(dl, n_samples=self.n_samples, head_only=self.head_only, split=self.split,
             consistent_masks=self.consistent_masks, seed=self.seed, dtype=self.dtype, path=self.path)[0]
         return check_log_probs(log_probs, dense=True, name='MC-dropout log-probs')
-    def __repr__(self): return f"MCDropout(n_samples={self.n_samples}, head_only={self.head_only!r})"
+    def __repr__(self):
+        return f"MCDropout(n_samples={self.n_samples}, head_only={self.head_only!r}, consistent_masks={self.consistent_masks})"
 
 # %% ../nbs/03_uncertainty.ipynb #29401572
 class DeepEnsemble(PosteriorSampler):
@@ -367,6 +372,7 @@ class SnapshotEnsemble(PosteriorSampler):
 # %% ../nbs/03_uncertainty.ipynb #e28e1c09
 class TTASampler(PosteriorSampler):
     "Test-time augmentation: `n_samples` augmented passes over the pool, stacked as `[N, K, C, ...]`"
+    consistent = False  # pass k draws its own augmentation for each item
     def __init__(self, n_samples:int=8, item_tfms=None, batch_tfms=None, seed:int|None=None,
                  dtype:torch.dtype=torch.float32):
         _check_n('n_samples', n_samples)

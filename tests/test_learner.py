@@ -155,6 +155,12 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(RuntimeError, match="call `fit\\(\\)`"): al.score()
     with pytest.raises(ValueError, match="expected `rounds` or `budget`"): make_al().loop()
     with pytest.raises(TypeError, match="PosteriorSampler"): make_al(sampler=lambda learns, dl: None)
+    from fastai_active.uncertainty import MCDropout, TTASampler
+    with pytest.raises(ValueError, match="same model for every item"):
+        make_al(acquisition='batchbald', sampler=MCDropout(consistent_masks=False))
+    with pytest.raises(ValueError, match="same model for every item"): make_al(acquisition='batchbald', sampler=TTASampler())
+    make_al(acquisition='batchbald', sampler=MCDropout())  # consistent masks by default
+    make_al(acquisition='bald', sampler=MCDropout(consistent_masks=False))  # per-item scores do not mind
     bad = make_al(fit=lambda learn: None)
     bad.make_learner = lambda dls: nn.Linear(2, 2)
     with pytest.raises(TypeError, match="must return a fastai Learner"): bad.fit()
