@@ -117,6 +117,16 @@ def mlp_1d(n_classes=10, n_in=40, p=0.5):
     return nn.Sequential(body, nn.Sequential(nn.Dropout(p), nn.Linear(256, n_classes)))
 
 
+def cnn_1d(n_classes=10, channels=25, p=0.5):
+    "MNIST-1D: the mnist1d paper's small CNN (three stride-2 convolutions), with dropout before its last layer"
+    body = nn.Sequential(nn.Unflatten(1, (1, -1)),
+                         nn.Conv1d(1, channels, 5, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
+    n_feats = body(torch.zeros(1, 40)).shape[1]
+    return nn.Sequential(body, nn.Sequential(nn.Dropout(p), nn.Linear(n_feats, n_classes)))
+
+
 def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512):
     (X, y), (Xt, yt), size = load_dataset(dataset, seed=seed)
     vocab = [str(i) for i in range(10)]
@@ -130,12 +140,13 @@ def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512):
     return split, size
 
 
-def make_learner_for(dataset, size):
-    "The same recipe for every strategy: the demo's CNN on digits, an MLP on MNIST-1D, Gal et al.'s CNN on MNIST"
+def make_learner_for(dataset, size, model='default'):
+    "The same recipe for every strategy: the demo's CNN on digits, an MLP (or a CNN) on MNIST-1D, Gal et al.'s CNN on MNIST"
     if dataset in ('digits', 'repeated_digits'): return digits_learner
     def make_learner(dls):
-        model = mlp_1d() if dataset == 'mnist1d' else gal_cnn(10, c_in=1, size=size)
-        return Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+        if dataset == 'mnist1d': net = cnn_1d() if model == 'cnn' else mlp_1d()
+        else: net = gal_cnn(10, c_in=1, size=size)
+        return Learner(dls, net, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     return make_learner
 
 
@@ -160,14 +171,14 @@ def run(args):
         start = time.perf_counter()
         split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items)
         sampler = SinglePass() if strategy == 'random' else make_sampler(args.sampler, args.mc_samples)
-        al = ActiveLearner(split, make_learner_for(args.dataset, size), acquisition=as_acquisition(strategy), sampler=sampler,
+        al = ActiveLearner(split, make_learner_for(args.dataset, size, args.model), acquisition=as_acquisition(strategy), sampler=sampler,
                            oracle=SimulatedOracle.from_split(split), epochs=args.epochs, lr=args.lr,
                            pool_max_items=args.pool_subset, pool_bs=512, dl_kwargs=dict(num_workers=0), seed=seed,
                            show_progress=False)
         h = al.loop(budget=args.budget, n_per_round=args.per_round)
         meta = dict(dataset=args.dataset, strategy=strategy, sampler=args.sampler, seed=seed, epochs=args.epochs,
                     lr=args.lr, pool_subset=args.pool_subset, initial=args.initial, per_round=args.per_round,
-                    epoch_items=args.epoch_items, mc_samples=args.mc_samples)
+                    epoch_items=args.epoch_items, mc_samples=args.mc_samples, model=args.model)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -299,6 +310,7 @@ def main(argv=None):
     r.add_argument('--strategies', nargs='+', default=['random', 'entropy', 'bald', 'batchbald'])
     r.add_argument('--sampler', default='mc', choices=['single', 'mc', 'mc-independent', 'ensemble'])
     r.add_argument('--mc-samples', type=int, default=20)
+    r.add_argument('--model', default='default', choices=['default', 'cnn'], help="MNIST-1D: 'cnn' instead of the MLP")
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     r.add_argument('--initial', type=int, default=20)
     r.add_argument('--per-round', type=int, default=10)
