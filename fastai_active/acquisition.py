@@ -529,8 +529,7 @@ class RandomAcquisition(Acquisition):
         return random_batch(N, n, seed=seed)
 
 _SCORES = dict(entropy=entropy, bald=bald, margin=margin, least_confidence=least_confidence,
-               variation_ratios=variation_ratios, mean_std=mean_std, expected_iou_loss=expected_iou_loss,
-               mask_disagreement=mask_disagreement)
+               variation_ratios=variation_ratios, mean_std=mean_std)
 
 def as_acquisition(acq)->Acquisition:
     "An `Acquisition` from a strategy, a score function, or a name ('random', 'batchbald', 'powerbald', 'bald', ...)"
@@ -543,3 +542,5 @@ def as_acquisition(acq)->Acquisition:
         raise ValueError(f"expected 'random', 'batchbald', 'powerbald' or one of {sorted(_SCORES)}, got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
+
+_SCORES.update(expected_iou_loss=expected_iou_loss, mask_disagreement=mask_disagreement)  # image level, no `reduce`
