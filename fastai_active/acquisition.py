@@ -14,9 +14,9 @@ from .core import *
 
 # %% auto #0
 __all__ = ['mean_log_probs', 'entropy', 'conditional_entropy', 'bald', 'margin', 'least_confidence', 'variation_ratios',
-           'mean_std', 'reduce_dense', 'top_k', 'random_batch', 'stochastic_batch', 'batchbald',
-           'batch_mutual_information', 'Acquisition', 'TopScores', 'StochasticAcquisition', 'BatchBALDAcquisition',
-           'RandomAcquisition', 'as_acquisition']
+           'mean_std', 'reduce_dense', 'expected_iou_loss', 'mask_disagreement', 'top_k', 'random_batch',
+           'stochastic_batch', 'batchbald', 'batch_mutual_information', 'Acquisition', 'TopScores',
+           'StochasticAcquisition', 'BatchBALDAcquisition', 'RandomAcquisition', 'as_acquisition']
 
 # %% ../nbs/01_acquisition.ipynb #9f6e33d4
 def _chunked(fn:Callable, log_probs_N_K_C:Tensor, chunk_size:int|None=None, budget:int=2**20)->Tensor:
@@ -163,6 +163,55 @@ def reduce_dense(scores_N_S:Tensor, # Per-pixel scores `[N, *spatial]`
         k = max(1, math.ceil(q * flat_N_P.shape[1]))
         return flat_N_P.topk(k, dim=1).values.mean(1)
     raise ValueError(f"expected reduction 'mean', 'max', 'topq' or a function, got {reduction!r}")
+
+# %% ../nbs/01_acquisition.ipynb #44d8b6e9
+def _check_seg(log_probs_N_K_C, name:str):
+    if not isinstance(log_probs_N_K_C, Tensor) or log_probs_N_K_C.ndim < 4 or log_probs_N_K_C.shape[2] < 2:
+        got = tuple(log_probs_N_K_C.shape) if isinstance(log_probs_N_K_C, Tensor) else type(log_probs_N_K_C).__name__
+        raise ValueError(f"{name} expected segmentation log-probs of shape [N, K, C, *spatial] with C >= 2, got {got}")
+
+def _fg_masks(labels_P:Tensor, C:int)->Tensor:
+    "Boolean masks `[..., C-1, P]` of the foreground classes 1..C-1 in class labels `[..., P]`"
+    return torch.stack([labels_P == c for c in range(1, C)], -2)
+
+def _mean_over_present(ious:Tensor, present:Tensor, if_none:Tensor)->Tensor:
+    "Mean IoU `[n, K]` over the classes `present` (`[n, K, C-1]`), or `if_none` where no class is present"
+    n_present = present.sum(-1)
+    mean = torch.where(present, ious, torch.zeros_like(ious)).sum(-1) / n_present.clamp_min(1)
+    return torch.where(n_present > 0, mean, if_none).clamp(0, 1)
+
+def _expected_iou(lp:Tensor, p:Tensor, scratch=None)->Tensor:
+    "`[n, K]`: expected IoU of the predictive argmax mask under each sample's pixel-wise distribution"
+    lp, p = lp.flatten(3), p.flatten(3)
+    pred = _fg_masks(p.mean(1).argmax(1), lp.shape[2]).to(p.dtype)[:, None]  # M: [n, 1, C-1, P]
+    p_fg = p[:, :, 1:]
+    inter = (p_fg * pred).sum(-1)             # E|M & Y|
+    size = pred.sum(-1).expand_as(inter)      # |M|
+    union = p_fg.sum(-1) + size - inter       # E|M | Y| >= |M|
+    all_background = lp[:, :, 0].clamp(max=0).sum(-1).exp()  # P(Y empty) = prod of p(background)
+    return _mean_over_present(inter / union.clamp_min(1), size > 0, all_background)
+
+def _mask_iou(lp:Tensor, p:Tensor, scratch=None)->Tensor:
+    "`[n, K]`: IoU of each sample's argmax mask with the predictive argmax mask"
+    p = p.flatten(3)
+    C = p.shape[2]
+    pred, samples = _fg_masks(p.mean(1).argmax(1), C)[:, None], _fg_masks(p.argmax(2), C)
+    inter, union = (samples & pred).sum(-1), (samples | pred).sum(-1)
+    ious = inter.to(p.dtype) / union.clamp_min(1).to(p.dtype)
+    return _mean_over_present(ious, union > 0, torch.ones(ious.shape[:2], dtype=p.dtype, device=p.device))
+
+def expected_iou_loss(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *spatial]`, class 0 the background
+                     )->Tensor:
+    "`1 - E[IoU]` of the predictive argmax mask under the posterior predictive: one score per image, in [0, 1]"
+    _check_seg(log_probs_N_K_C, 'expected_iou_loss')
+    return _score(lambda lp, p, scratch: 1 - _expected_iou(lp, p).mean(1), log_probs_N_K_C, dense=True)
+
+def mask_disagreement(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *spatial]`, class 0 the background
+                     )->Tensor:
+    "`1 - mean_k IoU(M_k, M)` of the K samples' argmax masks with the predictive one: one score per image, in [0, 1]"
+    _check_seg(log_probs_N_K_C, 'mask_disagreement')
+    _warn_k1(log_probs_N_K_C, 'mask_disagreement')
+    return _score(lambda lp, p, scratch: 1 - _mask_iou(lp, p).mean(1), log_probs_N_K_C, dense=True)
 
 # %% ../nbs/01_acquisition.ipynb #25e90758
 def _check_n(n:int, N:int):
@@ -498,3 +547,5 @@ def as_acquisition(acq)->Acquisition:
                          f"{list(_MODES)} (e.g. 'powerbald'), got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
+
+_SCORES.update(expected_iou_loss=expected_iou_loss, mask_disagreement=mask_disagreement)  # image level, no `reduce`

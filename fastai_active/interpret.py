@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from .core import *
 from fastcore.basics import patch
 
-from .acquisition import entropy, mean_log_probs, top_k
+from .acquisition import entropy, mean_log_probs, top_k, expected_iou_loss
 from .uncertainty import PosteriorSampler, SinglePass
 
 # %% auto #0
@@ -347,6 +347,14 @@ def _reduce_pixels(pixel_scores:Tensor, reduce)->Tensor:
     if reduce == 'max': return pixel_scores.flatten(1).max(1).values
     raise ValueError(f"expected reduce='mean', 'max' or a function [N, *spatial] -> [N], got {reduce!r}")
 
+def _pixel_scores(score:Callable, log_probs:Tensor, name:str)->Tensor:
+    "Per-pixel scores `[N, *spatial]` from `score(log_probs, dense=True)`"
+    try: return score(log_probs, dense=True)
+    except TypeError as e:
+        if 'dense' not in str(e): raise
+        raise TypeError(f"{name} has no per-pixel form (no `dense` argument): for a score that gives one value per "
+                        "image, such as `expected_iou_loss`, pass reduce=None") from e
+
 def _performance(log_probs:Tensor, targs:Tensor, dense:bool)->pd.DataFrame:
     "Per-item performance: `correct`, `nll` (classification) or `pixel_acc`, `iou`, `dice` (segmentation)"
     if not dense: return pd.DataFrame(dict(correct=correctness(log_probs, targs).cpu().numpy(),
@@ -364,7 +372,7 @@ class UncertaintyInterpretation:
     def __init__(self, log_probs:Tensor, # Posterior log-probs `[N, K, C]` or `[N, K, C, *spatial]`
                  targs:Tensor|None=None, # Class targets `[N]` or masks `[N, *spatial]`; None for an unlabelled pool
                  score:Callable=entropy, # Uncertainty of log-probs, higher = more uncertain (per pixel with `dense=True`)
-                 reduce='mean', # Per-pixel scores to one per image: 'mean', 'max' or a function `[N, *spatial] -> [N]`
+                 reduce='mean', # Per-pixel scores to one per image: 'mean', 'max', a function `[N, *spatial] -> [N]`, or None for an image-level `score`
                  dl=None, # The `DataLoader` the items come from, for `plot_top_uncertain`
                  embs:Tensor|None=None, # Embeddings `[N, D]`
                  distances:Tensor|None=None, # Distances `[N]` to the labelled data
@@ -373,8 +381,9 @@ class UncertaintyInterpretation:
         self.dense = isinstance(log_probs, Tensor) and log_probs.ndim > 3
         self.log_probs = check_log_probs(log_probs, dense=self.dense)
         self.score_name = getattr(score, '__name__', 'score')
-        self.pixel_scores = score(log_probs, dense=True) if self.dense else None
-        self.scores = _reduce_pixels(self.pixel_scores, reduce) if self.dense else score(log_probs)
+        per_pixel = self.dense and reduce is not None
+        self.pixel_scores = _pixel_scores(score, log_probs, self.score_name) if per_pixel else None
+        self.scores = _reduce_pixels(self.pixel_scores, reduce) if per_pixel else score(log_probs)
         N = len(log_probs)
         if tuple(self.scores.shape) != (N,): raise ValueError(f"expected {self.score_name} to give scores of shape ({N},), got {tuple(self.scores.shape)}")
         self.targs, self.dl, self.embs = targs, dl, embs
@@ -384,6 +393,9 @@ class UncertaintyInterpretation:
         self.preds = mean_log_probs(log_probs).argmax(1)  # predictive argmax: classes `[N]` or masks `[N, *spatial]`
 
     def __len__(self): return len(self.scores)
+    def _pixel_map(self, i:int)->Tensor:
+        "Per-pixel uncertainty of item `i`: the score's own map, or the predictive entropy for an image-level score"
+        return self.pixel_scores[i] if self.pixel_scores is not None else entropy(self.log_probs[i:i+1], dense=True)[0]
     def __repr__(self): return f"{type(self).__name__}({len(self)} items, {self.score_name}, {'dense' if self.dense else 'classification'})"
 
     @property
@@ -587,7 +599,7 @@ def plot_top_uncertain(self:UncertaintyInterpretation, k:int=4, # How many items
         for row, i, s in zip(axs, top.idxs.tolist(), top.scores.tolist()):
             extra = f", IoU {perf.iou[i]:.2f}" if 'iou' in perf else ''
             plot_uncertainty_map(self._item_image(i), None if self.targs is None else self.targs[i], self.preds[i],
-                                 self.pixel_scores[i], axs=row, title=f"item {i}: {self.score_name} {s:.3f}{extra}")
+                                 self._pixel_map(i), axs=row, title=f"item {i}: {self.score_name} {s:.3f}{extra}")
         return axs
     ncols = min(k, 4)
     fig, axs = plt.subplots(math.ceil(k / ncols), ncols, figsize=figsize or (2.6 * ncols, 2.8 * math.ceil(k / ncols)), squeeze=False)

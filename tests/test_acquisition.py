@@ -8,6 +8,7 @@ from hypothesis import given, strategies as st
 
 from fastai_active.acquisition import (
     entropy, conditional_entropy, bald, margin, least_confidence, variation_ratios, mean_std, reduce_dense,
+    expected_iou_loss, mask_disagreement,
     top_k, random, random_batch, stochastic_batch, batchbald, batch_mutual_information,
     TopScores, StochasticAcquisition, BatchBALDAcquisition, RandomAcquisition, as_acquisition)
 from fastai_active.acquisition import _exact_joint, _sampled_joint
@@ -139,6 +140,71 @@ def test_scores_are_chunked_without_changing_values():
     lp = make_log_probs(1, 3000, 20, 10, torch.float32)  # 3000 items of 200 values: several chunks
     ref = np_reference(lp)
     np.testing.assert_allclose(bald(lp).double().numpy(), ref['bald'], atol=2e-6)
+
+
+# ---------------------------------------------------------------- image-level segmentation scores
+def make_seg_log_probs(seed, N, K, C, H, W, scale, zeros=0.0, dtype=torch.float64):
+    "Random segmentation log-probs `[N, K, C, H, W]`, a fraction `zeros` of probabilities exactly 0"
+    lp = make_log_probs(seed, N * H * W, K, C, dtype=torch.float64, scale=scale, zeros=zeros)  # [N*H*W, K, C]
+    return lp.reshape(N, H, W, K, C).permute(0, 3, 4, 1, 2).contiguous().to(dtype)
+
+
+def np_iou_scores(lp):
+    "`expected_iou_loss` and `mask_disagreement` with numpy loops over images, samples and classes (float64)"
+    p = lp.double().exp().numpy().reshape(lp.shape[0], lp.shape[1], lp.shape[2], -1)  # [N, K, C, P]
+    N, K, C, P = p.shape
+    eiou, agree = np.zeros((N, K)), np.zeros((N, K))
+    for i in range(N):
+        M = p[i].mean(0).argmax(0)  # predictive argmax mask [P]
+        for k in range(K):
+            Mk = p[i, k].argmax(0)
+            soft, hard = [], []
+            for c in range(1, C):
+                m, pc = (M == c).astype(float), p[i, k, c]
+                if m.sum() > 0: soft.append((pc * m).sum() / (pc.sum() + m.sum() - (pc * m).sum()))
+                union = ((M == c) | (Mk == c)).sum()
+                if union > 0: hard.append(((M == c) & (Mk == c)).sum() / union)
+            eiou[i, k] = np.mean(soft) if soft else np.prod(p[i, k, 0])
+            agree[i, k] = np.mean(hard) if hard else 1.0
+    return 1 - eiou.mean(1), 1 - agree.mean(1)
+
+
+@given(st.integers(0, 2**31), st.integers(1, 4), st.integers(1, 4), st.integers(2, 4), st.integers(1, 4), st.integers(1, 5),
+       st.floats(0.1, 60), st.sampled_from([0., .3]), dtypes)
+def test_image_level_seg_scores_in_unit_range_and_match_reference(seed, N, K, C, H, W, scale, zeros, dtype):
+    lp = make_seg_log_probs(seed, N, K, C, H, W, scale, zeros, dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # mask_disagreement warns for K=1
+        scores = {'expected_iou_loss': expected_iou_loss(lp), 'mask_disagreement': mask_disagreement(lp)}
+    for name, s in scores.items():
+        assert s.shape == (N,) and s.dtype == dtype, name
+        assert torch.isfinite(s).all(), (name, s)
+        assert ((s >= 0) & (s <= 1)).all(), (name, s)
+    if dtype == torch.float64:
+        ref_eiou, ref_agree = np_iou_scores(lp)
+        np.testing.assert_allclose(scores['expected_iou_loss'].numpy(), ref_eiou, atol=1e-9)
+        np.testing.assert_allclose(scores['mask_disagreement'].numpy(), ref_agree, atol=1e-12)
+
+
+def test_image_level_seg_scores_closed_forms():
+    # a certain, correct-looking prediction expects no loss; identical samples do not disagree
+    certain = torch.log(torch.tensor([[1., 0.], [0., 1.], [1., 0.]])).T.reshape(1, 1, 2, 1, 3)
+    assert expected_iou_loss(certain).tolist() == [0.]
+    lp = make_seg_log_probs(0, 3, 1, 3, 4, 4, scale=3.)
+    torch.testing.assert_close(mask_disagreement(lp.expand(3, 5, 3, 4, 4)), torch.zeros(3, dtype=torch.float64))
+    torch.testing.assert_close(expected_iou_loss(lp.expand(3, 5, 3, 4, 4)), expected_iou_loss(lp))
+    # empty predicted mask: exactly 1 - P(label empty), whatever the image size
+    p = torch.full((1, 1, 1, 10, 10), 0.01, dtype=torch.float64)
+    lp_empty = torch.cat([(1 - p).log(), p.log()], 2)
+    torch.testing.assert_close(expected_iou_loss(lp_empty), torch.tensor([1 - 0.99 ** 100], dtype=torch.float64))
+    # a foreground probability of exactly 0 everywhere (log-prob -inf) is no NaN
+    lp_zero = torch.cat([torch.zeros(1, 1, 1, 2, 2), torch.full((1, 1, 1, 2, 2), -math.inf)], 2)
+    assert expected_iou_loss(lp_zero).tolist() == [0.]
+
+
+def test_image_level_seg_scores_need_segmentation_outputs():
+    with pytest.raises(ValueError, match=r'\[N, K, C, \*spatial\]'): expected_iou_loss(make_log_probs(0, 4, 2, 3))
+    with pytest.raises(ValueError, match='C >= 2'): mask_disagreement(torch.zeros(2, 2, 1, 3))
 
 
 # ---------------------------------------------------------------- validation

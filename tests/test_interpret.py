@@ -8,6 +8,7 @@ from hypothesis import given, strategies as st
 from scipy import stats
 from scipy.spatial.distance import cdist
 
+from fastai_active.acquisition import expected_iou_loss
 from fastai_active.interpret import (iou, dice, correctness, nll, pearson, spearman, calibration_table,
                                      expected_calibration_error, Mahalanobis, knn_distance, triage, GROUPS)
 
@@ -323,6 +324,15 @@ def test_from_learner_segmentation_sampler_knn_and_plots():
     top = int(interp.scores.argmax())
     assert axs.shape == (2, 4) and axs[0, 0].get_title().startswith(f'item {top}:')
     with pytest.raises(ValueError, match='metric in'): interp.plot_scatter(metric='accuracy')
+    plt.close('all')
+
+    # an image-level score (reduce=None): its own scores, entropy maps in the plots
+    with learn.no_bar():
+        img = UncertaintyInterpretation.from_learner(learn, sampler=_Scaled(), score=expected_iou_loss, reduce=None)
+    np.testing.assert_allclose(img.scores.numpy(), expected_iou_loss(lp).numpy(), rtol=1e-4, atol=1e-6)
+    assert img.pixel_scores is None and img.correlation().set_index(['perf', 'method']).loc[('iou', 'spearman'), 'r'] <= 1
+    axs = img.plot_top_uncertain(2)
+    assert axs[0, 0].get_title().startswith(f'item {int(img.scores.argmax())}: expected_iou_loss')
     plt.close('all')
 
 
