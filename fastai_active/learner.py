@@ -85,7 +85,7 @@ class ActiveLearner:
     "Active learning on a fastai `Learner`: fit, score, acquire, label, repeat"
     def __init__(self, split:ActiveSplit, # The labelled / unlabelled split and its ledger
                  make_learner:Callable[[DataLoaders], Learner], # Makes a fresh `Learner` from `DataLoaders`
-                 acquisition=entropy, # An `Acquisition`, a score function of log-probs, or `'random'`
+                 acquisition='powerentropy', # An `Acquisition`, a score function of log-probs, or a name (`'random'`, `'batchbald'`, ...)
                  sampler:PosteriorSampler|None=None, # Uncertainty source; default one deterministic pass
                  oracle:Oracle|None=None, # Labels acquired items in `loop`; `None` for a person labelling later
                  epochs:int=10, # Epochs of `fit_one_cycle` each round (unless `fit` is given)

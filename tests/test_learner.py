@@ -59,7 +59,7 @@ class IdSampler(PosteriorSampler):
 
 def test_acquire_returns_the_items_the_scores_point_at():
     "Pool rows and dataset indices must not be mixed up between scoring, selection and the ledger"
-    al = make_al(sampler=IdSampler({17, 42, 99}))
+    al = make_al(sampler=IdSampler({17, 42, 99}), acquisition=entropy)
     al.fit()
     picked = al.acquire(3)
     assert sorted(picked.ds_idx) == [17, 42, 99]
@@ -91,10 +91,11 @@ def test_loop_stops_when_the_pool_is_empty():
     with pytest.raises(ValueError, match="pool is empty"): al.acquire(1)
 
 
-def test_same_seed_same_picks_other_seed_other_picks():
+@pytest.mark.parametrize('acquisition', ['random', 'powerentropy'])
+def test_same_seed_same_picks_other_seed_other_picks(acquisition):
     runs = []
     for s in (0, 0, 1):
-        al = make_al(seed=s, acquisition='random')
+        al = make_al(seed=s, acquisition=acquisition)
         al.loop(rounds=2, n_per_round=5)
         runs.append(al.ledger.to_df()[['ds_idx', 'round']].values.tolist())
     assert runs[0] == runs[1] != runs[2]
@@ -147,6 +148,12 @@ def test_an_ensemble_is_validated_as_its_mean_predictive():
     one = make_al()
     one.fit()
     assert one.validate()['valid_loss'] == pytest.approx(float(one.learn.validate()[0]), rel=1e-6)  # one learner: its own
+
+
+def test_the_default_strategy_is_power_entropy():
+    from fastai_active.acquisition import StochasticAcquisition
+    acq = make_al().acquisition
+    assert isinstance(acq, StochasticAcquisition) and acq.score is entropy and acq.mode == 'power'
 
 
 def test_errors_are_clear(tmp_path):
