@@ -34,7 +34,7 @@ from fastprogress.fastprogress import progress_bar
 from fastai_active.acquisition import as_acquisition
 from fastai_active.data import ActiveSplit
 from fastai_active.demo import digits_learner
-from fastai_active.learner import ActiveLearner, SimulatedOracle, plot_learning_curves
+from fastai_active.learner import ActiveLearner, PseudoLabeller, SimulatedOracle, plot_learning_curves
 from fastai_active.models import gal_cnn
 from fastai_active.uncertainty import SinglePass
 
@@ -167,18 +167,20 @@ def run(args):
     torch.set_num_threads(max(1, args.threads))
     jobs = [(s, seed) for seed in args.seeds for s in args.strategies]
     for strategy, seed in progress_bar(jobs):
-        name = f"{args.dataset}-{strategy}-{args.sampler}-seed{seed}"
+        name = f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "") + f"-seed{seed}"
         start = time.perf_counter()
         split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items)
         sampler = SinglePass() if strategy == 'random' else make_sampler(args.sampler, args.mc_samples)
         al = ActiveLearner(split, make_learner_for(args.dataset, size, args.model), acquisition=as_acquisition(strategy), sampler=sampler,
                            oracle=SimulatedOracle.from_split(split), epochs=args.epochs, lr=args.lr,
                            pool_max_items=args.pool_subset, pool_bs=512, dl_kwargs=dict(num_workers=0), seed=seed,
-                           show_progress=False)
+                           show_progress=False,
+                           pseudo=PseudoLabeller(args.pseudo, max_per_class=args.pseudo_max_per_class) if args.pseudo else None)
         h = al.loop(budget=args.budget, n_per_round=args.per_round)
         meta = dict(dataset=args.dataset, strategy=strategy, sampler=args.sampler, seed=seed, epochs=args.epochs,
                     lr=args.lr, pool_subset=args.pool_subset, initial=args.initial, per_round=args.per_round,
-                    epoch_items=args.epoch_items, mc_samples=args.mc_samples, model=args.model)
+                    epoch_items=args.epoch_items, mc_samples=args.mc_samples, model=args.model,
+                    pseudo=args.pseudo, pseudo_max_per_class=args.pseudo_max_per_class)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -201,6 +203,8 @@ def read_runs(out:Path)->pd.DataFrame:
     model_based = df.strategy != 'random'
     if df.loc[model_based, 'sampler'].nunique() > 1:
         df.loc[model_based, 'strategy'] = df.strategy[model_based] + ' (' + df.sampler[model_based] + ')'
+    if 'pseudo' in df and df.pseudo.notna().any():
+        df.loc[df.pseudo.notna(), 'strategy'] = df.strategy[df.pseudo.notna()] + ' + pseudo-labels'
     twice = df.groupby(['strategy', 'seed']).n_acquired.apply(lambda a: a.duplicated().any())
     if twice.any(): raise SystemExit(f"runs recorded twice under {out/'runs'}: {list(twice.index[twice])}")
     return df
@@ -310,6 +314,8 @@ def main(argv=None):
     r.add_argument('--strategies', nargs='+', default=['random', 'entropy', 'bald', 'batchbald'])
     r.add_argument('--sampler', default='mc', choices=['single', 'mc', 'mc-independent', 'ensemble'])
     r.add_argument('--mc-samples', type=int, default=20)
+    r.add_argument('--pseudo', type=float, default=None, help="also train on pool items predicted with at least this probability")
+    r.add_argument('--pseudo-max-per-class', type=int, default=None, help="at most this many pseudo-labels per class")
     r.add_argument('--model', default='default', choices=['default', 'cnn'], help="MNIST-1D: 'cnn' instead of the MLP")
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     r.add_argument('--initial', type=int, default=20)

@@ -58,3 +58,28 @@ def test_smoke_run_and_report_on_digits(tmp_path):
     le.main(['run', '--dataset', 'digits', '--strategies', 'random', '--sampler', 'single', '--seeds', '0',
              '--initial', '20', '--per-round', '10', '--budget', '10', '--epochs', '2', '--threads', '1', '--out', str(out)])
     assert len(le.read_runs(out).query("strategy == 'random'")) == 2
+
+
+def test_redundancy_counts_copies_of_labelled_images_and_within_batches(tmp_path):
+    from fastai_active.data import LabelLedger
+    runs = tmp_path/'runs'
+    runs.mkdir()
+    # 30 pool items = 3 copies of 10 images (item i shows image i % 10)
+    ledger = LabelLedger(30, path=runs/'rep.db')
+    ledger.label([0, 1], ['a', 'b'], source='initial', round=0)
+    ledger.label([10, 25, 5], ['a', 'c', 'c'], source='oracle', round=1)   # 10: copy of labelled 0; 25 and 5: image 5 twice
+    ledger.label([21, 7, 17], ['b', 'd', 'd'], source='oracle', round=2)   # 21: copy of labelled 1; 7 and 17: image 7 twice
+    ledger.close()
+    (runs/'rep.json').write_text(json.dumps(dict(dataset='repeated_digits', strategy='bald', sampler='mc', seed=0)))
+    r = le.redundancy(tmp_path).iloc[0]
+    assert (r.acquired, r.copies, r.copies_in_batch) == (6, 4, 2)  # new images only 5 and 7
+
+
+def test_repeated_digits_are_noisy_copies_in_blocks():
+    (X, y), (Xt, yt), size = le.load_dataset('repeated_digits', seed=0)
+    (X1, y1), _, _ = le.load_dataset('digits')
+    n = len(X1)
+    assert len(X) == le.REPEATS * n and size == 8 and len(Xt) == 600
+    assert (y[:n] == y1).all() and (y[2 * n:] == y1).all()
+    diff = X[:n].astype(int) - X[n:2 * n].astype(int)
+    assert 0 < np.abs(diff).mean() < 40  # the same images under independent noise of sigma = 0.1 * 255, clipped
