@@ -531,7 +531,8 @@ class RandomAcquisition(Acquisition):
         return random_batch(N, n, seed=seed)
 
 _SCORES = dict(entropy=entropy, bald=bald, margin=margin, least_confidence=least_confidence,
-               variation_ratios=variation_ratios, mean_std=mean_std)
+               variation_ratios=variation_ratios, mean_std=mean_std,
+               expected_iou_loss=expected_iou_loss, mask_disagreement=mask_disagreement)  # the last two: image level, no `reduce`
 _MODES = ('power', 'softmax', 'softrank')
 
 def as_acquisition(acq)->Acquisition:
@@ -547,5 +548,3 @@ def as_acquisition(acq)->Acquisition:
                          f"{list(_MODES)} (e.g. 'powerbald'), got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
-
-_SCORES.update(expected_iou_loss=expected_iou_loss, mask_disagreement=mask_disagreement)  # image level, no `reduce`
