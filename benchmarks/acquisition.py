@@ -1,4 +1,4 @@
-"""Speed and batch quality of fastai_active.acquisition against batchbald_redux 2.0.5 and baal, on the same inputs.
+"""Speed and batch quality of fastai_active's scores, selection and BatchBALD against batchbald_redux 2.0.5 and baal, on the same inputs.
 
 Run with the bench venv (peers are not dependencies of fastai_active):
     PYTHONPATH=. .venv-bench/bin/python benchmarks/acquisition.py            # full table (about 30-40 min on 2 cores)
@@ -19,7 +19,9 @@ import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fastai_active.acquisition import batchbald, bald, stochastic_batch, batch_mutual_information, _plogp
+from fastai_active.scores import bald, _plogp
+from fastai_active.selection import stochastic_batch
+from fastai_active.joint import batchbald, batch_mutual_information
 
 C, n, NUM_SAMPLES = 10, 10, 10_000
 

@@ -31,8 +31,8 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastprogress.fastprogress import progress_bar
 
-from fastai_active.acquisition import as_acquisition
-from fastai_active.data import ActiveSplit
+from fastai_active.strategies import as_acquisition
+from fastai_active.split import ActiveSplit
 from fastai_active.demo import digits_learner
 from fastai_active.learner import ActiveLearner, PseudoLabeller, SimulatedOracle, plot_learning_curves
 from fastai_active.models import gal_cnn

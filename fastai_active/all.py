@@ -6,16 +6,27 @@
 __all__ = []
 
 # %% ../nbs/99_all.ipynb #45b27b7b
+import importlib as _importlib
 from .core import *
-from .acquisition import *
-from .data import *
+from .ledger import *
+from .split import *
 from .uncertainty import *
-from .datasets import *
+from .semi import *
+from .scores import *
+from .selection import *
+from .joint import *
+from .strategies import *
 from .learner import *
+from .metrics import *
+from .correlation import *
+from .ood import *
+from .triage import *
+from .interpretation import *
+from .datasets import *
 from .models import *
-from .interpret import *
 from .demo import digits_learner, digits_block, run_digits_demo
-from . import core, acquisition, data, uncertainty, datasets, learner, models, interpret
 
-__all__ = [name for module in (core, acquisition, data, uncertainty, datasets, learner, models, interpret) for name in module.__all__]
+# module objects are not bound here: `fastai_active.triage` would hide the function `triage`
+_MODULES = ['core', 'ledger', 'split', 'uncertainty', 'semi', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
+__all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

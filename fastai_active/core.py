@@ -4,16 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #43c7c022
 from __future__ import annotations
-import hashlib, random as _random
+import hashlib, math, random as _random
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['check_log_probs', 'CandidateBatch', 'derive_seed', 'torch_generator', 'seeded']
+__all__ = ['check_log_probs', 'mean_log_probs', 'CandidateBatch', 'derive_seed', 'torch_generator', 'seeded']
 
 # %% ../nbs/00_core.ipynb #cb950643
 def check_log_probs(log_probs_N_K_C:Tensor, # Log-probabilities `[N, K, C, *spatial]`
@@ -50,6 +51,11 @@ def check_log_probs(log_probs_N_K_C:Tensor, # Log-probabilities `[N, K, C, *spat
                              f"after exp), got a sum of {got:.4g} at item {i+start}; pass log_softmax outputs, "
                              "not probabilities or raw logits")
     return lp
+
+# %% ../nbs/00_core.ipynb #f1eb2ff8
+def mean_log_probs(log_probs_N_K_C:Tensor)->Tensor:
+    "Log of the predictive `mean_k p(y | x, w_k)`, in log space: `[N, K, C, ...] -> [N, C, ...]`"
+    return torch.logsumexp(log_probs_N_K_C, dim=1) - math.log(log_probs_N_K_C.shape[1])
 
 # %% ../nbs/00_core.ipynb #a315c9bd
 @dataclass
@@ -97,3 +103,18 @@ def seeded(seed:int|None):
         finally:
             _random.setstate(py_state)
             np.random.set_state(np_state)
+
+# %% ../nbs/00_core.ipynb #1c0505f2
+def _as_idxs(idxs, name:str)->Tensor:
+    "A 1-d int64 CPU tensor from a list, array, tensor or `pd.Series` of indices"
+    if isinstance(idxs, pd.Series): idxs = idxs.to_numpy()
+    t = torch.as_tensor(np.asarray(idxs) if not isinstance(idxs, Tensor) else idxs)
+    if t.ndim == 0: t = t[None]
+    if t.numel() and (t.is_floating_point() or t.dtype == torch.bool):
+        raise TypeError(f"expected integer {name}, got dtype {t.dtype}")
+    return t.long().cpu().flatten()
+
+def _as_tensor(x, name:str)->Tensor:
+    if isinstance(x, Tensor): return x
+    if isinstance(x, (np.ndarray, list, tuple, pd.Series, pd.Index)): return torch.as_tensor(np.array(x))  # a copy: pandas arrays can be read-only
+    raise TypeError(f"expected {name} as a torch.Tensor or array, got {type(x).__name__}")

@@ -14,8 +14,8 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 
-from fastai_active.acquisition import entropy
-from fastai_active.data import ActiveSplit
+from fastai_active.scores import entropy
+from fastai_active.split import ActiveSplit
 from fastai_active.learner import ActiveLearner, SimulatedOracle
 
 

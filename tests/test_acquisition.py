@@ -6,12 +6,13 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from fastai_active.acquisition import (
+from fastai_active.all import (
     entropy, conditional_entropy, bald, margin, least_confidence, variation_ratios, mean_std, reduce_dense,
     expected_iou_loss, mask_disagreement,
-    top_k, random, random_batch, stochastic_batch, batchbald, batch_mutual_information,
+    top_k, random_batch, stochastic_batch, batchbald, batch_mutual_information,
     TopScores, StochasticAcquisition, BatchBALDAcquisition, RandomAcquisition, as_acquisition)
-from fastai_active.acquisition import _exact_joint, _sampled_joint
+from fastai_active.selection import random
+from fastai_active.joint import _exact_joint, _sampled_joint
 from fastai_active.core import torch_generator
 
 FIXTURES = json.loads((pathlib.Path(__file__).parent / 'fixtures' / 'batchbald_redux.json').read_text())
@@ -417,7 +418,7 @@ def test_bounding_keeps_exact_picks(dtype):
 
 def test_scores_accept_outputs_that_require_grad():
     "Scores of model outputs straight from a forward pass (autograd on) are the same as of detached ones"
-    from fastai_active.acquisition import entropy, bald, margin
+    from fastai_active.scores import entropy, bald, margin
     logits = torch.randn(5, 3, 4, requires_grad=True)
     lp = logits.log_softmax(-1)
     for score in (entropy, bald, margin):

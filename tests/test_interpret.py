@@ -1,4 +1,4 @@
-"Tests of fastai_active.interpret against closed forms, scipy/numpy and brute force."
+"Tests of the interpretation modules (metrics, correlation, ood, triage, interpretation) against closed forms, scipy/numpy and brute force."
 import math
 
 import numpy as np
@@ -8,8 +8,8 @@ from hypothesis import example, given, strategies as st
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from fastai_active.acquisition import expected_iou_loss
-from fastai_active.interpret import (iou, dice, correctness, nll, pearson, spearman, calibration_table,
+from fastai_active.scores import expected_iou_loss
+from fastai_active.all import (iou, dice, correctness, nll, pearson, spearman, calibration_table,
                                      expected_calibration_error, Mahalanobis, knn_distance, triage, GROUPS)
 
 masks = st.integers(1, 6).flatmap(lambda n: st.tuples(
@@ -200,9 +200,9 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.callback.progress import ProgressCallback  # registers Learner.no_bar
-from fastai_active.acquisition import entropy
+from fastai_active.scores import entropy
 from fastai_active.uncertainty import PosteriorSampler
-from fastai_active.interpret import UncertaintyInterpretation
+from fastai_active.interpretation import UncertaintyInterpretation
 
 
 def bald(log_probs, dense=False):

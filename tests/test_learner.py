@@ -13,8 +13,8 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 
-from fastai_active.acquisition import entropy
-from fastai_active.data import ActiveSplit
+from fastai_active.scores import entropy
+from fastai_active.split import ActiveSplit
 from fastai_active.learner import ActiveLearner, SimulatedOracle
 from fastai_active.uncertainty import PosteriorSampler, SinglePass
 
@@ -151,7 +151,7 @@ def test_an_ensemble_is_validated_as_its_mean_predictive():
 
 
 def test_the_default_strategy_is_power_entropy():
-    from fastai_active.acquisition import StochasticAcquisition
+    from fastai_active.selection import StochasticAcquisition
     acq = make_al().acquisition
     assert isinstance(acq, StochasticAcquisition) and acq.score is entropy and acq.mode == 'power'
 

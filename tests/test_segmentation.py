@@ -11,8 +11,9 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import Dice
 
-from fastai_active.acquisition import Acquisition, entropy, top_k
-from fastai_active.data import ActiveSplit
+from fastai_active.scores import entropy
+from fastai_active.selection import Acquisition, top_k
+from fastai_active.split import ActiveSplit
 from fastai_active.datasets import shapes_folder, mask_of
 from fastai_active.learner import ActiveLearner, SimulatedOracle
 from fastai_active.models import SmallUNet

@@ -342,12 +342,12 @@ def test_cuda_results_come_back_on_cpu(kwargs):
 def test_every_sampler_drives_active_learner():
     "The samplers as ActiveLearner's uncertainty source, with no other change (runs where the loop exists)"
     learner_mod = pytest.importorskip('fastai_active.learner')
-    data_mod = pytest.importorskip('fastai_active.data')
+    data_mod = pytest.importorskip('fastai_active.split')
     import pandas as pd
     from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
     from fastai.data.transforms import ColReader
     from fastai.data.core import Transform
-    from fastai_active.acquisition import entropy
+    from fastai_active.scores import entropy
 
     class Noise(Transform):
         "Feature jitter, training split only (like every fastai augmentation)"
