@@ -110,7 +110,7 @@ def _wait(driver, cond, timeout=10):
     return None
 
 
-def check_page(driver, base, rel, ids, problems):
+def check_page(driver, base, rel, ids, problems, site=SITE):
     url = base + rel
     driver.get(url)
     _wait(driver, "return document.readyState === 'complete'")
@@ -123,8 +123,9 @@ def check_page(driver, base, rel, ids, problems):
     for pat, what in LEAKS:
         m = pat.search(info['text'])
         if m:
-            line = info['text'][max(0, info['text'].rfind('\n', 0, m.start()) + 1):][:100].split('\n')[0]
-            bad(f"{what} visible: {line!r}")
+            text, pos = info['text'], m.end() - 1
+            end = text.find('\n', pos)
+            bad(f"{what} visible: {text[text.rfind(chr(10), 0, pos) + 1:end if end >= 0 else None][:100]!r}")
     if info['blank']: bad(f"{info['blank']} empty code block(s)")
     n_links = 0
     for href in info['links']:
@@ -133,7 +134,7 @@ def check_page(driver, base, rel, ids, problems):
         target, frag = urldefrag(href)
         path = unquote(target[len(base):].split('?')[0]) or 'index.html'
         if path.endswith('/'): path += 'index.html'
-        f = SITE/path
+        f = site/path
         if not f.is_file(): bad(f"broken link {href}"); continue
         if frag and path.endswith('.html') and unquote(frag) not in ids.get(path, set()): bad(f"broken anchor {href}")
     for img in info['images']:
@@ -153,13 +154,15 @@ def check_search(driver, base, query, problems):
     "Type a name into Material's search box and expect a result linking to its page"
     driver.get(base + 'index.html')
     _wait(driver, "return document.readyState === 'complete'")
-    driver.execute_script("document.querySelector('label.md-search__icon, label[for=__search]') && 0")
-    box = driver.find_element('css selector', '.md-search__input')
-    driver.execute_script("document.getElementById('__search').checked = true")
+    boxes = driver.find_elements('css selector', '.md-search__input')
+    if not boxes:
+        problems.append("index.html: no search box"); return []
+    box = boxes[0]
+    driver.execute_script("const t = document.getElementById('__search'); if (t) t.checked = true")
     box.click(); box.send_keys(query)
     hits = _wait(driver, "const r = [...document.querySelectorAll('.md-search-result__item a')];"
                          "return r.length ? r.map(a => a.href) : null", 15)
-    if not hits: problems.append(f"search: no result for {query!r}")
+    if not hits: problems.append(f"index.html: search: no result for {query!r}")
     return hits or []
 
 
@@ -172,29 +175,39 @@ def screenshot(driver, base, rel, path, height=2600):
     driver.set_window_size(1280, 900)
 
 
+def _rel(p):
+    try: return p.relative_to(ROOT).as_posix()
+    except ValueError: return str(p)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--only', default='', help='check only pages whose file name contains this')
     ap.add_argument('--api-page', default='learner.html', help='the API page to screenshot')
+    ap.add_argument('--site', type=Path, default=SITE, help='the built site')
+    ap.add_argument('--shots', type=Path, default=SHOTS, help='where the screenshots go')
+    ap.add_argument('--prefix', default=None, help='the path the site is served under (default: from site_url)')
     args = ap.parse_args(argv)
-    if not (SITE/'index.html').is_file(): sys.exit(f"docs check: no site in {SITE}: run `make docs` first")
+    site, shots_dir = args.site.resolve(), args.shots.resolve()
+    if not (site/'index.html').is_file(): sys.exit(f"docs check: no site in {site}: run `make docs` first")
     start = time.perf_counter()
-    pages = sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob('*.html') if args.only in p.name)
-    ids = page_ids(SITE)
-    httpd, base = serve(SITE, site_prefix())
-    SHOTS.mkdir(exist_ok=True)
+    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob('*.html') if args.only in p.name)
+    ids = page_ids(site)
+    _Handler.failures = []
+    httpd, base = serve(site, site_prefix() if args.prefix is None else args.prefix)
+    shots_dir.mkdir(parents=True, exist_ok=True)
     problems, n_links, n_imgs = [], 0, 0
     user_dir = tempfile.mkdtemp(prefix='docs-chromium-')
     driver = None
     try:
         driver = chrome(user_dir)
         for rel in pages:
-            nl, ni = check_page(driver, base, rel, ids, problems)
+            nl, ni = check_page(driver, base, rel, ids, problems, site)
             n_links, n_imgs = n_links + nl, n_imgs + ni
         hits = check_search(driver, base, 'BatchBALD', problems)
-        shots = [SHOTS/'home.png', SHOTS/f"api_{Path(args.api_page).stem}.png"]
+        shots = [shots_dir/'home.png', shots_dir/f"api_{Path(args.api_page).stem}.png"]
         screenshot(driver, base, 'index.html', shots[0])
-        if (SITE/args.api_page).is_file(): screenshot(driver, base, args.api_page, shots[1])
+        if (site/args.api_page).is_file(): screenshot(driver, base, args.api_page, shots[1])
         else: problems.append(f"{args.api_page}: no such page to screenshot")
     finally:
         if driver is not None: driver.quit()
@@ -203,7 +216,7 @@ def main(argv=None):
     for path, code in _Handler.failures: problems.append(f"server answered {code} for {path}")
     secs = time.perf_counter() - start
     print(f"docs check: {len(pages)} pages, {n_links} internal links, {n_imgs} images, search 'BatchBALD': "
-          f"{len(hits)} results; screenshots in {SHOTS.relative_to(ROOT)}/; {secs:.1f} s")
+          f"{len(hits)} results; screenshots {', '.join(_rel(p) for p in shots)}; {secs:.1f} s")
     if problems:
         print(f"docs check FAILED: {len(problems)} problem(s)")
         for p in problems: print('  ' + p)
