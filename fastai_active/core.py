@@ -108,7 +108,7 @@ def seeded(seed:int|None):
 def _as_idxs(idxs, name:str)->Tensor:
     "A 1-d int64 CPU tensor from a list, array, tensor or `pd.Series` of indices"
     if isinstance(idxs, pd.Series): idxs = idxs.to_numpy()
-    t = torch.as_tensor(np.asarray(idxs) if not isinstance(idxs, Tensor) else idxs)
+    t = torch.as_tensor(np.array(idxs) if not isinstance(idxs, Tensor) else idxs)  # a copy: pandas arrays can be read-only
     if t.ndim == 0: t = t[None]
     if t.numel() and (t.is_floating_point() or t.dtype == torch.bool):
         raise TypeError(f"expected integer {name}, got dtype {t.dtype}")

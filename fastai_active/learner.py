@@ -24,6 +24,7 @@ from fastprogress.fastprogress import progress_bar
 
 from .core import *
 from .core import _as_idxs
+from .ledger import _as_count
 from .split import ActiveSplit, Pool
 from .semi import PseudoLabeller
 from .selection import Acquisition
@@ -182,14 +183,16 @@ def score(self:ActiveLearner, pool:Pool|None=None)->Tensor:
 @patch
 def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
     "Pick `n` pool items to label next; record them as requests of the next round and return them"
+    n = _as_count(n, 'n', min=1)
     pending = self.ledger.pending()
-    if len(pending):
+    if len(pending):  # checked again, with the round, in the transaction that writes the requests
         raise RuntimeError(f"{len(pending)} items of round {pending['round'].iloc[0]} are still waiting for labels: "
                            "label them with `label(...)` (or drop them with `ledger.cancel_requests()`) first")
+    this_round = self.round
     pool = self._pool()
     if len(pool) == 0: raise ValueError("the pool is empty: every item is labelled")
     if n > len(pool): raise ValueError(f"asked for n={n} items but the pool holds only N={len(pool)}")
-    seed = derive_seed(self.seed, 'acquire', self.round)
+    seed = derive_seed(self.seed, 'acquire', this_round)
     if self.acquisition.needs_preds:
         log_probs = self.score(pool)
         start = time.perf_counter()
@@ -198,19 +201,25 @@ def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
         self.times['score_s'], start = 0., time.perf_counter()
         batch = self.acquisition(len(pool), n, seed=seed)
     ds_idxs = pool.to_ds(batch.idxs)
-    round = self.round + 1
-    self.ledger.request(ds_idxs, batch.scores.tolist(), round=round)
+    self.ledger.request(ds_idxs, batch.scores.tolist(), expect_round=this_round)  # refused if another process moved on
     self.times['acquire_s'] = time.perf_counter() - start
-    return self._requests_df(ds_idxs, batch.idxs, batch.scores.tolist(), round)
+    if this_round in set(self.history.get('round', [])):  # the timings go with the round's evaluation
+        self.ledger.record_history(this_round, {k: self.times[k] for k in ('score_s', 'acquire_s')}, update=True)
+    return self._requests_df(ds_idxs, batch.idxs, batch.scores.tolist(), this_round + 1)
 
 @patch
 def _requests_df(self:ActiveLearner, ds_idxs, pool_idxs, scores, round)->pd.DataFrame:
-    items = self.split.items_at(ds_idxs)
-    if isinstance(items, pd.DataFrame): items = list(items.index)
-    else: items = list(items)
-    return pd.DataFrame({'ds_idx': _as_idxs(ds_idxs, 'ds_idxs').tolist(),
+    "Requests as a DataFrame: `ds_idx`, `pool_idx`, `key`, `score`, `round`, `item` (`None` for items gone from the source)"
+    ds_idxs = _as_idxs(ds_idxs, 'ds_idxs')
+    here = self.split._present(ds_idxs)
+    items = [None] * len(ds_idxs)
+    if here.any():
+        found = self.split.items_at(ds_idxs[here])
+        found = list(found.index) if isinstance(found, pd.DataFrame) else list(found)
+        for j, o in zip(here.nonzero().flatten().tolist(), found): items[j] = o
+    return pd.DataFrame({'ds_idx': ds_idxs.tolist(),
                          'pool_idx': None if pool_idxs is None else _as_idxs(pool_idxs, 'pool_idxs').tolist(),
-                         'score': scores, 'round': round, 'item': items})
+                         'key': self.ledger.keys(ds_idxs), 'score': scores, 'round': round, 'item': items})
 
 @patch
 def pending(self:ActiveLearner)->pd.DataFrame:
@@ -219,13 +228,13 @@ def pending(self:ActiveLearner)->pd.DataFrame:
     return self._requests_df(p.ds_idx, None, p.score.tolist(), p['round'].tolist()).drop(columns='pool_idx')
 
 @patch
-def label(self:ActiveLearner, ds_idxs, labels=None, source:str='human')->int:
-    "Record labels: `label(ds_idxs, labels)`, or `label(df)` with `ds_idx` and `label` columns"
-    if isinstance(ds_idxs, pd.DataFrame):
-        if labels is not None or 'label' not in ds_idxs: raise ValueError("pass a DataFrame with `ds_idx` and `label` columns, and no `labels`")
-        ds_idxs, labels = ds_idxs['ds_idx'], ds_idxs['label']
-    if labels is None: raise ValueError("expected labels for the items")
-    return self.ledger.label(ds_idxs, labels, source=source)
+def label(self:ActiveLearner, answers, # The DataFrame of `acquire`/`pending` with a `label` column, `{key: label}`, or `ds_idxs`
+          labels=None, # The labels, when `answers` are dataset indices
+          source:str='human',
+          annotator:str|None=None, # Who answered (free text; default the DataFrame's `annotator` column)
+          unrequested:bool=False, time=None, ref=None)->int:
+    "Record a person's answers (see `ActiveSplit.label`): by default only for requested items; returns how many"
+    return self.split.label(answers, labels, source=source, annotator=annotator, unrequested=unrequested, time=time, ref=ref)
 
 @patch
 def _label_pending(self:ActiveLearner)->int:
@@ -244,8 +253,19 @@ def _record(self:ActiveLearner, **extra)->dict:
                n_acquired=self._n_acquired())
     if self.pseudo is not None: rec.update(self._pseudo_stats())
     rec.update(**self.validate(), fit_s=self.times.get('fit_s', 0.), **extra)
+    if self.split.vocab is not None: rec['class_counts'] = self.ledger.class_counts()
     self.ledger.record_history(rec['round'], rec)
     return rec
+
+@patch
+def evaluate(self:ActiveLearner)->dict:
+    "Validate the learners of the current labels and record the figures as this round's row of `history`"
+    if not self.learns: raise RuntimeError("no trained learner: call `fit()` before `evaluate()`")
+    if self._fitted != (self.round, self.ledger.n_labelled):
+        raise RuntimeError(f"the learners were trained in round {self._fitted[0]} on {self._fitted[1]} labels, and the "
+                           f"ledger now holds {self.ledger.n_labelled} in round {self.round}: call `fit()` first, so that "
+                           "the history shows the model of these labels")
+    return self._record()
 
 @patch
 def pseudo_label(self:ActiveLearner)->int:
@@ -311,8 +331,8 @@ def _agreement(pseudo, truth)->float:
 
 @patch
 def _n_acquired(self:ActiveLearner)->int:
-    df = self.ledger.to_df()
-    return int(((df.source != 'pseudo') & (df['round'] > 0)).sum())
+    "Labels given in the acquisition rounds (round 1 on); pseudo-labels are not labels"
+    return self.ledger._q('SELECT COUNT(*) FROM labels WHERE round > 0')[0][0]
 
 @patch
 def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:int|None=None)->pd.DataFrame:
@@ -355,7 +375,7 @@ def _metric_of(history:pd.DataFrame, metric:str|None)->str:
     if metric is not None:
         if metric not in history: raise KeyError(f"no column {metric!r} in the history; it has {list(history.columns)}")
         return metric
-    skip = {'round', 'n_labelled', 'n_train', 'n_valid', 'n_acquired', 'fit_s', 'score_s', 'acquire_s', 'valid_loss'}
+    skip = {'round', 'n_labelled', 'n_train', 'n_valid', 'n_acquired', 'fit_s', 'score_s', 'acquire_s', 'valid_loss', 'class_counts'}
     return next((c for c in history.columns if c not in skip), 'valid_loss')
 
 def plot_learning_curves(curves:dict, # `{name: [history DataFrame per seed, ...]}`

@@ -105,7 +105,7 @@ def _next_round(al):
     "Acquire and label one item by hand, so the ledger moves to the next round"
     idx = int(al.split.pool().ds_idxs[0])
     al.ledger.request([idx])
-    al.split.label([idx], ['a'])
+    al.split.label([idx], ['a'])  # the request above makes it a requested item
 
 
 def test_warm_start_loads_last_weights_and_fresh_weights_differ():
@@ -214,7 +214,7 @@ def test_pseudo_labels_are_revised_and_never_labels():
     assert pseudo and not set(pseudo) & set(al.ledger.labelled_idxs().tolist())
     # a real label replaces a pseudo-label
     i = next(iter(pseudo))
-    al.label([i], ['b' if pseudo[i] == 'a' else 'a'])
+    al.label([i], ['b' if pseudo[i] == 'a' else 'a'], unrequested=True)
     assert i not in al.ledger.labels(pseudo=True) and al.ledger.labels()[i] != pseudo[i]
     # the pseudo-labelled items are in the next training set, validation is untouched
     dls = al.split.dataloaders(with_pseudo=True, num_workers=0)
