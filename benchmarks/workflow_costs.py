@@ -1,4 +1,4 @@
-"""What a round costs in the workflows of the how-to notebooks (nbs/20_howto_image_folder, nbs/21_howto_dataframe).
+"""What a round costs in the workflows of the how-to notebooks (nbs/20_howto_image_folder, nbs/24_howto_dataframe).
 
 Usage: .venv/bin/python benchmarks/workflow_costs.py [--rounds 4] [--out benchmarks/results/workflow_costs.md]
 
@@ -19,7 +19,7 @@ from fastai_active.all import *
 
 
 def customers(n, seed, start=0):
-    "The generated customer table of nbs/21_howto_dataframe.ipynb"
+    "The generated customer table of nbs/24_howto_dataframe.ipynb"
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({'tenure': rng.gamma(2, 12, n), 'spend': rng.lognormal(3, .6, n),
                        'plan': rng.choice(['basic', 'plus', 'pro'], n, p=[.5, .3, .2])},
