@@ -5,6 +5,7 @@
 # %% ../nbs/12b_ood.ipynb #a731c9b4
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor

@@ -1,4 +1,5 @@
 "The label ledger and the labelled / unlabelled split: index spaces, atomic writes, persistence, DataBlocks."
+import sqlite3
 import json
 
 import numpy as np
@@ -104,7 +105,7 @@ def test_unique_constraint_rolls_back_a_whole_call(tmp_path):
     "Even when the database itself refuses a row, the rows before it in the same call are rolled back"
     ledger = LabelLedger(10, tmp_path/'l.db')
     ledger.label([4], [1])
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError, match='UNIQUE constraint failed'):
         with ledger._transaction() as cur:
             cur.execute("INSERT INTO labels VALUES (5, '1', 'human', 0, 0)")
             cur.execute("INSERT INTO labels VALUES (4, '1', 'human', 0, 0)")
