@@ -22,7 +22,7 @@ __all__ = ['SATURATION', 'batchbald', 'batch_mutual_information', 'BatchBALDAcqu
 def _normalised_joint(logJ_M_K:Tensor, counts_M:Tensor|None=None)->tuple:
     "`(Ĵ_M_K / K, weights_M, H[y_B])` from the log joint probabilities `log P(s | w_k)` (float64)"
     K = logJ_M_K.shape[1]
-    logp_M = torch.logsumexp(logJ_M_K, 1) - math.log(K)
+    logp_M = mean_log_probs(logJ_M_K)   # log P(s) = log mean_k P(s | w_k)
     keep_M = torch.isfinite(logp_M)
     if counts_M is None:
         logJ_M_K, logp_M = logJ_M_K[keep_M], logp_M[keep_M]

@@ -27,9 +27,8 @@ from .core import _as_idxs, _check_n
 from .split import ActiveSplit, Pool
 from .semi import PseudoLabeller
 from .selection import Acquisition
-from .strategies import as_acquisition
+from .strategies import as_acquisition, check_sampler
 from .uncertainty import PosteriorSampler, SinglePass, to_log_probs, train_ensemble, _quiet
-from .scores import SAMPLERS_FOR_K
 import fastai_active.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
 
 # %% auto #0
@@ -83,7 +82,7 @@ class ActiveLearner:
         self.sampler = ifnone(sampler, SinglePass())
         if not isinstance(self.sampler, PosteriorSampler):
             raise TypeError(f"expected a PosteriorSampler as sampler, got {type(self.sampler).__name__}")
-        _check_sampler(self.acquisition, self.sampler)
+        check_sampler(self.acquisition, self.sampler)
         self.epochs, self.bs = _check_n(epochs, 'epochs'), _check_n(bs, 'bs')
         if pool_bs is not None: self.pool_bs = _check_n(pool_bs, 'pool_bs')
         if pool_max_items is not None: self.pool_max_items = _check_n(pool_max_items, 'pool_max_items')
@@ -102,19 +101,6 @@ class ActiveLearner:
     def __repr__(self):
         return (f"ActiveLearner(round {self.round}, {self.ledger.n_labelled} labelled, "
                 f"acquisition={self.acquisition!r}, sampler={self.sampler!r})")
-
-# %% ../nbs/10_learner.ipynb #42cd35c4
-def _check_sampler(acquisition:Acquisition, sampler:PosteriorSampler):
-    "Refuse a sampler that cannot serve `acquisition`, naming the samplers that can"
-    if getattr(acquisition, 'joint', False) and not getattr(sampler, 'consistent', True):
-        raise ValueError(f"{acquisition!r} reads the posterior samples of different items together, so sample k "
-                         f"must be the same model for every item, but {sampler!r} draws them per item: use "
-                         "MCDropout(consistent_masks=True) (its default), an ensemble, or a per-item strategy")
-    if getattr(acquisition, 'needs_samples', False) and getattr(sampler, 'K', None) == 1:
-        raise ValueError(f"{acquisition!r} measures the disagreement between posterior samples, but {sampler!r} gives "
-                         "one sample per item (K=1): every score would be 0 and the batch the first items of the pool. "
-                         f"Pass a sampler with K > 1: {SAMPLERS_FOR_K}; or a strategy of the predictive alone, "
-                         "such as 'powerentropy' (the default), 'entropy', 'margin' or 'least_confidence'")
 
 # %% ../nbs/10_learner.ipynb #cd2effcc
 class SkipValidation(Callback):

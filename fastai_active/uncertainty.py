@@ -187,3 +187,7 @@ def __getattr__(name):
         from fastai_active import mc_dropout
         return getattr(mc_dropout, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# importing `uncertainty` registers `Learner.get_mc_preds`, as it did before the split (last: `mc_dropout` imports
+# names defined above)
+from . import mc_dropout as _mc_dropout
