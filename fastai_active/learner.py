@@ -82,6 +82,7 @@ class ActiveLearner:
         self.sampler = ifnone(sampler, SinglePass())
         if not isinstance(self.sampler, PosteriorSampler):
             raise TypeError(f"expected a PosteriorSampler as sampler, got {type(self.sampler).__name__}")
+        self.sampler = self.sampler.for_acquisition(self.acquisition)   # e.g. more MC samples for BatchBALD
         check_sampler(self.acquisition, self.sampler)
         self.epochs, self.bs = _check_n(epochs, 'epochs'), _check_n(bs, 'bs')
         if pool_bs is not None: self.pool_bs = _check_n(pool_bs, 'pool_bs')

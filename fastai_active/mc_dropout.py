@@ -24,8 +24,8 @@ from .core import _check_n
 from .uncertainty import PosteriorSampler, to_log_probs
 
 # %% auto #0
-__all__ = ['dropout_modules', 'dropout_sampling', 'flat_chain', 'find_head_split', 'mc_dropout_model', 'MCDropoutSampling',
-           'MCDropout']
+__all__ = ['N_SAMPLES', 'JOINT_N_SAMPLES', 'dropout_modules', 'dropout_sampling', 'flat_chain', 'find_head_split',
+           'mc_dropout_model', 'MCDropoutSampling', 'MCDropout']
 
 # %% ../nbs/03a_mc_dropout.ipynb #77f6883f
 def dropout_modules(model:nn.Module)->list[nn.Module]:
@@ -298,18 +298,27 @@ def get_mc_preds(self:Learner,
     return cb.log_probs, targs
 
 # %% ../nbs/03a_mc_dropout.ipynb #e560a4af
+N_SAMPLES, JOINT_N_SAMPLES = 20, 100   # MC-dropout samples per item: by default, and for joint acquisition
+
 class MCDropout(PosteriorSampler):
     "MC dropout: `n_samples` dropout masks per item from one trained learner (see `Learner.get_mc_preds`)"
-    def __init__(self, n_samples:int=20, head_only='auto', split=None, consistent_masks:bool=True,
+    def __init__(self, n_samples:int|None=None, # K; None: `N_SAMPLES`, or `JOINT_N_SAMPLES` for a joint strategy in `ActiveLearner`
+                 head_only='auto', split=None, consistent_masks:bool=True,
                  seed:int|None=None, dtype:torch.dtype=torch.float32, path=None):
-        MCDropoutSampling(n_samples, head_only, split, consistent_masks, seed, dtype, path)  # the same checks, now
-        n_samples = _check_n(n_samples, 'n_samples')
+        if n_samples is not None: n_samples = _check_n(n_samples, 'n_samples')
+        MCDropoutSampling(n_samples or N_SAMPLES, head_only, split, consistent_masks, seed, dtype, path)  # the same checks, now
         store_attr()
     @property
+    def K(self): return self.n_samples or N_SAMPLES
+    @property
     def consistent(self): return self.consistent_masks
+    def for_acquisition(self, acquisition)->MCDropout:
+        "This sampler for `acquisition`: without `n_samples`, `JOINT_N_SAMPLES` for a joint strategy"
+        if self.n_samples is not None or not getattr(acquisition, 'joint', False): return self
+        return MCDropout(JOINT_N_SAMPLES, self.head_only, self.split, self.consistent_masks, self.seed, self.dtype, self.path)
     def __call__(self, learns, dl):
-        log_probs = learns[0].get_mc_preds(dl, n_samples=self.n_samples, head_only=self.head_only, split=self.split,
+        log_probs = learns[0].get_mc_preds(dl, n_samples=self.K, head_only=self.head_only, split=self.split,
             consistent_masks=self.consistent_masks, seed=self.seed, dtype=self.dtype, path=self.path)[0]
         return check_log_probs(log_probs, dense=True, name='MC-dropout log-probs')
     def __repr__(self):
-        return f"MCDropout(n_samples={self.n_samples}, head_only={self.head_only!r}, consistent_masks={self.consistent_masks})"
+        return f"MCDropout(n_samples={self.K}, head_only={self.head_only!r}, consistent_masks={self.consistent_masks})"

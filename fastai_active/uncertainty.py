@@ -40,6 +40,9 @@ class PosteriorSampler:
         "Posterior samples per item in the log-probs (`None`: known only from the call)"
         return getattr(self, 'n_samples', None)
     def fit_cbs(self)->list: return []
+    def for_acquisition(self, acquisition)->PosteriorSampler:
+        "The sampler to use with `acquisition` (`ActiveLearner` asks; `MCDropout` takes more samples for joint ones)"
+        return self
     def __call__(self, learns:list[Learner], dl)->Tensor: raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}()"
 

@@ -299,3 +299,12 @@ def test_an_ensemble_trains_through_train_ensemble_with_the_same_seeds():
     for a, b in zip(al.learns, again):
         for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()): assert torch.equal(v, w), k
     assert not torch.equal(al.learns[0].model.net[0].weight, al.learns[1].model.net[0].weight)
+
+
+def test_mc_dropout_takes_more_samples_for_joint_acquisition():
+    "Item 11: K samples tell apart at most log K nats; without n_samples, BatchBALD gets JOINT_N_SAMPLES"
+    from fastai_active.mc_dropout import MCDropout, JOINT_N_SAMPLES, N_SAMPLES
+    assert (N_SAMPLES, JOINT_N_SAMPLES) == (20, 100)
+    assert make_al(acquisition='batchbald', sampler=MCDropout()).sampler.K == JOINT_N_SAMPLES
+    assert make_al(acquisition='bald', sampler=MCDropout()).sampler.K == N_SAMPLES
+    assert make_al(acquisition='batchbald', sampler=MCDropout(n_samples=30)).sampler.K == 30   # as given
