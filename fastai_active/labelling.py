@@ -14,9 +14,9 @@ import torch
 from fastcore.basics import patch
 
 from .core import *
-from .core import _as_idxs
+from .core import _as_idxs, _check_n
 from .ledger import *
-from .ledger import LabelLedger, _ROUND_SQL, _as_count, _is_missing, _jsonable
+from .ledger import LabelLedger, _ROUND_SQL, _is_missing, _jsonable
 
 # %% auto #0
 __all__ = []
@@ -130,7 +130,7 @@ def label(self:LabelLedger, ds_idxs, labels, source:str='human', round:int|None=
     if source not in LABEL_SOURCES: raise ValueError(f"expected source in {LABEL_SOURCES}, got {source!r}")
     idxs = self._check_idxs(ds_idxs)
     encoded = self._encode(labels, len(idxs))
-    round = None if round is None else _as_count(round, 'round')
+    round = None if round is None else _check_n(round, 'round', lo=0)
     annotators = _per_item(annotator, len(idxs), 'annotator', _check_annotator)
     times = _per_item(time, len(idxs), 'time', _check_time)
     refs = _per_item(ref, len(idxs), 'ref', _check_ref)
@@ -196,8 +196,8 @@ def request(self:LabelLedger, ds_idxs, scores=None, round:int|None=None,
     "Record `ds_idxs` as acquired in `round` (default: the next one) and waiting for labels; one transaction"
     idxs = self._check_idxs(ds_idxs)
     scores = _check_scores(scores, len(idxs))
-    round = None if round is None else _as_count(round, 'round')
-    expect_round = None if expect_round is None else _as_count(expect_round, 'expect_round')
+    round = None if round is None else _check_n(round, 'round', lo=0)
+    expect_round = None if expect_round is None else _check_n(expect_round, 'expect_round', lo=0)
     gone = [i for i in idxs if i < len(self._present) and not self._present[i]]
     if gone: raise ValueError(f"cannot request items missing from the source: {gone[:10]}")
     now = time.time()
@@ -257,7 +257,7 @@ def set_pseudo(self:LabelLedger, ds_idxs, labels, round:int|None=None, scores=No
     idxs = self._check_idxs(ds_idxs)
     encoded = self._encode(labels, len(idxs))
     scores = _check_scores(scores, len(idxs))
-    round = self.round if round is None else _as_count(round, 'round')
+    round = self.round if round is None else _check_n(round, 'round', lo=0)
     now = time.time()
     with self._transaction() as cur:
         if idxs:
@@ -273,7 +273,7 @@ def set_pseudo(self:LabelLedger, ds_idxs, labels, round:int|None=None, scores=No
 @patch
 def record_history(self:LabelLedger, round:int, record:dict, update:bool=False):
     "Store the figures of `round` (replacing an earlier record of the round, or adding to it with `update`)"
-    round = _as_count(round, 'round')
+    round = _check_n(round, 'round', lo=0)
     if not isinstance(record, dict): raise TypeError(f"expected the record as a dict, got {type(record).__name__}")
     if isinstance(record.get('class_counts'), dict):  # as pairs, so that classes keep their type through JSON
         record = {**record, 'class_counts': [[c, n] for c, n in record['class_counts'].items()]}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_ledger.ipynb #de762ab3
 from __future__ import annotations
-import hashlib, json, math, operator, os, sqlite3, time, warnings
+import hashlib, json, math, os, sqlite3, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +18,7 @@ from torch import Tensor
 from fastcore.basics import patch
 
 from .core import *
-from .core import _as_idxs
+from .core import _as_idxs, _check_n
 
 # %% auto #0
 __all__ = ['LABEL_SOURCES', 'SCHEMA_VERSION', 'items_fingerprint', 'ItemsReport', 'LabelLedger']
@@ -60,15 +60,6 @@ def items_fingerprint(items)->str:
     return h.hexdigest()[:16]
 
 # %% ../nbs/01_ledger.ipynb #7f560eb3
-def _as_count(x, name:str, min:int=0)->int:
-    "`x` as a Python `int` (NumPy and torch integers too) of at least `min`, or a `TypeError`/`ValueError` naming `name`"
-    if isinstance(x, (bool, np.bool_)) or (isinstance(x, Tensor) and x.dtype == torch.bool):
-        raise TypeError(f"expected {name} as an integer, got {x!r}")
-    try: i = operator.index(x)
-    except TypeError: raise TypeError(f"expected {name} as an integer, got {x!r} ({type(x).__name__})") from None
-    if i < min: raise ValueError(f"expected {name} >= {min}, got {i}")
-    return i
-
 def _jsonable(value):
     "A JSON value from numpy/torch scalars and arrays (as numbers and lists), paths (as strings) and tuples"
     if isinstance(value, os.PathLike): return os.fspath(value)
@@ -171,7 +162,7 @@ class LabelLedger:
                  accept_changed:bool=False, # Accept labelled or requested items whose digest changed (else an error)
                  fingerprint:str|Callable[[], str]='', # `items_fingerprint` of the items: read only to upgrade a schema-1 file
                 ):
-        if keys is None and n_items is not None: keys = range(_as_count(n_items, 'n_items'))
+        if keys is None and n_items is not None: keys = range(_check_n(n_items, 'n_items', lo=0))
         keys = None if keys is None else list(keys)
         digests = None if digests is None else list(digests)
         self.path = None if path is None else Path(path)

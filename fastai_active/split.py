@@ -19,9 +19,9 @@ from fastai.data.transforms import Categorize, MultiCategorize
 from fastai.tabular.core import Tabular
 
 from .core import *
-from .core import _as_idxs
+from .core import _as_idxs, _check_n
 from .ledger import *
-from .ledger import _as_count, _jsonable, _key_json
+from .ledger import _jsonable, _key_json
 
 # %% auto #0
 __all__ = ['Pool', 'Labelled', 'ActiveSplit']
@@ -284,7 +284,7 @@ def pool(self:ActiveSplit, max_items:int|None=None, seed:int|None=None)->Pool:
     "A `Pool` of the unlabelled items, or of a seeded random subset of at most `max_items` of them"
     ds_idxs = self.ledger.unlabelled_idxs()
     ds_idxs = ds_idxs[self._present(ds_idxs)]
-    if max_items is not None and len(ds_idxs) > _as_count(max_items, 'max_items', min=1):
+    if max_items is not None and len(ds_idxs) > _check_n(max_items, 'max_items', lo=1):
         keep = torch.randperm(len(ds_idxs), generator=torch_generator(derive_seed(ifnone(seed, self.seed), 'pool')))
         ds_idxs = ds_idxs[keep[:max_items].sort().values]
     return Pool(ds_idxs, self.items_at)
@@ -333,7 +333,7 @@ def dataloaders(self:ActiveSplit, bs:int=64, with_pseudo:bool=False, **kwargs)->
 def label_random(self:ActiveSplit, n:int, labels_of:Callable|None=None, seed:int|None=None, balanced:bool=False,
                  source:str='initial')->Tensor:
     "Label `n` random unlabelled items with `labels_of(ds_idxs)` (default: `true_labels`); `balanced` per class"
-    n = _as_count(n, 'n')
+    n = _check_n(n, 'n', lo=0)
     labels_of = ifnone(labels_of, self.true_labels)
     pool = self.pool().ds_idxs
     if n > len(pool): raise ValueError(f"asked for n={n} items but the pool holds only N={len(pool)}")

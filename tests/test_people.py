@@ -108,18 +108,18 @@ def test_bad_counts_rounds_and_scores_are_refused():
     al = make_al()
     split, ledger = al.split, al.ledger
     n0 = ledger.n_labelled
-    for n, err, msg in [(-1, ValueError, "expected n >= 0, got -1"), (1.5, TypeError, "expected n as an integer, got 1.5"),
-                        (True, TypeError, "expected n as an integer, got True"), ('3', TypeError, "expected n as an integer")]:
+    for n, err, msg in [(-1, ValueError, "expected n >= 0, got n=-1"), (1.5, TypeError, "expected n as an int, got 1.5"),
+                        (True, TypeError, "expected n as an int, got True"), ('3', TypeError, "expected n as an int")]:
         with pytest.raises(err, match=msg): split.label_random(n)
     free = split.pool().ds_idxs[:2].tolist()
-    for r, err, msg in [(-1, ValueError, "expected round >= 0"), (2.0, TypeError, "expected round as an integer")]:
+    for r, err, msg in [(-1, ValueError, "expected round >= 0"), (2.0, TypeError, "expected round as an int")]:
         with pytest.raises(err, match=msg): ledger.label(free[:1], ['a'], round=r, unrequested=True)
         with pytest.raises(err, match=msg): ledger.request(free[:1], round=r)
         with pytest.raises(err, match=msg): ledger.record_history(r, {})
     with pytest.raises(ValueError, match=r"expected finite scores, got \[nan\]"): ledger.request(free[:1], scores=[float('nan')])
     with pytest.raises(ValueError, match=r"expected finite scores, got \[inf\]"): ledger.request(free[:1], scores=[math.inf])
     with pytest.raises(ValueError, match="expected n >= 1"): al.acquire(0)
-    with pytest.raises(TypeError, match="expected n as an integer"): al.acquire(2.5)
+    with pytest.raises(TypeError, match="expected n as an int"): al.acquire(2.5)
     with pytest.raises(ValueError, match="expected max_items >= 1"): split.pool(max_items=0)
     assert ledger.n_labelled == n0 and len(ledger.pending()) == 0 and ledger.requests().empty
     # NumPy integers just work
