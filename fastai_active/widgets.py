@@ -104,25 +104,27 @@ def answers(obj)->pd.DataFrame:
 def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that records the answers
                    ds_idxs, # Dataset indices of the requested items answered
                    labels, # One label per item (a class, a list of classes, a mask file)
-                   annotator:str, # Who answered
+                   annotator:str|Sequence[str], # Who answered (one name, or one per item)
                    via:str='widget', # Where the answers came from
                    refs:Sequence[str]|None=None, # External ids of the answers: those already recorded are skipped
                    times:Sequence[float]|None=None, # When each answer was given (seconds since the epoch; default now)
                   )->int:
     "Label requested `ds_idxs` with `labels` from `annotator` in one transaction; returns how many were new"
     split = _split_of(obj)
-    ledger, annotator = split.ledger, _check_annotator(annotator)
+    ledger = split.ledger
     idxs = ledger._check_idxs(ds_idxs)
     encoded = _encode_labels(ledger, labels, len(idxs))
+    one = isinstance(annotator, str) or annotator is None
+    who = [_check_annotator(annotator)] * len(idxs) if one else [_check_annotator(a) for a in annotator]
     refs = [None] * len(idxs) if refs is None else [None if r is None else str(r) for r in refs]
     times = [time.time()] * len(idxs) if times is None else [float(t) for t in times]
-    if not len(refs) == len(times) == len(idxs):
-        raise ValueError(f"expected one ref and one time per item ({len(idxs)}), got {len(refs)} and {len(times)}")
+    if not len(refs) == len(times) == len(idxs) == len(who):
+        raise ValueError(f"expected one annotator, ref and time per item ({len(idxs)}), got {len(who)}, {len(refs)} and {len(times)}")
     keys = item_keys(split, idxs) if idxs else []
     with ledger._transaction() as cur:
         _answers_table(cur)
         seen = {r[0] for r in cur.execute("SELECT ref FROM answers WHERE ref IS NOT NULL AND action = 'label'")}
-        rows = [r for r in zip(idxs, encoded, keys, refs, times) if r[3] is None or r[3] not in seen]
+        rows = [r for r in zip(idxs, encoded, keys, refs, times, who) if r[3] is None or r[3] not in seen]
         if not rows: return 0
         new = [r[0] for r in rows]
         marks = ','.join('?' * len(new))
@@ -138,12 +140,12 @@ def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that recor
             raise ValueError(f"items not requested: {[key_of[d] for d in new if d not in requested][:10]}; "
                              "expected items that `acquire` picked and that wait for a label (`pending()`)")
         cur.executemany('INSERT INTO labels (ds_idx, label, source, round, time) VALUES (?, ?, ?, ?, ?)',
-                        [(d, e, 'human', requested[d][0], t) for d, e, _, _, t in rows])
+                        [(d, e, 'human', requested[d][0], t) for d, e, _, _, t, _ in rows])
         cur.execute(f'DELETE FROM requests WHERE ds_idx IN ({marks})', new)
         cur.execute(f'DELETE FROM pseudo WHERE ds_idx IN ({marks})', new)
         cur.executemany(f"INSERT INTO answers (ds_idx, key, label, annotator, time, via, ref, action, req_round, req_rank, "
                         f"req_score) VALUES (?, ?, ?, ?, ?, ?, ?, 'label', ?, ?, ?)",
-                        [(d, k, e, annotator, t, via, r, *requested[d]) for d, e, k, r, t in rows])
+                        [(d, k, e, a, t, via, r, *requested[d]) for d, e, k, r, t, a in rows])
     return len(rows)
 
 # %% ../nbs/13_widgets.ipynb #7d611888
