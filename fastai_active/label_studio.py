@@ -17,7 +17,7 @@ from PIL import Image
 from .split import ActiveSplit
 from .learner import ActiveLearner
 from .widgets import (_split_of, _target_kind, _as_image, review_batch, item_keys, ds_idxs_of_keys,
-                                   record_answers)
+                                   record_answers, class_names)
 
 # %% auto #0
 __all__ = ['label_config', 'rle_encode', 'rle_decode', 'data_uri', 'local_files_url', 'to_tasks', 'read_export',
@@ -131,13 +131,13 @@ def _brush_results(mask:np.ndarray, vocab, data:str, background:int|None, size:t
              'value': {'format': 'rle', 'rle': rle_encode(mask == c), 'brushlabels': [str(vocab[c])]}}
             for c in np.unique(mask).tolist() if c != background]
 
-def _prediction(row, vocab, kind:str, data:str, background)->list[dict]:
-    "The model's guess for a `review_batch` row as Label Studio results (empty without a model)"
+def _prediction(row, vocab, kind:str, data:str, background)->list[dict]|None:
+    "The model's guess for a `review_batch` row as Label Studio results (`None` without a model)"
     if kind == 'segmentation':
-        if row['mask'] is None: return []
+        if row['mask'] is None: return None
         img = _as_image(row['item'])
         return _brush_results(row['mask'], vocab, data, background, None if img is None else img.size)
-    if row.probs is None: return []
+    if row.probs is None: return None
     probs = np.asarray(row.probs)
     chosen = [int(probs.argmax())] if kind == 'single' else np.flatnonzero(probs >= 0.5).tolist()
     return [{'from_name': 'label', 'to_name': data, 'type': 'choices', 'value': {'choices': [str(vocab[c]) for c in chosen]}}]
@@ -158,8 +158,8 @@ def to_tasks(obj, # An ActiveLearner (tasks with its predictions) or an ActiveSp
         score = None if pd.isna(row.score) else float(row.score)
         task = {'data': {data: _data_value(row['item'], data, image_url), 'key': row.key, 'ds_idx': int(row.ds_idx),
                          'round': int(row['round']), 'rank': int(row['rank']), 'score': score}}
-        result = _prediction(row, split.vocab, kind, data, background)
-        if result: task['predictions'] = [{'model_version': f"fastai_active round {int(row['round']) - 1}",
+        result = _prediction(row, class_names(split), kind, data, background)
+        if result is not None: task['predictions'] = [{'model_version': f"fastai_active round {int(row['round']) - 1}",
                                            'score': score, 'result': result}]
         tasks.append(task)
     return tasks
@@ -216,8 +216,8 @@ def import_annotations(obj, # An ActiveLearner or ActiveSplit: the ledger that r
                       )->int:
     "Record Label Studio's annotations of requested items in the ledger (all or nothing); returns how many were new"
     split = _split_of(obj)
-    kind, users, vocab = kind or _target_kind(split), users or {}, split.vocab
-    if vocab is None: raise ValueError("expected a split with a vocabulary (the classes) to read Label Studio labels into")
+    kind, users, vocab = kind or _target_kind(split), users or {}, class_names(split)
+    if vocab is None: raise ValueError("expected a split with a vocabulary or mask codes (the classes) to read Label Studio labels into")
     vocab = [str(v) for v in vocab]
     tasks = read_export(export)
     rows, pending_masks = [], []
@@ -285,7 +285,7 @@ class LabelStudioProject:
                background:int|None=0)->LabelStudioProject:
         "A new project labelling the classes of `obj`'s split (`label_config`)"
         split = _split_of(obj)
-        config = label_config(split.vocab, kind or _target_kind(split), data=data, background=background)
+        config = label_config(class_names(split), kind or _target_kind(split), data=data, background=background)
         client = _client(url, api_key)
         return cls(url, api_key, client.projects.create(title=title, label_config=config).id, client=client)
 

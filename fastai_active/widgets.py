@@ -25,8 +25,8 @@ from .split import ActiveSplit, Pool
 from .learner import ActiveLearner, _quiet
 
 # %% auto #0
-__all__ = ['item_keys', 'ds_idxs_of_keys', 'answers', 'record_answers', 'withdraw_answer', 'record_rejection', 'review_batch',
-           'LabelWidget']
+__all__ = ['item_keys', 'ds_idxs_of_keys', 'answers', 'record_answers', 'withdraw_answer', 'record_rejection', 'class_names',
+           'review_batch', 'LabelWidget']
 
 # %% ../nbs/13_widgets.ipynb #b3e41641
 _IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
@@ -184,8 +184,15 @@ def _target_kind(split:ActiveSplit)->str:
     "'multi' for a MultiCategoryBlock target, 'segmentation' for a MaskBlock, else 'single'"
     tfms = split._target_tfms()
     if any(isinstance(t, MultiCategorize) for t in tfms): return 'multi'
-    if any('PILMask' in repr(t) for t in tfms): return 'segmentation'
+    # a MaskBlock's type transform is `PILMask.create` (shown as PILBase.create): its dispatch names the class
+    if any('PILMask' in repr(list(getattr(getattr(t, 'encodes', None), 'methods', []))) for t in tfms): return 'segmentation'
     return 'single'
+
+def class_names(split:ActiveSplit)->list|None:
+    "The classes a person chooses from: the split's vocabulary, or a MaskBlock's `codes` (class of each mask value)"
+    if split.vocab is not None: return list(split.vocab)
+    codes = [getattr(t, 'codes', None) for t in split.dblock.item_tfms]
+    return next((list(c) for c in codes if c is not None), None)
 
 def _batch_log_probs(al:ActiveLearner, ds_idxs:Tensor)->Tensor|None:
     "Posterior log-probs `[N, K, C, ...]` of the items at `ds_idxs`: the last scoring if current, else a new pass"
