@@ -446,8 +446,8 @@ def press(self, key:str):
 @patch_to(LabelWidget)
 def _keys_help(self)->str:
     n = min(len(self.vocab or []), 10)
-    cls = f"{_KEYS[0]}-{_KEYS[n - 1]} a class" if n else ''
-    extra = {'single': '', 'multi': ' (toggle), a save', 'segmentation': 'a accept, r reject'}[self.kind]
+    cls = {0: '', 1: '1 the class', 10: '1-9, 0 a class'}.get(n, f'1-{n} a class')
+    extra = {'single': '', 'multi': ' (toggle) · a save', 'segmentation': 'a accept · r reject'}[self.kind]
     return f"keys: {cls}{extra} · s skip · u undo"
 
 @patch_to(LabelWidget)
@@ -488,7 +488,7 @@ def _build(self):
     self.item_html = W.HTML()
     self.guesses = W.HTML()
     self.class_buttons, self.toggles = {}, {}
-    keyed = lambda i, c: (f'{_KEYS[i]}  ' if i < len(_KEYS) else '') + str(c)
+    keyed = lambda i, c: (f'[{_KEYS[i]}] ' if i < len(_KEYS) else '') + str(c)
     if self.kind == 'single':
         for i, c in enumerate(self.vocab):
             b = self.class_buttons[c] = _button(keyed(i, c), tooltip=f'label as {c}')
@@ -497,16 +497,16 @@ def _build(self):
     elif self.kind == 'multi':
         for i, c in enumerate(self.vocab):
             self.toggles[c] = W.ToggleButton(description=keyed(i, c), layout=W.Layout(width='auto'))
-        self.save_button = _button('a  save', style='primary')
+        self.save_button = _button('[a] save', style='primary')
         self.save_button.on_click(lambda _: self._ui(self.save))
         actions = list(self.toggles.values()) + [self.save_button]
     else:
-        self.accept_button = _button('a  accept mask', style='success')
-        self.reject_button = _button('r  reject mask', style='danger')
+        self.accept_button = _button('[a] accept mask', style='success')
+        self.reject_button = _button('[r] reject mask', style='danger')
         self.accept_button.on_click(lambda _: self._ui(self.accept))
         self.reject_button.on_click(lambda _: self._ui(self.reject))
         actions = [self.accept_button, self.reject_button]
-    self.skip_button, self.undo_button = _button('s  skip'), _button('u  undo')
+    self.skip_button, self.undo_button = _button('[s] skip'), _button('[u] undo')
     self.skip_button.on_click(lambda _: self._ui(self.skip))
     self.undo_button.on_click(lambda _: self._ui(self.undo))
     self.key_box = W.Text(placeholder=self._keys_help(), continuous_update=True, layout=W.Layout(width='24em'))

@@ -27,6 +27,17 @@ def wait_for(url:str, timeout:float, proc:subprocess.Popen, log:Path):
     raise TimeoutError(f"{url} did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
+def wait_for_port(port:int, timeout:float, proc:subprocess.Popen, log:Path):
+    "Wait until something listens on 127.0.0.1:`port`; fail with the server's log if it exits or `timeout` passes"
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None: raise RuntimeError(f"the server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(('127.0.0.1', port)) == 0: return time.monotonic() - start
+        time.sleep(0.5)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
 def stop(proc:subprocess.Popen):
     "End the server's process group (it was started in a session of its own): SIGTERM, then SIGKILL"
     if proc.poll() is not None: return
