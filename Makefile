@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install export readme bench-venv
+.PHONY: demo test install export readme bench-venv integration
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,18 @@ test: $(STAMP)
 # after editing notebooks: clean them, regenerate the package and README.md
 export: $(STAMP)
 	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(BIN)/python .ci/readme.py
+
+# Tests that start a real Label Studio server and a headless browser on 127.0.0.1 (minutes each: not in CI).
+# Label Studio goes in its own venv and never into the project's; the browser is the OS package
+# (apt-get install -y chromium chromium-driver).
+LS_VENV := .venv-ls
+$(LS_VENV)/.installed:
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --disable-pip-version-check label-studio==1.23.2
+	touch $@
+
+integration: $(STAMP) $(LS_VENV)/.installed
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { echo "integration needs headless Chromium: apt-get install -y chromium chromium-driver"; exit 1; }
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,labelstudio,integration]"
+	FASTAI_ACTIVE_INTEGRATION=1 MPLBACKEND=Agg $(BIN)/pytest -q -s -p no:cacheprovider tests/integration
