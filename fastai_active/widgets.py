@@ -41,6 +41,7 @@ def item_keys(split:ActiveSplit, # The split whose items are keyed
               ds_idxs=None, # Dataset indices (all items by default)
              )->list[str]:
     "Stable keys of the items at `ds_idxs`: a DataFrame's index label, a path relative to the items' folder, or the position"
+    if hasattr(split.ledger, 'keys'): return split.ledger.keys(ds_idxs)  # a ledger that keys the items itself
     ds_idxs = torch.arange(len(split)) if ds_idxs is None else _as_idxs(ds_idxs, 'ds_idxs')
     items = split.items
     if isinstance(items, pd.DataFrame):
@@ -55,6 +56,7 @@ def item_keys(split:ActiveSplit, # The split whose items are keyed
 
 def ds_idxs_of_keys(split:ActiveSplit, keys:Sequence[str])->Tensor:
     "Dataset indices of the items with `keys`; a `KeyError` naming the keys that match no item"
+    if hasattr(split, 'idxs_of'): return split.idxs_of(list(keys))  # a ledger that keys the items itself
     pos = {k: i for i, k in enumerate(item_keys(split))}
     missing = [k for k in keys if k not in pos]
     if missing:
@@ -79,6 +81,10 @@ def _check_annotator(annotator)->str:
     return annotator.strip()
 
 def _answers_table(cur): cur.execute(_ANSWERS_SCHEMA)
+
+def _provenance(ledger)->bool:
+    "Whether the ledger records annotator, time and ref with each label itself (and keeps corrected labels)"
+    return hasattr(ledger, 'correct')
 
 def _encode_labels(ledger, labels, n:int)->list[str]:
     "Labels as JSON, checked against the vocabulary; a multi-label answer (a list) is checked class by class"
@@ -121,6 +127,7 @@ def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that recor
     if not len(refs) == len(times) == len(idxs) == len(who):
         raise ValueError(f"expected one annotator, ref and time per item ({len(idxs)}), got {len(who)}, {len(refs)} and {len(times)}")
     keys = item_keys(split, idxs) if idxs else []
+    if _provenance(ledger): return _record_answers_in_ledger(split, idxs, labels, who, refs, times, keys, via)
     with ledger._transaction() as cur:
         _answers_table(cur)
         seen = {r[0] for r in cur.execute("SELECT ref FROM answers WHERE ref IS NOT NULL AND action = 'label'")}
@@ -148,6 +155,39 @@ def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that recor
                         [(d, k, e, a, t, via, r, *requested[d]) for d, e, k, r, t, a in rows])
     return len(rows)
 
+# %% ../nbs/13_widgets.ipynb #a7c734e3
+def _record_answers_in_ledger(split, idxs, labels, who, refs, times, keys, via)->int:
+    "`record_answers` with a ledger that records provenance: the same checks and messages, then its `label`, then the log"
+    ledger = split.ledger
+    labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
+    seen = set(answers(split).ref.dropna())
+    keep = [j for j, r in enumerate(refs) if r is None or r not in seen]
+    if not keep: return 0
+    idxs, labels, who, refs, times, keys = ([a[j] for j in keep] for a in (idxs, labels, who, refs, times, keys))
+    done = ledger.labels(idxs)
+    if done:
+        key_of = dict(zip(idxs, keys))
+        raise ValueError(f"items already labelled (key, label): {[(key_of[d], l) for d, l in done.items()][:10]}; "
+                         "a label is never overwritten: undo the first answer to change it")
+    pending = ledger.pending().set_index('ds_idx')
+    missing = [k for d, k in zip(idxs, keys) if d not in pending.index]
+    if missing: raise ValueError(f"items not requested: {missing[:10]}; expected items that `acquire` picked and that wait "
+                                 "for a label (`pending()`)")
+    n = ledger.label(idxs, labels, source='human', annotator=who, time=times, ref=refs)  # checks again, in one transaction
+    with ledger._transaction() as cur:
+        _answers_table(cur)
+        cur.executemany(f"INSERT INTO answers (ds_idx, key, label, annotator, time, via, ref, action, req_round, req_rank, "
+                        f"req_score) VALUES (?, ?, ?, ?, ?, ?, ?, 'label', ?, ?, ?)",
+                        [(d, json.dumps(k) if not isinstance(k, str) else k, json.dumps(_jsonable_label(l)), a, t, via, r,
+                          *(None if pd.isna(v) else v for v in pending.loc[d, ['round', 'rank', 'score']].tolist()))
+                         for d, l, a, t, r, k in zip(idxs, labels, who, times, refs, keys)])
+    return n
+
+def _jsonable_label(label):
+    if isinstance(label, os.PathLike): return os.fspath(label)
+    if isinstance(label, (list, tuple)): return [_jsonable_label(o) for o in label]
+    return label.tolist() if hasattr(label, 'tolist') else label
+
 # %% ../nbs/13_widgets.ipynb #7d611888
 def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget')->None:
     "Undo the last answer to `ds_idx`: its label leaves the ledger and the item is requested again (one transaction)"
@@ -162,8 +202,15 @@ def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget')->None:
         src = cur.execute('SELECT source FROM labels WHERE ds_idx = ?', (ds_idx,)).fetchone()
         if src is None or src[0] != 'human':
             raise ValueError(f"the item at ds_idx {ds_idx} has no label from a person to undo (found {src})")
-        cur.execute('DELETE FROM labels WHERE ds_idx = ?', (ds_idx,))
-        cur.execute('INSERT INTO requests VALUES (?, ?, ?, ?, ?)', (ds_idx, last[2], last[3], last[4], time.time()))
+        if _provenance(ledger):
+            # the withdrawn label is kept among the superseded ones, and its request waits again
+            request = cur.execute('SELECT request FROM labels WHERE ds_idx = ?', (ds_idx,)).fetchone()[0]
+            cur.execute('INSERT INTO superseded SELECT *, ?, ? FROM labels WHERE ds_idx = ?', (time.time(), 'undone', ds_idx))
+            cur.execute('DELETE FROM labels WHERE ds_idx = ?', (ds_idx,))
+            if request is not None: cur.execute("UPDATE requests SET status = 'pending' WHERE id = ?", (request,))
+        else:
+            cur.execute('DELETE FROM labels WHERE ds_idx = ?', (ds_idx,))
+            cur.execute('INSERT INTO requests VALUES (?, ?, ?, ?, ?)', (ds_idx, last[2], last[3], last[4], time.time()))
         cur.execute("INSERT INTO answers (ds_idx, key, label, annotator, time, via, action) VALUES (?, ?, NULL, ?, ?, ?, 'undo')",
                     (ds_idx, last[1], annotator, time.time(), via))
 
@@ -172,12 +219,12 @@ def record_rejection(obj, ds_idx:int, annotator:str, via:str='widget')->None:
     split = _split_of(obj)
     ledger, annotator, ds_idx = split.ledger, _check_annotator(annotator), int(ds_idx)
     key = item_keys(split, [ds_idx])[0]
+    if ds_idx not in set(ledger.pending().ds_idx.tolist()):
+        raise ValueError(f"the item {key!r} (ds_idx {ds_idx}) is not waiting for a label; only a requested item can be rejected")
     with ledger._transaction() as cur:
         _answers_table(cur)
-        if cur.execute('SELECT 1 FROM requests WHERE ds_idx = ?', (ds_idx,)).fetchone() is None:
-            raise ValueError(f"the item {key!r} (ds_idx {ds_idx}) is not waiting for a label; only a requested item can be rejected")
         cur.execute("INSERT INTO answers (ds_idx, key, label, annotator, time, via, action) VALUES (?, ?, NULL, ?, ?, ?, 'reject')",
-                    (ds_idx, key, annotator, time.time(), via))
+                    (ds_idx, str(key), annotator, time.time(), via))
 
 # %% ../nbs/13_widgets.ipynb #fc44f6ee
 def _target_kind(split:ActiveSplit)->str:
@@ -219,7 +266,7 @@ def review_batch(obj, # An ActiveLearner (its pending requests, with guesses), o
     "The requested items still waiting for a label, most informative first, with the model's probabilities and uncertainty"
     split = _split_of(obj)
     al = obj if isinstance(obj, ActiveLearner) else None
-    pending = split.ledger.pending()
+    pending = split.ledger.pending().drop(columns='key', errors='ignore')
     if batch is not None:
         if not isinstance(batch, pd.DataFrame) or 'ds_idx' not in batch:
             raise TypeError(f"expected the DataFrame that `acquire` returns (with a `ds_idx` column), got {type(batch).__name__}")
@@ -453,7 +500,7 @@ def _keys_help(self)->str:
 @patch_to(LabelWidget)
 def _record_round(self)->dict:
     "Record the validation figures of the round just trained (the ledger's history)"
-    return self.al._record()
+    return self.al.evaluate() if hasattr(self.al, 'evaluate') else self.al._record()
 
 @patch_to(LabelWidget)
 def train_next(self, n:int|None=None)->dict:
@@ -539,6 +586,6 @@ def _show(self):
     img = _as_image(row['item'])
     if img is not None:
         self.image.value = _thumb(img, self.size, row['mask'])
-        self.image.layout.display, self.item_html.value = None, f'<code>{html.escape(row.key)}</code>'
+        self.image.layout.display, self.item_html.value = None, f'<code>{html.escape(str(row.key))}</code>'
     else: self.image.layout.display, self.item_html.value = 'none', _item_html(row['item'])
     self.guesses.value = _guess_html(row, self.vocab, self.top)

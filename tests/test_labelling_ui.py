@@ -1,4 +1,4 @@
-"People in the loop: the labelling widget (multi-label, segmentation, table rows) and Label Studio export files."
+"People in the loop (widgets, label_studio): the labelling widget (multi-label, segmentation, table rows) and Label Studio export files."
 import json
 from pathlib import Path
 
