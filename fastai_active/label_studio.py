@@ -16,7 +16,7 @@ from PIL import Image
 
 from .split import ActiveSplit
 from .learner import ActiveLearner
-from .widgets import (_split_of, _target_kind, _as_image, review_batch, item_keys, ds_idxs_of_keys,
+from .answers import (_split_of, _target_kind, _as_image, review_batch, item_keys, ds_idxs_of_keys,
                                    record_answers, class_names)
 
 # %% auto #0

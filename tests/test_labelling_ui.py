@@ -15,7 +15,8 @@ from fastai_active.split import ActiveSplit
 from fastai_active.learner import ActiveLearner
 from fastai_active.datasets import digits_folder, mask_of
 from fastai_active.demo import digits_block
-from fastai_active.widgets import LabelWidget, answers, record_answers, review_batch, item_keys
+from fastai_active.widgets import LabelWidget
+from fastai_active.answers import answers, record_answers, review_batch, item_keys, ds_idxs_of_keys
 from fastai_active.label_studio import (to_tasks, import_annotations, label_config, rle_decode, rle_encode,
                                         _time_of)
 
@@ -114,7 +115,6 @@ def test_real_label_studio_export_file(tmp_path):
     folder = digits_folder(tmp_path/'digits')
     split = ActiveSplit(digits_block(), folder/'train', path=tmp_path/'labels.db', vocab=[str(i) for i in range(10)])
     keys = [t['data']['key'] for t in export]
-    from fastai_active.widgets import ds_idxs_of_keys
     split.ledger.request(ds_idxs_of_keys(split, keys), scores=[t['data']['score'] for t in export])
     assert import_annotations(split, tmp_path.joinpath('x.json').write_text(json.dumps(export)) and tmp_path/'x.json',
                               users={1: 'owner@example.com'}) == 4

@@ -13,7 +13,7 @@ from fastai_active.split import ActiveSplit
 from fastai_active.learner import ActiveLearner
 from fastai_active.datasets import digits_folder
 from fastai_active.demo import digits_block, digits_learner
-from fastai_active.widgets import answers, review_batch
+from fastai_active.answers import answers, review_batch
 from fastai_active.label_studio import LabelStudioProject, import_annotations
 
 from .servers import label_studio_server

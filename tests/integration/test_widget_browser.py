@@ -45,8 +45,6 @@ def chromium(profile:Path):
 def test_widget_in_a_browser(tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    from fastai_active.split import ActiveSplit
-    from fastai_active.widgets import answers
     start = time.monotonic()
     nb = tmp_path/'label.ipynb'
     notebook(nb)
@@ -104,8 +102,6 @@ def test_widget_in_a_browser(tmp_path):
         if driver is not None: driver.quit()
         stop(proc)
     # what the person clicked is in the ledger, with their name
-    from fastai_active.ledger import LabelLedger
-    from fastai_active.widgets import answers
     import sqlite3
     rows = sqlite3.connect(tmp_path/'labels.db').execute(
         "SELECT a.label, a.annotator, a.via, l.source FROM answers a JOIN labels l USING (ds_idx) WHERE a.action = 'label' ORDER BY a.id").fetchall()
