@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install export readme bench-venv integration
+.PHONY: demo test install export readme bench-venv docs docs-serve docs-check integration
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,25 @@ test: $(STAMP)
 export: $(STAMP)
 	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(BIN)/python .ci/readme.py
 
+# the docs site, offline: nbdev's notebook processors, then MkDocs Material (docs/build.py) -> _docs/
+DOCS_STAMP := $(VENV)/.installed-docs
+DOCS_PORT ?= 8000
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python docs/build.py
+
+# look at it: http://127.0.0.1:$(DOCS_PORT)/
+docs-serve: docs
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _docs $(DOCS_PORT)
+
+# every page in headless Chromium (the Debian package; installed here when missing and run as root)
+docs-check: docs
+	bash .ci/chromium.sh
+	$(BIN)/python docs/check.py
+
 # Tests that start a real Label Studio server and a headless browser on 127.0.0.1 (minutes each: not in CI).
 # Label Studio goes in its own venv and never into the project's; the browser is the OS package
 # (apt-get install -y chromium chromium-driver).
@@ -37,7 +56,6 @@ $(LS_VENV)/.installed:
 	touch $@
 
 integration: $(STAMP) $(LS_VENV)/.installed
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  { echo "integration needs headless Chromium: apt-get install -y chromium chromium-driver"; exit 1; }
+	bash .ci/chromium.sh
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,labelstudio,integration]"
 	FASTAI_ACTIVE_INTEGRATION=1 MPLBACKEND=Agg $(BIN)/pytest -q -s -p no:cacheprovider tests/integration
