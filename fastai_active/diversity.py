@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_diversity.ipynb #3f0f5f2e
 from __future__ import annotations
-import math
+import math, warnings
 
 import torch
 from torch import Tensor
@@ -333,12 +333,17 @@ def probcover_delta(emb_N_D:Tensor, # Points `[N, D]`
     x = emb_N_D
     if len(x) > max_items: x = x[torch.randperm(len(x), generator=torch_generator(derive_seed(seed, 'sample')))[:max_items].to(x.device)]
     centers, clusters = kmeans(x, min(n_clusters, len(x)), seed=seed)
-    if deltas is None:
-        nn_d = min_sq_dists(x, centers)[0].sqrt()
-        deltas = torch.quantile(nn_d.float().cpu(), torch.linspace(0.02, 1, 50)).tolist()
+    if deltas is None:  # a geometric grid up to 4 times the median distance to the nearest centre
+        r = min_sq_dists(x, centers)[0].sqrt().median().item()
+        deltas = (r * torch.logspace(-3, math.log10(4), 40)).tolist()
+    deltas = sorted(float(d) for d in deltas if d > 0)
+    if not deltas: raise ValueError("expected some radii > 0 in `deltas`")
     best = None
-    for d in sorted(float(d) for d in deltas if d > 0):
+    for d in deltas:
         if ball_purity(x, clusters, d) >= alpha: best = d
         else: break
-    if best is None: raise ValueError(f"no radius among {len(deltas)} gives balls at least alpha={alpha} pure; pass smaller `deltas`")
+    if best is None:
+        warnings.warn(f"no radius in [{deltas[0]:.3g}, {deltas[-1]:.3g}] gives balls at least alpha={alpha} pure; "
+                      f"using the smallest, {deltas[0]:.3g}")
+        best = deltas[0]
     return best
