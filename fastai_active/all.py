@@ -18,6 +18,7 @@ from .selection import *
 from .joint import *
 from .diversity import *
 from .diversity_acquisition import *
+from .cold_start import *
 from .strategies import *
 from .learner import *
 from .stopping import *
@@ -31,6 +32,6 @@ from .models import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'split', 'uncertainty', 'embeddings', 'semi', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'strategies', 'learner', 'stopping', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
+_MODULES = ['core', 'ledger', 'split', 'uncertainty', 'embeddings', 'semi', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'learner', 'stopping', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

@@ -179,16 +179,31 @@ def kmeans(emb_N_D:Tensor, # Points `[N, D]`
         centers[full] = sums[full] / counts[full, None]
     return centers, min_sq_dists(emb_N_D, centers)[1]
 
-def _kmeanspp(x_N_D:Tensor, k:int, gen:torch.Generator)->list[int]:
-    "k-means++ seeding: a uniform first center, then `D²` sampling"
-    picked = torch.zeros(len(x_N_D), dtype=torch.bool, device=x_N_D.device)
-    min_d_N, sq_N, idxs = torch.full((len(x_N_D),), math.inf, dtype=x_N_D.dtype, device=x_N_D.device), _sq_norms(x_N_D), []
-    for t in range(k):
-        i = int(torch.randint(len(x_N_D), (), generator=gen)) if t == 0 else _draw(min_d_N, picked, gen)
-        idxs.append(i)
-        picked[i] = True
-        torch.minimum(min_d_N, (sq_N + sq_N[i] - 2 * (x_N_D @ x_N_D[i])).clamp_(min=0), out=min_d_N)
+def _kmeanspp(x_N_D:Tensor, k:int, gen:torch.Generator, n_trials:int|None=None)->list[int]:
+    "Greedy k-means++ seeding (as scikit-learn): of `2 + log k` candidates drawn by `D²`, the one lowering the potential most"
+    L = n_trials or 2 + int(math.log(k))
+    N = len(x_N_D)
+    picked = torch.zeros(N, dtype=torch.bool, device=x_N_D.device)
+    sq_N = _sq_norms(x_N_D)
+    i = int(torch.randint(N, (), generator=gen))
+    min_d_N, idxs = (sq_N + sq_N[i] - 2 * (x_N_D @ x_N_D[i])).clamp_(min=0), [i]
+    picked[i] = True
+    for t in range(1, k):
+        cands = _draw_many(min_d_N, picked, gen, L)
+        d_N_L = (sq_N[:, None] + sq_N[cands][None] - 2 * (x_N_D @ x_N_D[cands].T)).clamp_(min=0)
+        best = int(torch.minimum(min_d_N[:, None], d_N_L).sum(0).argmin())
+        idxs.append(int(cands[best]))
+        picked[cands[best]] = True
+        torch.minimum(min_d_N, d_N_L[:, best], out=min_d_N)
     return idxs
+
+def _draw_many(weights_N:Tensor, picked_N:Tensor, gen:torch.Generator, L:int)->Tensor:
+    "`L` indices drawn with replacement with probability proportional to `weights_N` (uniform over unpicked if all 0)"
+    w_N = weights_N.double().masked_fill(picked_N, 0.)
+    if not (w_N > 0).any(): w_N = (~picked_N).double()
+    cum_N = w_N.cumsum(0)
+    u_L = torch.rand(L, generator=gen, dtype=torch.float64).to(cum_N.device) * cum_N[-1]
+    return torch.searchsorted(cum_N, u_L, right=True).clamp_(max=len(w_N) - 1)
 
 # %% ../nbs/08_diversity.ipynb #1bf37eda
 def typicality(emb_M_D:Tensor, # Items of one cluster `[M, D]`
