@@ -16,7 +16,7 @@ from fastai.metrics import accuracy
 from fastai_active.split import ActiveSplit
 from fastai_active.learner import ActiveLearner, SimulatedOracle
 from fastai_active.uncertainty import SinglePass, MCDropout, DeepEnsemble
-from fastai_active.diversity import coreset, badge, typiclust, probcover, kmeans
+from fastai_active.diversity import coreset, badge, typiclust, probcover, gradient_embedding
 from fastai_active.diversity_acquisition import cluster_margin
 from fastai_active.stopping import LabelBudget
 
@@ -94,7 +94,7 @@ def test_stop_budget_in_the_loop():
 def test_against_scikit_activeml_fixtures():
     "Picks of scikit-activeml's implementations on the same inputs (made in the bench venv, see benchmarks/)"
     cases = json.loads(FIXTURE.read_text())['cases']
-    assert cases
+    assert {c['strategy'] for c in cases} == {'coreset', 'typiclust', 'probcover', 'badge'}
     for c in cases:
         emb = torch.tensor(c['emb'], dtype=torch.float64)
         lab = torch.tensor(c['labelled'], dtype=torch.float64).reshape(-1, emb.shape[1])
@@ -108,4 +108,6 @@ def test_against_scikit_activeml_fixtures():
         elif c['strategy'] == 'badge':
             lp = torch.tensor(c['log_probs'], dtype=torch.float64)
             assert badge(lp, emb, 1).idxs.tolist() == c['picks'][:1], c['name']  # the first pick is deterministic
+            w = gradient_embedding(lp, emb).pow(2).sum(1)  # squared gradient norms, normalised, as the peer's first step
+            torch.testing.assert_close(w / w.sum(), torch.tensor(c['first_probs'], dtype=torch.float64), atol=1e-9, rtol=1e-6)
         else: raise AssertionError(c['strategy'])
