@@ -5,15 +5,19 @@
 
 Inputs (seeded): N pool embeddings of D=512 float32 from a mixture of 50 Gaussians, L=100 labelled embeddings from the
 same mixture, log-probs [N, 1, 10] from a random linear head on the embeddings; batch n=100. Each (method, N) runs in
-its own process (one timed call after a warm-up on 1,000 items); peak memory is the largest resident set size during
+its own process (one timed call after a warm-up on 1,000 items), every implementation with the same number of
+threads (--threads, default 1: on 2 cores shared with other jobs, a second thread mostly waits for a core); peak memory is the largest resident set size during
 the call (polled every 5 ms) minus the resident set size just before it, so the inputs themselves are not counted.
 Peers get the same arrays in the layout they take (float64 where they convert to it anyway, outside the timing).
 A run past --timeout seconds is stopped and reported as such. Writes results/diversity_speed.{json,md}.
 """
 from __future__ import annotations
-import argparse, json, multiprocessing as mp, os, threading, time
+import argparse, json, multiprocessing as mp, os, sys, threading, time
 from pathlib import Path
 
+if __name__ == '__main__':  # BLAS and torch threads, fixed before numpy or torch is imported (--threads, default 1)
+    _t = sys.argv[sys.argv.index('--threads') + 1] if '--threads' in sys.argv else '1'
+    for _v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ[_v] = _t
 import numpy as np
 
 D, C, L, n = 512, 10, 100, 100
@@ -60,7 +64,7 @@ def ours(strategy):
     def run(emb, lab, logp):
         import torch
         from fastai_active.diversity import coreset, badge, typiclust
-        torch.set_num_threads(2)
+        torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
         e, l, lp = torch.from_numpy(emb), torch.from_numpy(lab), torch.from_numpy(logp)
         if strategy == 'coreset': return lambda: coreset(e, n, l).idxs.numpy()
         if strategy == 'badge': return lambda: badge(lp, e, n, seed=0).idxs.numpy()
@@ -136,6 +140,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sizes', type=int, nargs='+', default=[100_000, 1_000_000])
     ap.add_argument('--timeout', type=int, default=900)
+    ap.add_argument('--threads', type=int, default=1, help="threads for every implementation (BLAS, OpenMP, torch)")
     ap.add_argument('--skip', nargs='*', default=['small-text@1000000', 'typiclust@1000000'],
                     help="impl@N or strategy@N pairs not to run (default: those that cannot finish in the timeout)")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results'))
@@ -173,7 +178,7 @@ def main(argv=None):
             ratio = f"{min(peers) / get['ours']['seconds']:.0f}x" if peers and get['ours'].get('seconds') else '-'
             md.append(f"| {strategy} | {N:,} | {' | '.join(cell('ours'))} | {' | '.join(cell('scikit-activeml'))} | "
                       f"{' | '.join(cell('small-text'))} | {ratio} |")
-    text = '\n'.join(md) + f"\n\nLoad average at start: {load:.1f} (2 shared cores).\n"
+    text = '\n'.join(md) + f"\n\nLoad average at start: {load:.1f} (2 shared cores); {os.environ.get('OMP_NUM_THREADS')} thread(s) for everyone.\n"
     (out / 'diversity_speed.md').write_text(text)
     print(text)
 

@@ -32,7 +32,9 @@ def check_embeddings(emb_N_D:Tensor, # Embeddings `[N, D]`
     if D is not None and emb_N_D.shape[1] != D:
         raise ValueError(f"expected {name} of width D={D} (as the pool's embeddings), got {emb_N_D.shape[1]}")
     for start in range(0, len(emb_N_D), chunk_size):
-        bad = ~torch.isfinite(emb_N_D[start:start+chunk_size]).all(1)
+        chunk = emb_N_D[start:start+chunk_size]
+        if torch.isfinite(chunk.sum(dtype=torch.float64)): continue  # one cheap pass; locate the culprit only if needed
+        bad = ~torch.isfinite(chunk).all(1)
         if bad.any(): raise ValueError(f"expected finite {name}, got NaN or inf (first at row {bad.nonzero()[0,0].item() + start})")
     return emb_N_D
 
@@ -89,7 +91,8 @@ def coreset(emb_N_D:Tensor, # Pool embeddings `[N, D]`
         else: i = int(min_d_N.argmax())
         scores.append(min_d_N[i].clamp(min=0).sqrt().item())
         idxs.append(i)
-        d_N = (sq_N + sq_N[i] - 2 * (emb_N_D @ emb_N_D[i])).clamp_(min=0)
+        # ‖x‖² - 2 x·c + ‖c‖² in two passes over N (few elementwise passes: each is a sync point on busy cores)
+        d_N = torch.addmv(sq_N, emb_N_D, emb_N_D[i], alpha=-2).add_(sq_N[i])
         torch.minimum(min_d_N, d_N, out=min_d_N)
         min_d_N[i] = -1.  # never picked again, even when every other item is a duplicate of a pick
     return CandidateBatch(torch.tensor(idxs), torch.tensor(scores))
@@ -138,19 +141,18 @@ def badge(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
         scores.append((g_sq_N[i] if t == 0 else min_d_N[i]).item())
         idxs.append(i)
         picked[i] = True
-        d_N = g_sq_N + g_sq_N[i] - 2 * (a_N_C @ a_N_C[i]) * (emb_N_D @ emb_N_D[i])
-        torch.minimum(min_d_N, d_N.clamp_(min=0), out=min_d_N)
+        d_N = torch.addcmul(g_sq_N, a_N_C @ a_N_C[i], emb_N_D @ emb_N_D[i], value=-2).add_(g_sq_N[i]).clamp_(min=0)
+        torch.minimum(min_d_N, d_N, out=min_d_N)
         min_d_N[i] = 0.
     return CandidateBatch(torch.tensor(idxs), torch.tensor(scores))
 
 def _draw(weights_N:Tensor, picked_N:Tensor, gen:torch.Generator)->int:
     "One index drawn with probability proportional to `weights_N` (uniform over unpicked items if they are all 0)"
-    w_N = weights_N.double().masked_fill(picked_N, 0.)
-    if not (w_N > 0).any(): w_N = (~picked_N).double()
-    cum_N = w_N.cumsum(0)
+    cum_N = weights_N.masked_fill(picked_N, 0.).cumsum(0, dtype=torch.float64)
+    if not cum_N[-1] > 0: cum_N = (~picked_N).cumsum(0, dtype=torch.float64)
     u = torch.rand((), generator=gen, dtype=torch.float64).item() * cum_N[-1].item()
     i = int(torch.searchsorted(cum_N, torch.tensor([u], dtype=cum_N.dtype, device=cum_N.device), right=True)[0])
-    return min(i, len(w_N) - 1)
+    return min(i, len(cum_N) - 1)
 
 # %% ../nbs/08_diversity.ipynb #c70bd27f
 def kmeans(emb_N_D:Tensor, # Points `[N, D]`
