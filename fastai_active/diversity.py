@@ -33,7 +33,7 @@ def check_embeddings(emb_N_D:Tensor, # Embeddings `[N, D]`
         raise ValueError(f"expected {name} of width D={D} (as the pool's embeddings), got {emb_N_D.shape[1]}")
     for start in range(0, len(emb_N_D), chunk_size):
         chunk = emb_N_D[start:start+chunk_size]
-        if torch.isfinite(chunk.sum(dtype=torch.float64)): continue  # one cheap pass; locate the culprit only if needed
+        if torch.isfinite(chunk.sum()): continue  # one cheap pass (an overflow only sends us to the exact check)
         bad = ~torch.isfinite(chunk).all(1)
         if bad.any(): raise ValueError(f"expected finite {name}, got NaN or inf (first at row {bad.nonzero()[0,0].item() + start})")
     return emb_N_D
@@ -60,16 +60,18 @@ def sq_dists(a_M_D:Tensor, b_P_D:Tensor)->Tensor:
 def min_sq_dists(x_N_D:Tensor, # Points
                  centers_L_D:Tensor, # Centers
                  budget:int=2**22, # Largest block of distances held at once
+                 x_sq_N:Tensor|None=None, # `‖x‖²` if already known
                 )->tuple[Tensor, Tensor]:
     "Squared distance of each point to its nearest center, and that center's index (`+inf`, -1 without centers)"
     N = len(x_N_D)
     if len(centers_L_D) == 0: return x_N_D.new_full((N,), math.inf), torch.full((N,), -1, dtype=torch.long, device=x_N_D.device)
     c_sq_L = _sq_norms(centers_L_D)
+    if x_sq_N is None: x_sq_N = _sq_norms(x_N_D)
     d_N, i_N = x_N_D.new_empty(N), torch.empty(N, dtype=torch.long, device=x_N_D.device)
     rows = _rows_per_block(len(centers_L_D), budget)
     for s in range(0, N, rows):
         x = x_N_D[s:s+rows]
-        d = (_sq_norms(x)[:, None] + c_sq_L[None] - 2 * (x @ centers_L_D.T)).clamp_(min=0)
+        d = torch.addmm(c_sq_L[None], x, centers_L_D.T, alpha=-2).add_(x_sq_N[s:s+rows, None]).clamp_(min=0)
         d_N[s:s+rows], i_N[s:s+rows] = d.min(1)
     return d_N, i_N
 
@@ -82,20 +84,79 @@ def coreset(emb_N_D:Tensor, # Pool embeddings `[N, D]`
     "Greedy k-center (Sener & Savarese 2018): repeatedly the pool item farthest from the labelled and picked items"
     check_embeddings(emb_N_D)
     _check_batch(n, len(emb_N_D))
-    min_d_N = min_sq_dists(emb_N_D, _labelled(labelled_L_D, emb_N_D))[0]
     sq_N = _sq_norms(emb_N_D)
+    lazy = _LazyMinDist(emb_N_D, min_sq_dists(emb_N_D, _labelled(labelled_L_D, emb_N_D), x_sq_N=sq_N)[0], g_sq_N=sq_N)
     idxs, scores = [], []
     for t in range(n):
-        if t == 0 and torch.isinf(min_d_N).all():
+        if t == 0 and torch.isinf(lazy.bound_N).all():
             i = int(torch.randint(len(emb_N_D), (), generator=torch_generator(seed)))
-        else: i = int(min_d_N.argmax())
-        scores.append(min_d_N[i].clamp(min=0).sqrt().item())
+        else: i = lazy.argmax()
+        scores.append(lazy.bound_N[i].clamp(min=0).sqrt().item())
         idxs.append(i)
-        # ‖x‖² - 2 x·c + ‖c‖² in two passes over N (few elementwise passes: each is a sync point on busy cores)
-        d_N = torch.addmv(sq_N, emb_N_D, emb_N_D[i], alpha=-2).add_(sq_N[i])
-        torch.minimum(min_d_N, d_N, out=min_d_N)
-        min_d_N[i] = -1.  # never picked again, even when every other item is a duplicate of a pick
+        lazy.add_center(i)
     return CandidateBatch(torch.tensor(idxs), torch.tensor(scores))
+
+class _LazyMinDist:
+    """Squared distance of each pool item to its nearest center, kept as upper bounds that are made exact on demand.
+
+    `bound_N[x]` is exact for the centers `x` has seen (`seen_N[x]` of them); later centers can only lower it. The
+    exact argmax is found by making the top few bounds exact until the largest bound is exact; an exact `D²` draw
+    proposes from the bounds and accepts with probability `exact / bound` (rejection sampling). So each pick reads a
+    few items instead of the whole pool. Picked items get bound -1 (never picked again)."""
+    def __init__(self, emb_N_D:Tensor, bound_N:Tensor, g_sq_N:Tensor, a_N_C:Tensor|None=None):
+        self.emb, self.bound_N, self.a, self.sq_N = emb_N_D, bound_N, a_N_C, g_sq_N  # `‖g‖²`: squared norms in the space
+        self.seen_N = torch.zeros(len(emb_N_D), dtype=torch.long, device=emb_N_D.device)
+        self.centers = []
+
+    def _dists(self, x_B:Tensor, c_M:Tensor)->Tensor:
+        "Squared distances `[B, M]` of items to centers (in gradient-embedding space when `a_N_C` is given)"
+        dots = self.emb[x_B] @ self.emb[c_M].T
+        if self.a is not None: dots = dots * (self.a[x_B] @ self.a[c_M].T)
+        return (self.sq_N[x_B, None] + self.sq_N[c_M][None] - 2 * dots).clamp_(min=0)
+
+    def refresh(self, x_B:Tensor):
+        "Make the bounds of items `x_B` exact"
+        k = len(self.centers)
+        x_B = x_B[(self.seen_N[x_B] < k) & (self.bound_N[x_B] >= 0)]
+        if not len(x_B): return
+        first = int(self.seen_N[x_B].min())
+        c_M = torch.tensor(self.centers[first:], device=self.emb.device)
+        d_B_M = self._dists(x_B, c_M)
+        d_B_M[torch.arange(len(c_M), device=d_B_M.device)[None] < (self.seen_N[x_B] - first)[:, None]] = math.inf
+        self.bound_N[x_B] = torch.minimum(self.bound_N[x_B], d_B_M.min(1).values)
+        self.seen_N[x_B] = k
+
+    def add_center(self, i:int, full:bool=False):
+        "Record center `i`; with no finite bound yet (nothing labelled), make every bound exact in one pass"
+        self.centers.append(i)
+        if full or torch.isinf(self.bound_N).any():
+            dots = self.emb @ self.emb[i]
+            if self.a is not None: dots = dots * (self.a @ self.a[i])
+            d_N = torch.add(self.sq_N, self.sq_N[i]).sub_(dots, alpha=2).clamp_(min=0)
+            torch.minimum(self.bound_N, d_N, out=self.bound_N)
+            self.seen_N[self.bound_N >= 0] = len(self.centers)
+        self.bound_N[i] = -1.
+
+    def argmax(self, B:int=256)->int:
+        "The item farthest from all centers (exactly)"
+        N = len(self.bound_N)
+        while True:
+            top = torch.topk(self.bound_N, min(B + 1, N)).indices
+            self.refresh(top[:B])
+            best = top[:B][self.bound_N[top[:B]].argmax()]
+            # every other item's bound, hence its exact distance, is at most the largest bound outside the batch
+            if B >= N or self.bound_N[best] >= self.bound_N[top[B]]: return int(best)
+            B *= 4
+
+    def draw(self, gen:torch.Generator)->int:
+        "An item drawn with probability proportional to its exact squared distance to the nearest center"
+        while True:
+            picked = self.bound_N < 0
+            i = _draw(self.bound_N.clamp(min=0), picked, gen)
+            bound = self.bound_N[i].item()
+            if bound <= 0: return i  # every bound is 0: a uniform draw among the unpicked
+            self.refresh(torch.tensor([i], device=self.emb.device))
+            if torch.rand((), generator=gen, dtype=torch.float64).item() * bound < self.bound_N[i].item(): return i
 
 def _check_batch(n, N:int):
     if not isinstance(n, int) or isinstance(n, bool): raise TypeError(f"expected an int batch size n, got {n!r}")
@@ -129,21 +190,15 @@ def badge(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
     "BADGE (Ash et al. 2020): k-means++ seeding on gradient embeddings, without building them"
     a_N_C = _badge_parts(log_probs_N_K_C, emb_N_D)
     _check_batch(n, len(emb_N_D))
-    h_sq_N, a_sq_N = _sq_norms(emb_N_D), _sq_norms(a_N_C)
-    g_sq_N = a_sq_N * h_sq_N
+    g_sq_N = _sq_norms(a_N_C) * _sq_norms(emb_N_D)
     gen = torch_generator(seed)
-    min_d_N = torch.full_like(g_sq_N, math.inf)
-    picked = torch.zeros(len(g_sq_N), dtype=torch.bool, device=g_sq_N.device)
+    lazy = _LazyMinDist(emb_N_D, torch.full_like(g_sq_N, math.inf), g_sq_N=g_sq_N, a_N_C=a_N_C)
     idxs, scores = [], []
     for t in range(n):
-        if t == 0: i = int(g_sq_N.argmax())
-        else: i = _draw(min_d_N, picked, gen)
-        scores.append((g_sq_N[i] if t == 0 else min_d_N[i]).item())
+        i = int(g_sq_N.argmax()) if t == 0 else lazy.draw(gen)
+        scores.append((g_sq_N[i] if t == 0 else lazy.bound_N[i]).item())
         idxs.append(i)
-        picked[i] = True
-        d_N = torch.addcmul(g_sq_N, a_N_C @ a_N_C[i], emb_N_D @ emb_N_D[i], value=-2).add_(g_sq_N[i]).clamp_(min=0)
-        torch.minimum(min_d_N, d_N, out=min_d_N)
-        min_d_N[i] = 0.
+        lazy.add_center(i)
     return CandidateBatch(torch.tensor(idxs), torch.tensor(scores))
 
 def _draw(weights_N:Tensor, picked_N:Tensor, gen:torch.Generator)->int:
