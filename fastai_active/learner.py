@@ -373,7 +373,8 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
         if not left: left.append(math.ceil(len(self.ledger.unlabelled_idxs()) / n_per_round))  # `stop` alone: at most until the pool is empty
         return min(left)
     h = self.history
-    stopped = stops and 'stopped_by' in h and len(h) and bool(h.stopped_by.iloc[-1])
+    fired = str(h.stopped_by.iloc[-1]).split(' | ') if stops and len(h) and 'stopped_by' in h else []
+    stopped = bool(set(fired) & {repr(c) for c in stops})  # one of these criteria stopped the run already
     if (remaining() == 0 or stopped) and len(h) and (h['round'].iloc[-1], h.n_labelled.iloc[-1]) == (self.round, self.ledger.n_labelled):
         return h  # a finished run: nothing to train, acquire or record
     steps = range(remaining() + 1)
@@ -402,7 +403,7 @@ def _check_stop(self:ActiveLearner, stops:list)->tuple[dict, bool]:
             raise TypeError(f"expected a stopping criterion to return (dict of values, bool), got {res!r} from {crit!r}")
         values.update(res[0])
         if res[1]: fired.append(repr(crit))
-    if stops: values['stopped_by'] = ', '.join(fired)
+    if stops: values['stopped_by'] = ' | '.join(fired)
     return values, bool(fired)
 
 @patch(as_prop=True)
