@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from fastai.learner import Learner
 from fastai.callback.progress import ProgressCallback  # registers `Learner.no_bar`
-from fastcore.basics import store_attr
+from fastcore.basics import noop, store_attr
 
 from .core import *
 from .core import _as_idxs
@@ -69,10 +69,11 @@ def take_items(items, rows):
 # %% ../nbs/14b_chunked.ipynb #ac5ada00
 def export_learner(learn:Learner)->bytes:
     "`learn` as bytes, as `learn.export()` writes it (no data, no optimizer state); `learn` is left as it was"
-    saved = {k: getattr(learn, k, None) for k in ('dls', 'opt', 'dl', 'xb', 'yb', 'pred', 'loss')}
+    saved = {k: getattr(learn, k, None) for k in ('dls', 'opt', 'logger', 'dl', 'xb', 'yb', 'pred', 'loss')}
     buf = io.BytesIO()
     try:
-        learn.dls, learn.opt = learn.dls.new_empty(), None
+        # workers log nothing: `logger` (the builtin `print`) does not pickle once something has wrapped `print`
+        learn.dls, learn.opt, learn.logger = learn.dls.new_empty(), None, noop
         for k in ('dl', 'xb', 'yb', 'pred', 'loss'): setattr(learn, k, None)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
@@ -272,7 +273,7 @@ class _Selection:
         else: self.kind = 'candidates'
         if self.kind == 'candidates':
             if not isinstance(M, int) or isinstance(M, bool) or M < n: raise ValueError(f"expected candidates as an int >= n={n}, got {M!r}")
-            self.scores, self.top, self.stream = {'_candidate': cand_score}, ('_candidate', M), StreamingTopK(M)
+            self.scores, self.top, self.stream = {'_candidate': cand_score}, ('_candidate', M), StreamingTopK(min(M, N))
         else:
             self.scores = {'_acquisition': acquisition.scores}
             if self.kind == 'sample': self.stream = StreamingSample(n, acquisition.mode, acquisition.beta, seed)
@@ -294,11 +295,12 @@ class _Selection:
             ok = torch.from_numpy(~np.isnan(scores['_acquisition']))
             b = stochastic_batch(s[ok], self.n, self.acquisition.mode, self.acquisition.beta, self.seed)
             return CandidateBatch(torch.nonzero(ok)[:, 0][b.idxs], b.scores), None
-        cands = self.stream.result()
-        order = torch.argsort(cands.idxs)  # in pool order, as the in-memory acquisition would see them
-        cand_idxs, lp = cands.idxs[order], self.stream.payload['log_probs'][order]
+        top = self.stream
+        _check_n(self.n, len(top.idxs))  # fewer candidates than asked when items failed to load
+        order = torch.argsort(top.idxs)  # in pool order, as the in-memory acquisition would see them
+        cand_idxs, lp = top.idxs[order], top.payload['log_probs'][order]
         b = self.acquisition(lp, self.n, seed=self.seed)
-        return CandidateBatch(cand_idxs[b.idxs], b.scores), CandidateBatch(cand_idxs, cands.scores[order])
+        return CandidateBatch(cand_idxs[b.idxs], b.scores), CandidateBatch(cand_idxs, top.scores[order])
 
 # %% ../nbs/14b_chunked.ipynb #27f9b57c
 @dataclass
