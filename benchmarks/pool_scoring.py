@@ -72,26 +72,26 @@ def noisy_digits(n, seed):
 
 
 def image_pool(root, n, seed=1):
-    "n PNG files under root/<shard>/<i>.png (10,000 a folder); reused when already written"
+    "The first n of the PNG files under root/<shard>/<i>.png (10,000 a folder), written once for the largest n asked"
     from PIL import Image
     root = Path(root)
-    stamp = root/f'.complete-{n}'
+    stamp = root/'.complete'
     files = [root/f'{i // 10_000:03d}'/f'{i:07d}.png' for i in range(n)]
-    if stamp.exists(): return files
+    if stamp.exists() and int(stamp.read_text()) >= n: return files
     for start in range(0, n, 10_000):
-        img, _ = noisy_digits(min(10_000, n - start), seed + start)
+        img, _ = noisy_digits(10_000, seed + start)  # whole shards: the first n files do not depend on n
         (root/f'{start // 10_000:03d}').mkdir(parents=True, exist_ok=True)
-        for j, a in enumerate(img): Image.fromarray(a).save(files[start + j])
+        for j, a in enumerate(img[:n - start]): Image.fromarray(a).save(files[start + j])
     stamp.write_text(str(n))
     return files
 
 
 def row_pool(path, n, seed=2):
-    "n rows of 64 pixels in [0, 1] and a label, float32, as a .npy file; reused when already written"
+    "The first n rows (64 pixels in [0, 1] and a label, float32) of a .npy file, written once for the largest n asked"
     path = Path(path)
     if path.exists():
         m = np.load(path, mmap_mode='r')
-        if len(m) == n: return m
+        if len(m) >= n: return m[:n]  # a memory-mapped slice: the scorers read it from the file
     m = np.lib.format.open_memmap(path, mode='w+', dtype=np.float32, shape=(n, 65))
     for start in range(0, n, 100_000):
         img, y = noisy_digits(min(100_000, n - start), seed + start)
@@ -144,7 +144,7 @@ def run_one(kind, n, scorer, work, chunk):
     from fastai_active.strategies import as_acquisition
     from fastai_active.uncertainty import MCDropout
     learn = trained_learner(kind, work)
-    items = image_pool(Path(work)/'images', n) if kind == 'images' else row_pool(Path(work)/f'rows-{n}.npy', n)
+    items = image_pool(Path(work)/'images', n) if kind == 'images' else row_pool(Path(work)/'rows.npy', n)
     sampler, acq = MCDropout(K, seed=0), as_acquisition('powerbald')
     out = {'pool': kind, 'N': n, 'scorer': scorer, 'load': os.getloadavg()[0], 'startup_s': 0.}
     def score():
@@ -192,6 +192,10 @@ def main():
         print('RESULT ' + json.dumps(run_one(kind, int(n), scorer, args.work, args.chunk)), flush=True)
         return
     Path(args.work).mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    if args.images > 0: image_pool(Path(args.work)/'images', args.images)
+    if args.rows > 0: row_pool(Path(args.work)/'rows.npy', args.rows)
+    print(f"pools ready in {time.perf_counter() - t:.0f} s", flush=True)
     rows = []
     for kind, largest in (('images', args.images), ('rows', args.rows)):
         if largest <= 0: continue

@@ -4,7 +4,7 @@
 
 # %% ../nbs/14b_chunked.ipynb #63034f21
 from __future__ import annotations
-import copy, io, math, os, pickle, time, warnings
+import copy, io, math, mmap, os, pickle, time, warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,19 +34,26 @@ __all__ = ['ArrayItems', 'take_items', 'export_learner', 'load_exported', 'candi
 # %% ../nbs/14b_chunked.ipynb #9a394446
 class ArrayItems:
     "Rows of a `.npy` file or `np.memmap` as pool items, read on demand; pickles as its path, so each worker opens it"
-    def __init__(self, path:str|Path, dtype=None, shape=None, offset:int|None=None, order:str='C'):
-        self.path, self.dtype, self.shape, self.offset, self.order = Path(path), dtype, shape, offset, order
+    def __init__(self, path:str|Path, dtype=None, shape=None, offset:int|None=None):
+        self.path, self.dtype, self.shape, self.offset = Path(path), dtype, shape, offset
         self._array = None
     @classmethod
     def from_memmap(cls, m:np.memmap):
-        "The file behind a memory-mapped array (e.g. `np.load(path, mmap_mode='r')`)"
-        if not isinstance(m, np.memmap) or m.filename is None: raise TypeError(f"expected a np.memmap backed by a file, got {type(m).__name__}")
-        return cls(m.filename, m.dtype, m.shape, m.offset, 'F' if m.flags.f_contiguous and not m.flags.c_contiguous else 'C')
+        "The rows of the file behind `m` (e.g. `np.load(path, mmap_mode='r')`, or a slice of its rows)"
+        if not isinstance(m, np.memmap) or m.filename is None or getattr(m, '_mmap', None) is None:
+            raise TypeError(f"expected a np.memmap backed by a file, got {type(m).__name__}")
+        if not m.flags.c_contiguous:
+            raise ValueError(f"expected consecutive rows of a memory-mapped file, got strides {m.strides} for shape "
+                             f"{m.shape}: pass `ArrayItems(path)` and the rows you want as `rows=`")
+        # a slice keeps its parent's `offset`: find where its first byte is in the file from the mapping itself
+        start = m.offset - m.offset % mmap.ALLOCATIONGRANULARITY  # where numpy began the mapping
+        base = np.frombuffer(m._mmap, dtype=np.uint8).__array_interface__['data'][0]
+        return cls(m.filename, m.dtype, m.shape, start + m.__array_interface__['data'][0] - base)
     @property
     def array(self)->np.ndarray:
         if self._array is None:
             if self.shape is None: self._array = np.load(self.path, mmap_mode='r')
-            else: self._array = np.memmap(self.path, self.dtype, 'r', self.offset, self.shape, self.order)
+            else: self._array = np.memmap(self.path, self.dtype, 'r', self.offset, self.shape)
         return self._array
     def __len__(self): return len(self.array)
     def __getitem__(self, idxs): return self.array[idxs]
