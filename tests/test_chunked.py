@@ -19,7 +19,7 @@ def al(tmp_path_factory):
     return digits_al(tmp_path_factory.mktemp('chunked'), sampler=MCDropout(8))  # unseeded masks, as a user may leave them
 
 
-@pytest.mark.parametrize('acquisition', ['powerbald', 'margin', 'softrankentropy', BatchBALDAcquisition(num_samples=1000)])
+@pytest.mark.parametrize('acquisition', ['powerbald', 'margin', BatchBALDAcquisition(num_samples=1000)])  # softrank: in 14b
 def test_active_learner_with_a_scorer_picks_what_it_picks_in_memory(al, acquisition):
     "The only change is `scorer=`: the same masks (drawn from the same seeded RNG), scores and picks"
     al.acquisition, al.scorer = as_acquisition(acquisition), None

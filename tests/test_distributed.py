@@ -1,6 +1,6 @@
-"""Scoring on Ray (local, 2 CPUs, loopback only): the single-process results, the ActiveLearner's path with unreadable
-files, a killed worker, the driver's memory. Three Ray runs, each starting two workers. Skipped where Ray is not
-installed (`pip install fastai_active[ray]`)."""
+"""Scoring on Ray (local, 2 CPUs, loopback only): the single-process results (an ensemble; MC dropout below), the
+ActiveLearner's path with unreadable files, a killed worker, the driver's memory. Three Ray runs, each starting two
+workers. Skipped where Ray is not installed (`pip install fastai_active[ray]`)."""
 import gc, ipaddress, os, sys
 from pathlib import Path
 
@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 
 ray = pytest.importorskip('ray')
+pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')  # Ray's own settings
 
+from fastai.callback.progress import ProgressCallback
 from fastai_active.chunked import ChunkedScorer
+from fastai_active.core import seeded
+from fastai_active.demo import digits_learner
 from fastai_active.distributed import RayScorer, local_ray
 from fastai_active.scores import bald, entropy
 from fastai_active.strategies import as_acquisition
-from fastai_active.uncertainty import MCDropout
+from fastai_active.uncertainty import DeepEnsemble, MCDropout
 
 from _pools import PeakMemory, digits_al, wide_pool
 
@@ -46,12 +50,16 @@ def test_ray_listens_on_loopback_only(cluster):
     assert listening and all(_loopback(a.ip) for a in listening), listening
 
 
-def test_ray_gives_the_single_process_scores_and_picks(cluster, al, tmp_path):
-    pool, acq = al._pool(), as_acquisition('powerbald')
+def test_ray_gives_the_single_process_scores_and_picks_for_an_ensemble(cluster, al, tmp_path):
+    "Two members, each exported and loaded once per actor: the in-memory log-probs, scores and PowerBALD picks"
+    with seeded(1):
+        other = digits_learner(al.dls)
+        other.remove_cb(ProgressCallback)
+    learns, sampler, pool, acq = [al.learn, other], DeepEnsemble(2), al._pool(), as_acquisition('powerbald')
     kwargs = dict(rows=pool.ds_idxs, scores={'bald': bald, 'entropy': entropy}, acquisition=acq, n=8, seed=5)
-    there = RayScorer(num_workers=2, chunk_size=40).score(al.learns, al.split.items, al.sampler, log_probs=tmp_path/'lp.npy', **kwargs)
-    here = ChunkedScorer(chunk_size=40).score(al.learns, al.split.items, al.sampler, **kwargs)
-    lp = al.sampler(al.learns, al.split.pool_dl(al.dls, pool))  # the in-memory path
+    there = RayScorer(num_workers=2, chunk_size=40).score(learns, al.split.items, sampler, log_probs=tmp_path/'lp.npy', **kwargs)
+    here = ChunkedScorer(chunk_size=40).score(learns, al.split.items, sampler, **kwargs)
+    lp = sampler(learns, al.split.pool_dl(al.dls, pool))  # the in-memory path
     np.testing.assert_allclose(there.log_probs, lp.numpy(), rtol=1e-5, atol=1e-6)
     for k in ('bald', 'entropy'): np.testing.assert_array_equal(there.scores[k], here.scores[k])
     assert there.batch.idxs.tolist() == here.batch.idxs.tolist() == acq(lp, 8, seed=5).idxs.tolist()
