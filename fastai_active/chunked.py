@@ -294,12 +294,13 @@ class _Selection:
             top = res['top']
             self.stream.update(top['idxs'], top['scores'], {k: v for k, v in top.items() if k not in ('idxs', 'scores')})
 
-    def result(self, scores:dict)->tuple[CandidateBatch, CandidateBatch|None]:
+    def result(self, scores:dict, failed:dict)->tuple[CandidateBatch, CandidateBatch|None]:
         "The batch, and the candidate set it was picked from (joint and diversity acquisitions)"
         if self.kind in ('sample', 'top'): return self.stream.result(), None
-        if self.kind == 'all':
+        if self.kind == 'all':  # soft-rank sampling: every score at once, without the items that failed
             s = torch.from_numpy(scores['_acquisition'])
-            ok = torch.from_numpy(~np.isnan(scores['_acquisition']))
+            ok = torch.ones(len(s), dtype=torch.bool)
+            ok[list(failed)] = False
             b = stochastic_batch(s[ok], self.n, self.acquisition.mode, self.acquisition.beta, self.seed)
             return CandidateBatch(torch.nonzero(ok)[:, 0][b.idxs], b.scores), None
         top = self.stream
@@ -407,7 +408,7 @@ class ChunkedScorer:
             files = out.close()
         finally:
             for w in out.writers.values(): w.close()
-        batch, cands = select.result(out.scores) if select is not None else (None, None)
+        batch, cands = select.result(out.scores, out.failed) if select is not None else (None, None)
         return PoolScores(N, {k: v for k, v in out.scores.items() if k in scores}, out.failed, batch, cands,
                           files.get('log_probs'), files.get('embeddings'), time.perf_counter() - begin)
 
