@@ -12,7 +12,8 @@ $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, on its own: this pair is on the machine's disk (any other torch request downloads GBs)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	# the ray extra too, so that the Ray scoring tests (tests/test_distributed.py) run
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

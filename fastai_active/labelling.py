@@ -14,7 +14,7 @@ import torch
 from fastcore.basics import patch
 
 from .core import *
-from .core import _as_idxs, _check_n
+from .core import _as_idxs, _check_n, _check_scores
 from .ledger import *
 from .ledger import LabelLedger, _ROUND_SQL, _is_missing, _jsonable
 
@@ -64,14 +64,13 @@ def _check_time(t):
         raise TypeError(f"expected time as seconds since the epoch or a datetime, got {t!r}")
     return float(t)
 
-def _check_scores(scores, n:int, name='scores')->list:
+def _request_scores(scores, n:int)->list:
+    "The scores of `n` requests as floats (`None` when not given), checked by `_check_scores`"
     if scores is None: return [None] * n
-    if isinstance(scores, (str, bytes)) or not hasattr(scores, '__len__'):
-        raise TypeError(f"expected a sequence of {n} {name}, got {scores!r}")
-    out = [float(s) for s in (scores.tolist() if hasattr(scores, 'tolist') else scores)]
-    if len(out) != n: raise ValueError(f"expected {n} {name} (one per index), got {len(out)}")
-    bad = [i for i, s in enumerate(out) if not math.isfinite(s)]
-    if bad: raise ValueError(f"expected finite {name}, got {[out[i] for i in bad[:5]]} at positions {bad[:10]}")
+    if n == 0 and len(scores) == 0: return []
+    if not isinstance(scores, torch.Tensor): scores = np.asarray(scores, dtype=np.float64)  # kept in double precision
+    out = _check_scores(scores, 'scores').double().tolist()
+    if len(out) != n: raise ValueError(f"expected {n} scores (one per index), got {len(out)}")
     return out
 
 @patch
@@ -195,7 +194,7 @@ def request(self:LabelLedger, ds_idxs, scores=None, round:int|None=None,
            )->int:
     "Record `ds_idxs` as acquired in `round` (default: the next one) and waiting for labels; one transaction"
     idxs = self._check_idxs(ds_idxs)
-    scores = _check_scores(scores, len(idxs))
+    scores = _request_scores(scores, len(idxs))
     round = None if round is None else _check_n(round, 'round', lo=0)
     expect_round = None if expect_round is None else _check_n(expect_round, 'expect_round', lo=0)
     gone = [i for i in idxs if i < len(self._present) and not self._present[i]]
@@ -256,7 +255,7 @@ def set_pseudo(self:LabelLedger, ds_idxs, labels, round:int|None=None, scores=No
     "Replace all pseudo-labels by `labels` of `ds_idxs` (unlabelled items only); one transaction"
     idxs = self._check_idxs(ds_idxs)
     encoded = self._encode(labels, len(idxs))
-    scores = _check_scores(scores, len(idxs))
+    scores = _request_scores(scores, len(idxs))
     round = self.round if round is None else _check_n(round, 'round', lo=0)
     now = time.time()
     with self._transaction() as cur:

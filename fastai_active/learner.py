@@ -71,6 +71,7 @@ class ActiveLearner:
                  bs:int=64, # Training batch size (capped at the number of training items)
                  pool_bs:int|None=None, # Batch size for scoring the pool (default: the validation batch size)
                  pool_max_items:int|None=None, # Score a seeded random subset of at most this many pool items
+                 scorer=None, # Score the pool chunk by chunk (`ChunkedScorer`) or on Ray (`RayScorer`) instead of all at once
                  dl_kwargs:dict|None=None, # More keyword arguments for `split.dataloaders` (e.g. `num_workers`)
                  pseudo:PseudoLabeller|None=None, # Also train on confident pool items with the model's labels
                  pseudo_dir:str|Path|None=None, # Where predicted masks are written (default: beside the ledger file)
@@ -90,6 +91,9 @@ class ActiveLearner:
         if pool_max_items is not None: self.pool_max_items = _check_n(pool_max_items, 'pool_max_items')
         self.learns, self.dls, self._fitted, self._scored = [], None, None, None
         self.pool, self.log_probs, self.times = None, None, {}
+        if scorer is not None and not callable(getattr(scorer, 'score', None)):
+            raise TypeError(f"expected a scorer with a `score` method (`ChunkedScorer`, `RayScorer`), got {type(scorer).__name__}")
+        self.scorer, self.failed = scorer, {}  # `failed`: dataset index -> error, of pool items the scorer could not load
 
     @property
     def ledger(self): return self.split.ledger
@@ -196,7 +200,9 @@ def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
     if len(pool) == 0: raise ValueError("the pool is empty: every item is labelled")
     if n > len(pool): raise ValueError(f"asked for n={n} items but the pool holds only N={len(pool)}")
     seed = derive_seed(self.seed, 'acquire', this_round)
-    if self.acquisition.needs_preds:
+    if self.acquisition.needs_preds and self.scorer is not None:
+        batch, start = self._score_and_pick(pool, n, seed), time.perf_counter()
+    elif self.acquisition.needs_preds:
         log_probs = self.score(pool)
         start = time.perf_counter()
         batch = self.acquisition(log_probs, n, seed=seed, **self._embedding_inputs())
@@ -246,6 +252,27 @@ def _label_pending(self:ActiveLearner)->int:
     ds_idxs = torch.tensor(self.ledger.pending().ds_idx.tolist(), dtype=torch.long)
     if not len(ds_idxs): return 0
     return self.ledger.label(ds_idxs, self.oracle(ds_idxs), source=self.oracle.source)
+
+# %% ../nbs/10_learner.ipynb #a7c3e9f1
+import warnings
+
+@patch
+def _score_and_pick(self:ActiveLearner, pool:Pool, n:int, seed:int|None):
+    "The `scorer`'s path of `acquire`: score `pool` chunk by chunk (or on Ray) and pick `n` items as it goes"
+    start = time.perf_counter()
+    with ExitStack() as stack:
+        for learn in self.learns: stack.enter_context(_quiet(learn))
+        stack.enter_context(seeded(derive_seed(self.seed, 'score', self.round)))  # as in `score`: the same unseeded masks
+        res = self.scorer.score(self.learns, self.split.items, self.sampler, rows=pool.ds_idxs, scores={},
+                                acquisition=self.acquisition, n=n, seed=seed, bs=self.pool_bs)
+    self.pool, self.log_probs, self._scored = pool, None, None
+    self.failed = {int(pool.ds_idxs[i]): e for i, e in res.failed.items()}
+    if self.failed:
+        i = min(self.failed)
+        warnings.warn(f"{len(self.failed)} pool items could not be loaded and were not scored (see `.failed`), "
+                      f"e.g. dataset index {i}: {self.failed[i]}")
+    self.times['score_s'] = time.perf_counter() - start
+    return res.batch
 
 # %% ../nbs/10_learner.ipynb #777face2
 def _layer_of(acquisition, model):
