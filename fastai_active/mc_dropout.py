@@ -22,7 +22,7 @@ from fastcore.meta import delegates
 from .core import *
 from .core import _check_n
 from .uncertainty import PosteriorSampler, to_log_probs
-from .targets import target_of, output_activation, samples_to_output, check_outputs
+from .targets import target_of, activation_of, output_activation, samples_to_output, check_outputs
 
 # %% auto #0
 __all__ = ['N_SAMPLES', 'JOINT_N_SAMPLES', 'dropout_modules', 'dropout_sampling', 'flat_chain', 'find_head_split',
@@ -113,10 +113,10 @@ class _ConsistentMasks:
 # %% ../nbs/03a_mc_dropout.ipynb #5492d69a
 class _MCForward(nn.Module):
     "Stands in for the model during MC prediction: inputs -> log-probs `[bs, K, C, ...]`"
-    def __init__(self, model, n_samples, body=None, head=None, masks=None, target:str='classification'):
+    def __init__(self, model, n_samples, body=None, head=None, masks=None, target:str='classification', act=None):
         super().__init__()
         self.model, self.n_samples, self.body, self.head, self.masks = model, n_samples, body, head, masks
-        self.binary, self.target, self.act = False, target, output_activation(target)
+        self.binary, self.target, self.act = False, target, act or output_activation(target)
 
     def _log_probs(self, out):
         if not isinstance(out, Tensor): raise TypeError(f"expected the model to return a Tensor, got {type(out).__name__}")
@@ -185,7 +185,7 @@ def mc_dropout_model(learn:Learner, # The learner whose `model` samples inside t
             masks.attach()
         else: stack.enter_context(dropout_sampling(model))
         stack.enter_context(seeded(seed))
-        learn.model = _MCForward(model, n_samples, body, head, masks, target_of(learn))
+        learn.model = _MCForward(model, n_samples, body, head, masks, target_of(learn), activation_of(learn))
         yield learn.model
 
 # %% ../nbs/03a_mc_dropout.ipynb #7f66b250

@@ -18,7 +18,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['TARGETS', 'gaussian_rmse', 'GaussianNLLLossFlat', 'check_target', 'target_of', 'bernoulli_log_probs',
-           'regression_moments', 'output_activation', 'samples_to_output', 'check_moments', 'check_outputs']
+           'regression_moments', 'output_activation', 'samples_to_output', 'activation_of', 'check_moments',
+           'check_outputs']
 
 # %% ../nbs/02b_targets.ipynb #7396ba50
 TARGETS = ('classification', 'multilabel', 'regression', 'gaussian')
@@ -69,6 +70,8 @@ def target_of(learn)->str:
     if by_loss and by_data and by_loss != by_data and not (by_loss in regressions and by_data in regressions):
         raise ValueError(f"the learner's loss {type(learn.loss_func).__name__} is for a {by_loss} target but its "
                          f"DataLoaders hold a {by_data} target: fix the loss, or say which with ActiveLearner(target=...)")
+    # a sigmoid loss without multi-label data: one binary sigmoid output (`[bs, 1]`, or binary segmentation `[bs, 1, H, W]`)
+    if by_loss == 'multilabel' and by_data is None: return 'classification'
     return by_loss or by_data or 'classification'
 
 # %% ../nbs/02b_targets.ipynb #c0abd084
@@ -117,6 +120,21 @@ def samples_to_output(samples_B_K:Tensor, # Posterior samples `[bs, K, ...]` in 
     lp = mean_log_probs(samples_B_K)
     if target == 'multilabel': return lp[:, 1] - lp[:, 0]
     return lp[:, 1:2] - lp[:, 0:1] if binary else lp
+
+# %% ../nbs/02b_targets.ipynb #911b183f
+def activation_of(learn):
+    "`output_activation(target_of(learn))`, refusing a softmax over the columns of sigmoid (`BCEWithLogitsLoss`) outputs"
+    target = target_of(learn)
+    act = output_activation(target)
+    if target != 'classification' or _loss_target(getattr(learn, 'loss_func', None)) != 'multilabel': return act
+    def binary_sigmoid(out:Tensor)->Tensor:
+        if isinstance(out, Tensor) and out.ndim >= 2 and out.shape[1] > 1:
+            raise ValueError(f"the learner's loss is a sigmoid per output ({type(learn.loss_func).__name__}) but its "
+                             f"outputs have {out.shape[1]} columns {tuple(out.shape)}: reading them as exclusive classes "
+                             "(a softmax) would be wrong. For multi-label data pass ActiveLearner(target='multilabel') "
+                             "(or use a MultiCategoryBlock); for classes, CrossEntropyLossFlat")
+        return act(out)
+    return binary_sigmoid
 
 # %% ../nbs/02b_targets.ipynb #f4d431fd
 def check_moments(moments_N_K_2:Tensor, name:str='moments_N_K_2')->Tensor:

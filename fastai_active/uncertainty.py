@@ -17,7 +17,7 @@ from fastcore.basics import patch, store_attr
 
 from .core import *
 from .core import _check_n
-from .targets import target_of, output_activation, check_outputs
+from .targets import target_of, activation_of, check_outputs
 
 # %% auto #0
 __all__ = ['to_log_probs', 'PosteriorSampler', 'SinglePass', 'DeepEnsemble', 'train_ensemble', 'SnapshotCallback',
@@ -51,7 +51,7 @@ class PosteriorSampler:
 def get_log_probs(self:Learner, dl=None, cbs=None, **kwargs)->tuple[Tensor, Tensor|None]:
     "Log-probs `[N, C, ...]` of one deterministic pass over `dl` (default: the validation set), and targets"
     # the activation of the learner's target: softmax over classes, Bernoulli per label, or regression moments
-    log_probs, targs = self.get_preds(dl=dl, act=output_activation(target_of(self)), cbs=cbs, **kwargs)[:2]
+    log_probs, targs = self.get_preds(dl=dl, act=activation_of(self), cbs=cbs, **kwargs)[:2]
     return log_probs, targs
 
 class SinglePass(PosteriorSampler):
