@@ -20,6 +20,7 @@ from .scores import *
 from .selection import *
 from .joint import *
 from .strategies import *
+from .balanced import *
 from .learner import *
 from .metrics import *
 from .correlation import *
@@ -31,6 +32,6 @@ from .models import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'uncertainty', 'mc_dropout', 'semi', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
+_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'uncertainty', 'mc_dropout', 'semi', 'scores', 'selection', 'joint', 'strategies', 'balanced', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']
