@@ -9,6 +9,7 @@ from .scores import *
 from .scores import SAMPLERS_FOR_K
 from .selection import *
 from .joint import *
+from .diversity_acquisition import *
 
 # %% auto #0
 __all__ = ['as_acquisition', 'check_sampler', 'check_target_strategy']
@@ -20,6 +21,7 @@ _SCORES = dict(entropy=entropy, bald=bald, margin=margin, least_confidence=least
                variance=predictive_variance, epistemic_variance=epistemic_variance)  # these two: regression
 _MODES = ('power', 'softmax', 'softrank')
 _PER_ELEMENT = ('entropy', 'bald', 'margin', 'least_confidence', 'variation_ratios', 'mean_std')
+_DIVERSITY = dict(coreset=CoreSet, badge=BADGE, typiclust=TypiClust, probcover=ProbCover, cluster_margin=ClusterMargin)  # defined in 08a
 
 def as_acquisition(acq, target:str|None=None)->Acquisition:
     "An `Acquisition` from a strategy, a score function, or a name ('random', 'batchbald', 'bald', 'powerentropy', ...)"
@@ -30,12 +32,15 @@ def as_acquisition(acq, target:str|None=None)->Acquisition:
         if acq == 'random': return RandomAcquisition()
         if acq == 'batchbald': return BatchBALDAcquisition()
         if acq in _SCORES: return TopScores(_SCORES[acq], reduce=reduce if acq in _PER_ELEMENT else None)
+        if acq in _DIVERSITY: return _DIVERSITY[acq]()
+        if acq.startswith('diverse_'): return DiverseCandidates(as_acquisition(acq[len('diverse_'):], target))
         for mode in _MODES:
             name = acq[len(mode):]
             if acq.startswith(mode) and name in _SCORES:
                 return StochasticAcquisition(_SCORES[name], mode=mode, reduce=reduce if name in _PER_ELEMENT else None)
-        raise ValueError(f"expected 'random', 'batchbald', a score name {sorted(_SCORES)}, or a score name after one of "
-                         f"{list(_MODES)} (e.g. 'powerbald'), got {acq!r}")
+        raise ValueError(f"expected 'random', 'batchbald', a score name {sorted(_SCORES)}, a score name after one of "
+                         f"{list(_MODES)} (e.g. 'powerbald'), a diversity strategy {list(_DIVERSITY)}, or 'diverse_' "
+                         f"before another name (e.g. 'diverse_batchbald'), got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
 
