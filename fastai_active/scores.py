@@ -187,7 +187,7 @@ def reduce_dense(scores_N_S:Tensor, # Per-pixel scores `[N, *spatial]`
         if not (isinstance(q, numbers.Real) and 0 < q <= 1): raise ValueError(f"expected 0 < q <= 1 for 'topq', got q={q!r}")
         k = max(1, math.ceil(q * flat_N_P.shape[1]))
         return flat_N_P.topk(k, dim=1).values.mean(1)
-    raise ValueError(f"expected reduction 'mean', 'sum', 'max', 'topq' or a function [N, *spatial] -> [N], got {reduction!r}")
+    raise ValueError(f"expected reduction 'mean', 'max', 'topq', 'sum' or a function [N, *spatial] -> [N], got {reduction!r}")
 
 # %% ../nbs/05_scores.ipynb #44d8b6e9
 def _check_seg(log_probs_N_K_C, name:str):
