@@ -58,7 +58,8 @@ def check_sampler(acquisition, # An `Acquisition` or anything `as_acquisition` t
         raise ValueError(f"{acquisition!r} measures the disagreement between posterior samples, but {sampler!r} gives "
                          "one sample per item (K=1): every score would be 0 and the batch the first items of the pool. "
                          f"Pass a sampler with K > 1: {SAMPLERS_FOR_K}; or a strategy of the predictive alone, "
-                         "such as 'powerentropy' (the default), 'entropy', 'margin' or 'least_confidence'")
+                         "such as 'powerentropy' (the default), 'entropy', 'margin' or 'least_confidence' (for a regression "
+                         "target: 'variance' with a Gaussian head)")
 
 # %% ../nbs/09_strategies.ipynb #f3cfcd7d
 _REGRESSION_HINT = ("use 'variance' (total predictive variance), 'epistemic_variance' (its BALD-like part, needs "
