@@ -12,6 +12,7 @@ from .ledger import *
 from .labelling import *
 from .split import *
 from .tabular import *
+from .targets import *
 from .uncertainty import *
 from .mc_dropout import *
 from .embeddings import *
@@ -23,6 +24,7 @@ from .diversity import *
 from .diversity_acquisition import *
 from .cold_start import *
 from .strategies import *
+from .balanced import *
 from .learner import *
 from .stopping import *
 from .streaming import *
@@ -41,6 +43,6 @@ from .label_studio import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'uncertainty', 'mc_dropout', 'embeddings', 'semi', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'learner', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
+_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'uncertainty', 'mc_dropout', 'embeddings', 'semi', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

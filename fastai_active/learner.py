@@ -27,7 +27,8 @@ from .core import _as_idxs, _check_n
 from .split import ActiveSplit, Pool
 from .semi import PseudoLabeller
 from .selection import Acquisition
-from .strategies import as_acquisition, check_sampler
+from .strategies import as_acquisition, check_sampler, check_target_strategy
+from .targets import target_of, check_target, output_activation, samples_to_output, check_outputs
 from .uncertainty import PosteriorSampler, SinglePass, to_log_probs, train_ensemble, _quiet
 import fastai_active.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
 from .embeddings import sample_with_embeddings
@@ -77,10 +78,13 @@ class ActiveLearner:
                  pseudo_dir:str|Path|None=None, # Where predicted masks are written (default: beside the ledger file)
                  seed:int=0, # Seed of everything random in the loop
                  show_progress:bool=True, # Progress bar over rounds (training bars are always quiet in `loop`)
+                 target:str|None=None, # 'classification', 'multilabel', 'regression' or 'gaussian'; `None`: from the loss and data (`target_of`)
                 ):
         store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,pseudo,pseudo_dir,seed,show_progress')
         self.fit_fn, self.dl_kwargs = fit, ifnone(dl_kwargs, {})
-        self.acquisition = as_acquisition(acquisition)
+        self.target = None if target is None else check_target(target)
+        self._acquisition_arg = acquisition   # a name is resolved again once the target is known (see `_set_target`)
+        self.acquisition = as_acquisition(acquisition, self.target)
         self.sampler = ifnone(sampler, SinglePass())
         if not isinstance(self.sampler, PosteriorSampler):
             raise TypeError(f"expected a PosteriorSampler as sampler, got {type(self.sampler).__name__}")
@@ -94,6 +98,7 @@ class ActiveLearner:
         if scorer is not None and not callable(getattr(scorer, 'score', None)):
             raise TypeError(f"expected a scorer with a `score` method (`ChunkedScorer`, `RayScorer`), got {type(scorer).__name__}")
         self.scorer, self.failed = scorer, {}  # `failed`: dataset index -> error, of pool items the scorer could not load
+        if self.target is not None: self._check_target(self.target)
 
     @property
     def ledger(self): return self.split.ledger
@@ -138,18 +143,42 @@ def fit(self:ActiveLearner, quiet:bool=True):
     start = time.perf_counter()
     with seeded(derive_seed(self.seed, 'dls', self.round)):  # fastai seeds batch order from global state
         self.dls = self.split.dataloaders(bs=self.bs, with_pseudo=self.pseudo is not None, **self.dl_kwargs)
-    self.learns = train_ensemble(self.make_learner, self.dls, n_members=self.sampler.n_members, fit=self._fit_member,
-                                 seed=self.seed, round=self.round, cbs=self.sampler.fit_cbs,
-                                 warm_start=self.learns if self.warm_start else None, quiet=quiet)
+    learns = train_ensemble(self.make_learner, self.dls, n_members=self.sampler.n_members, fit=self._fit_member,
+                            seed=self.seed, round=self.round, cbs=self.sampler.fit_cbs,
+                            warm_start=self.learns if self.warm_start else None, quiet=quiet)
+    target = self._check_target(ifnone(self.target, target_of(learns[0])))  # refused: the last round's learners stay
+    for learn in learns: learn.active_target = target   # the samplers read it (`target_of`)
+    self.learns = learns
     self._fitted = (self.round, self.ledger.n_labelled)
     self.times['fit_s'] = time.perf_counter() - start
     return self
 
+@patch
+def _check_target(self:ActiveLearner, target:str)->str:
+    "Resolve the strategy's name for `target` and refuse what cannot read its outputs; set and return `target`"
+    acquisition = as_acquisition(self._acquisition_arg, target) if isinstance(self._acquisition_arg, str) else self.acquisition
+    check_target_strategy(acquisition, target)
+    sampler = self.sampler.for_acquisition(acquisition)
+    check_sampler(acquisition, sampler)
+    if target == 'regression' and getattr(sampler, 'K', None) == 1 and acquisition.needs_preds:
+        raise ValueError(f"{sampler!r} gives one point prediction per item of a regression target: every variance would "
+                         "be 0 and the batch the first items of the pool. Use a sampler with K > 1 (MCDropout, DeepEnsemble, "
+                         "...), a Gaussian head (GaussianNLLLossFlat, whose variance is the model's own), or 'random'")
+    if self.pseudo is not None and target != 'classification':
+        raise ValueError(f"pseudo-labelling takes classification or segmentation outputs, got a {target} target: pass pseudo=None")
+    self.target, self.acquisition, self.sampler = target, acquisition, sampler
+    return target
+
 class MeanOfMembers(nn.Module):
     "The members' mean predictive as one model: log of the mean probability over dim 1 (a logit for one-channel outputs)"
-    def __init__(self, models): super().__init__(); self.models = nn.ModuleList(models)
+    def __init__(self, models, target:str='classification'):
+        super().__init__()
+        self.models, self.target = nn.ModuleList(models), check_target(target)
     def forward(self, *x):
         outs = [m(*x) for m in self.models]
+        if self.target != 'classification':  # Bernoulli labels or regression moments: the mixture, in the model's layout
+            act = output_activation(self.target)
+            return samples_to_output(torch.stack([act(o) for o in outs], 1), self.target).to(outs[0].dtype)
         lp_B_C = mean_log_probs(torch.stack([to_log_probs(o) for o in outs], 1))
         # softmax losses and argmax metrics then see the mean predictive itself, as log_softmax(log p) = log p
         return lp_B_C[:, 1:2] - lp_B_C[:, :1] if outs[0].shape[1] == 1 else lp_B_C.to(outs[0].dtype)
@@ -159,7 +188,8 @@ def validate(self:ActiveLearner)->dict:
     "Validation loss and metrics, by name: of the learner, or of the members' mean predictive for an ensemble"
     learn = self.learn
     if len(self.learns) > 1:
-        learn = Learner(self.dls, MeanOfMembers([l.model for l in self.learns]), loss_func=learn.loss_func, metrics=learn.metrics)
+        learn = Learner(self.dls, MeanOfMembers([l.model for l in self.learns], ifnone(self.target, 'classification')),
+                        loss_func=learn.loss_func, metrics=learn.metrics)
     with _quiet(learn): res = learn.validate()
     names = ['valid_loss'] + [getattr(m, 'name', str(m)) for m in learn.metrics]
     return {k: float(v) for k, v in zip(names, res)}
@@ -180,7 +210,7 @@ def score(self:ActiveLearner, pool:Pool|None=None)->Tensor:
         for learn in self.learns: stack.enter_context(_quiet(learn))
         stack.enter_context(seeded(derive_seed(self.seed, 'score', self.round)))  # samplers without a seed of their own
         log_probs = self._sample(dl)
-    check_log_probs(log_probs, dense=True, name='posterior log-probs of the pool')
+    check_outputs(log_probs, ifnone(self.target, 'classification'), name='posterior log-probs of the pool')
     if len(log_probs) != len(pool):
         raise RuntimeError(f"the sampler returned {len(log_probs)} rows for a pool of {len(pool)} items")
     self.pool, self.log_probs, self._scored = pool, log_probs, self._fitted

@@ -22,6 +22,7 @@ from fastcore.meta import delegates
 from .core import *
 from .core import _check_n
 from .uncertainty import PosteriorSampler, to_log_probs
+from .targets import target_of, activation_of, output_activation, samples_to_output, check_outputs
 
 # %% auto #0
 __all__ = ['N_SAMPLES', 'JOINT_N_SAMPLES', 'dropout_modules', 'dropout_sampling', 'flat_chain', 'find_head_split',
@@ -112,15 +113,15 @@ class _ConsistentMasks:
 # %% ../nbs/03a_mc_dropout.ipynb #5492d69a
 class _MCForward(nn.Module):
     "Stands in for the model during MC prediction: inputs -> log-probs `[bs, K, C, ...]`"
-    def __init__(self, model, n_samples, body=None, head=None, masks=None):
+    def __init__(self, model, n_samples, body=None, head=None, masks=None, target:str='classification', act=None):
         super().__init__()
         self.model, self.n_samples, self.body, self.head, self.masks = model, n_samples, body, head, masks
-        self.binary = False
+        self.binary, self.target, self.act = False, target, act or output_activation(target)
 
     def _log_probs(self, out):
         if not isinstance(out, Tensor): raise TypeError(f"expected the model to return a Tensor, got {type(out).__name__}")
         self.binary = out.ndim >= 2 and out.shape[1] == 1
-        return to_log_probs(out)
+        return self.act(out)
 
     def forward(self, *xb):
         K = self.n_samples
@@ -184,7 +185,7 @@ def mc_dropout_model(learn:Learner, # The learner whose `model` samples inside t
             masks.attach()
         else: stack.enter_context(dropout_sampling(model))
         stack.enter_context(seeded(seed))
-        learn.model = _MCForward(model, n_samples, body, head, masks)
+        learn.model = _MCForward(model, n_samples, body, head, masks, target_of(learn), activation_of(learn))
         yield learn.model
 
 # %% ../nbs/03a_mc_dropout.ipynb #7f66b250
@@ -248,10 +249,9 @@ class MCDropoutSampling(Callback):
         if self._stack is None: return   # training, or a validation pass inside `fit`
         log_probs = self.pred
         self._store(log_probs)
-        lp_mean = mean_log_probs(log_probs)
-        # fastai's loss and metrics see the log of the predictive mean, as logits of the model's own layout
-        if self.learn.model.binary: lp_mean = lp_mean[:, 1:2] - lp_mean[:, 0:1]
-        self.learn.pred = lp_mean
+        # fastai's loss and metrics see the predictive (log of its mean for classes and labels), in the model's own layout
+        mc = self.learn.model
+        self.learn.pred = samples_to_output(log_probs, mc.target, binary=mc.binary)
 
     def after_validate(self):
         if self._stack is None: return
@@ -319,6 +319,6 @@ class MCDropout(PosteriorSampler):
     def __call__(self, learns, dl):
         log_probs = learns[0].get_mc_preds(dl, n_samples=self.K, head_only=self.head_only, split=self.split,
             consistent_masks=self.consistent_masks, seed=self.seed, dtype=self.dtype, path=self.path)[0]
-        return check_log_probs(log_probs, dense=True, name='MC-dropout log-probs')
+        return check_outputs(log_probs, target_of(learns[0]), name='MC-dropout log-probs')
     def __repr__(self):
         return f"MCDropout(n_samples={self.K}, head_only={self.head_only!r}, consistent_masks={self.consistent_masks})"

@@ -14,7 +14,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['SAMPLERS_FOR_K', 'needs_samples', 'entropy', 'conditional_entropy', 'bald', 'margin', 'least_confidence',
-           'variation_ratios', 'mean_std', 'reduce_dense', 'expected_iou_loss', 'mask_disagreement']
+           'variation_ratios', 'mean_std', 'reduce_dense', 'expected_iou_loss', 'mask_disagreement',
+           'predictive_variance', 'epistemic_variance']
 
 # %% ../nbs/05_scores.ipynb #9f6e33d4
 def _chunked(fn:Callable, log_probs_N_K_C:Tensor, chunk_size:int|None=None, budget:int=2**20)->Tensor:
@@ -158,7 +159,7 @@ def _first_bad(x:Tensor)->str:
     return f"{x[i][~torch.isfinite(x[i])].flatten()[0].item() if x.ndim > 1 else x[i].item()} at item {i}"
 
 def reduce_dense(scores_N_S:Tensor, # Per-pixel scores `[N, *spatial]`
-                 reduction:str|Callable='mean', # 'mean', 'max', 'topq', or a function `[N, *spatial] -> [N]`
+                 reduction:str|Callable='mean', # 'mean', 'sum', 'max', 'topq', or a function `[N, *spatial] -> [N]`
                  q:float=0.1, # Fraction of pixels averaged by 'topq'
                 )->Tensor:
     "One score per item from per-pixel scores"
@@ -180,12 +181,13 @@ def reduce_dense(scores_N_S:Tensor, # Per-pixel scores `[N, *spatial]`
             raise ValueError(f"expected finite scores from the reduction, got {_first_bad(out)}")
         return out
     if reduction == 'mean': return flat_N_P.mean(1)
+    if reduction == 'sum': return flat_N_P.sum(1)
     if reduction == 'max': return flat_N_P.amax(1)
     if reduction == 'topq':
         if not (isinstance(q, numbers.Real) and 0 < q <= 1): raise ValueError(f"expected 0 < q <= 1 for 'topq', got q={q!r}")
         k = max(1, math.ceil(q * flat_N_P.shape[1]))
         return flat_N_P.topk(k, dim=1).values.mean(1)
-    raise ValueError(f"expected reduction 'mean', 'max', 'topq' or a function [N, *spatial] -> [N], got {reduction!r}")
+    raise ValueError(f"expected reduction 'mean', 'max', 'topq', 'sum' or a function [N, *spatial] -> [N], got {reduction!r}")
 
 # %% ../nbs/05_scores.ipynb #44d8b6e9
 def _check_seg(log_probs_N_K_C, name:str):
@@ -241,3 +243,26 @@ def mask_disagreement(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *
     _refuse_k1(log_probs_N_K_C, 'mask_disagreement')
     return _score(lambda lp, p, scratch: 1 - _mask_iou(lp, p).mean(1), log_probs_N_K_C, dense=True)
 mask_disagreement.needs_samples = True
+
+# %% ../nbs/05_scores.ipynb #8afae433
+def _check_moments(moments_N_K_2, name:str)->Tensor:
+    from fastai_active.targets import check_moments
+    if isinstance(moments_N_K_2, Tensor) and moments_N_K_2.ndim >= 3 and moments_N_K_2.shape[2] != 2:
+        raise ValueError(f"{name} scores regression moments [N, K, 2] (mean, variance), got shape "
+                         f"{tuple(moments_N_K_2.shape)}: for log-probs of classes use entropy, bald, margin, ...")
+    return check_moments(moments_N_K_2.detach() if isinstance(moments_N_K_2, Tensor) else moments_N_K_2)
+
+def predictive_variance(moments_N_K_2:Tensor, # Regression moments `[N, K, 2]`: (mean, variance) per sample
+                       )->Tensor:
+    "Total predictive variance `Var_k[mean_k] + mean_k[var_k]` (law of total variance)"
+    m = _check_moments(moments_N_K_2, 'predictive_variance')
+    return m[:, :, 0].var(1, correction=0) + m[:, :, 1].mean(1)
+predictive_variance.target = 'regression'
+
+def epistemic_variance(moments_N_K_2:Tensor, # Regression moments `[N, K, 2]`: (mean, variance) per sample
+                      )->Tensor:
+    "Epistemic part of the predictive variance: `Var_k[mean_k]`, the disagreement between posterior samples"
+    _refuse_k1(moments_N_K_2, 'epistemic_variance')
+    return _check_moments(moments_N_K_2, 'epistemic_variance')[:, :, 0].var(1, correction=0)
+epistemic_variance.target = 'regression'
+epistemic_variance.needs_samples = True

@@ -317,8 +317,9 @@ def datasets(self:ActiveSplit, with_pseudo:bool=False)->Datasets:
 @patch
 def _fixed_vocab(self:ActiveSplit, tfm):
     "The target's category transforms with the split's fixed vocabulary; other transforms as they are"
-    if isinstance(tfm, Categorize): return Categorize(vocab=self.vocab, sort=False)
+    # `MultiCategorize` first: it is a subclass of `Categorize`
     if isinstance(tfm, MultiCategorize): return MultiCategorize(vocab=self.vocab)
+    if isinstance(tfm, Categorize): return Categorize(vocab=self.vocab, sort=False)
     return tfm
 
 @patch

@@ -12,26 +12,32 @@ from .joint import *
 from .diversity_acquisition import *
 
 # %% auto #0
-__all__ = ['as_acquisition', 'check_sampler']
+__all__ = ['as_acquisition', 'check_sampler', 'check_target_strategy']
 
 # %% ../nbs/09_strategies.ipynb #17ccb946
 _SCORES = dict(entropy=entropy, bald=bald, margin=margin, least_confidence=least_confidence,
                variation_ratios=variation_ratios, mean_std=mean_std,
-               expected_iou_loss=expected_iou_loss, mask_disagreement=mask_disagreement)  # the last two: image level, no `reduce`
+               expected_iou_loss=expected_iou_loss, mask_disagreement=mask_disagreement,  # these two: image level, no `reduce`
+               variance=predictive_variance, epistemic_variance=epistemic_variance)  # these two: regression
 _MODES = ('power', 'softmax', 'softrank')
+_PER_ELEMENT = ('entropy', 'bald', 'margin', 'least_confidence', 'variation_ratios', 'mean_std')
 _DIVERSITY = dict(coreset=CoreSet, badge=BADGE, typiclust=TypiClust, probcover=ProbCover, cluster_margin=ClusterMargin)  # defined in 08a
 
-def as_acquisition(acq)->Acquisition:
+def as_acquisition(acq, target:str|None=None)->Acquisition:
     "An `Acquisition` from a strategy, a score function, or a name ('random', 'batchbald', 'bald', 'powerentropy', ...)"
     if isinstance(acq, Acquisition): return acq
     if isinstance(acq, str):
+        # multi-label outputs: a per-element score by name is summed over the labels
+        reduce = 'sum' if target == 'multilabel' else None
         if acq == 'random': return RandomAcquisition()
         if acq == 'batchbald': return BatchBALDAcquisition()
-        if acq in _SCORES: return TopScores(_SCORES[acq])
+        if acq in _SCORES: return TopScores(_SCORES[acq], reduce=reduce if acq in _PER_ELEMENT else None)
         if acq in _DIVERSITY: return _DIVERSITY[acq]()
-        if acq.startswith('diverse_'): return DiverseCandidates(as_acquisition(acq[len('diverse_'):]))
+        if acq.startswith('diverse_'): return DiverseCandidates(as_acquisition(acq[len('diverse_'):], target))
         for mode in _MODES:
-            if acq.startswith(mode) and acq[len(mode):] in _SCORES: return StochasticAcquisition(_SCORES[acq[len(mode):]], mode=mode)
+            name = acq[len(mode):]
+            if acq.startswith(mode) and name in _SCORES:
+                return StochasticAcquisition(_SCORES[name], mode=mode, reduce=reduce if name in _PER_ELEMENT else None)
         raise ValueError(f"expected 'random', 'batchbald', a score name {sorted(_SCORES)}, a score name after one of "
                          f"{list(_MODES)} (e.g. 'powerbald'), a diversity strategy {list(_DIVERSITY)}, or 'diverse_' "
                          f"before another name (e.g. 'diverse_batchbald'), got {acq!r}")
@@ -52,4 +58,42 @@ def check_sampler(acquisition, # An `Acquisition` or anything `as_acquisition` t
         raise ValueError(f"{acquisition!r} measures the disagreement between posterior samples, but {sampler!r} gives "
                          "one sample per item (K=1): every score would be 0 and the batch the first items of the pool. "
                          f"Pass a sampler with K > 1: {SAMPLERS_FOR_K}; or a strategy of the predictive alone, "
-                         "such as 'powerentropy' (the default), 'entropy', 'margin' or 'least_confidence'")
+                         "such as 'powerentropy' (the default), 'entropy', 'margin' or 'least_confidence' (for a regression "
+                         "target: 'variance' with a Gaussian head)")
+
+# %% ../nbs/09_strategies.ipynb #f3cfcd7d
+_REGRESSION_HINT = ("use 'variance' (total predictive variance), 'epistemic_variance' (its BALD-like part, needs "
+                    "K >= 2 samples), their stochastic forms ('powervariance', 'powerepistemic_variance') or 'random'")
+_MULTILABEL_HINT = ("use a per-label score summed over the labels: a name such as 'powerentropy', 'entropy', 'bald', "
+                    "'powerbald', 'margin', or TopScores(score, reduce='sum'|'mean'|'max'), StochasticAcquisition(score, "
+                    "reduce=...), or 'random'")
+
+def check_target_strategy(acquisition, # An `Acquisition`
+                          target:str, # One of `targets.TARGETS`
+                         ):
+    "Refuse an `acquisition` that cannot read the posterior samples of `target`, naming the strategies that can"
+    from fastai_active.targets import check_target
+    check_target(target)
+    if isinstance(acquisition, RandomAcquisition) or not getattr(acquisition, 'needs_preds', True): return
+    score = getattr(acquisition, 'score', None)
+    if target in ('regression', 'gaussian'):
+        if getattr(score, 'target', None) != 'regression':
+            raise ValueError(f"{acquisition!r} scores log-probs of classes, but the learner's outputs are regression "
+                             f"moments [N, K, 2] (mean, variance; target {target!r}): {_REGRESSION_HINT}")
+        return
+    if getattr(score, 'target', None) == 'regression':
+        raise ValueError(f"{acquisition!r} scores regression moments, but the learner's outputs are log-probs of a "
+                         f"{target} target: use entropy, bald, margin, ... (e.g. 'powerentropy')")
+    if target != 'multilabel': return
+    if isinstance(acquisition, BatchBALDAcquisition) or getattr(acquisition, 'joint', False):
+        raise ValueError(f"{acquisition!r} is not supported on multi-label outputs: its joint mutual information is "
+                         "computed over one label distribution per item, and a multi-label item's L labels are not "
+                         "independent under the posterior (a correct joint ranges over 2^(L*n) configurations). For "
+                         "batches that stay diverse use 'powerbald' (BALD summed over labels, stochastic batch), "
+                         "or TopScores(bald, reduce='sum') for the top BALD items")
+    if score in (expected_iou_loss, mask_disagreement):
+        raise ValueError(f"{acquisition!r} is an image-level segmentation score; on multi-label outputs [N, K, 2, L] "
+                         f"{_MULTILABEL_HINT}")
+    if not getattr(acquisition, 'dense', False):
+        raise ValueError(f"{acquisition!r} gives one score per distribution over classes, but multi-label outputs hold "
+                         f"one Bernoulli distribution per label ([N, K, 2, L], not a softmax over the labels): {_MULTILABEL_HINT}")

@@ -17,6 +17,7 @@ from fastcore.basics import patch, store_attr
 
 from .core import *
 from .core import _check_n
+from .targets import target_of, activation_of, check_outputs
 
 # %% auto #0
 __all__ = ['to_log_probs', 'PosteriorSampler', 'SinglePass', 'DeepEnsemble', 'train_ensemble', 'SnapshotCallback',
@@ -49,7 +50,8 @@ class PosteriorSampler:
 @patch
 def get_log_probs(self:Learner, dl=None, cbs=None, **kwargs)->tuple[Tensor, Tensor|None]:
     "Log-probs `[N, C, ...]` of one deterministic pass over `dl` (default: the validation set), and targets"
-    log_probs, targs = self.get_preds(dl=dl, act=to_log_probs, cbs=cbs, **kwargs)[:2]
+    # the activation of the learner's target: softmax over classes, Bernoulli per label, or regression moments
+    log_probs, targs = self.get_preds(dl=dl, act=activation_of(self), cbs=cbs, **kwargs)[:2]
     return log_probs, targs
 
 class SinglePass(PosteriorSampler):
@@ -57,7 +59,7 @@ class SinglePass(PosteriorSampler):
     K = 1
     def __call__(self, learns, dl):
         log_probs = learns[0].get_log_probs(dl=dl)[0].unsqueeze(1)
-        return check_log_probs(log_probs, dense=True, name='model outputs as log-probs')
+        return check_outputs(log_probs, target_of(learns[0]), name='model outputs as log-probs')
 
 # %% ../nbs/03_uncertainty.ipynb #d6c0b363
 class DeepEnsemble(PosteriorSampler):
@@ -74,7 +76,7 @@ class DeepEnsemble(PosteriorSampler):
             log_probs = learn.get_log_probs(dl=dl)[0]
             if out is None: out = torch.empty((log_probs.shape[0], len(learns), *log_probs.shape[1:]), dtype=self.dtype)
             out[:, m] = log_probs.to('cpu', self.dtype)
-        return check_log_probs(out, dense=True, name='ensemble log-probs')
+        return check_outputs(out, target_of(learns[0]), name='ensemble log-probs')
     def __repr__(self): return f"DeepEnsemble(n_members={self.n_members})"
 
 def _quiet(learn:Learner)->ExitStack:
@@ -149,7 +151,7 @@ class SnapshotEnsemble(PosteriorSampler):
             if out is None: out = torch.empty((log_probs.shape[0], len(pairs), *log_probs.shape[1:]), dtype=self.dtype)
             out[:, k] = log_probs.to('cpu', self.dtype)
             k += 1
-        return check_log_probs(out, dense=True, name='snapshot log-probs')
+        return check_outputs(out, target_of(learns[0]), name='snapshot log-probs')
     def __repr__(self): return f"SnapshotEnsemble(n_snapshots={self.n_snapshots}, epochs={self.epochs})"
 
 # %% ../nbs/03_uncertainty.ipynb #e28e1c09
@@ -177,7 +179,7 @@ class TTASampler(PosteriorSampler):
         if self.n_samples > 1 and (out == out[:, :1]).all():
             warnings.warn(f"all {self.n_samples} TTA passes gave identical predictions: the pool DataLoader applies no "
                           "random transform with split_idx=0; pass item_tfms/batch_tfms")
-        return check_log_probs(out, dense=True, name='TTA log-probs')
+        return check_outputs(out, target_of(learn), name='TTA log-probs')
     def __repr__(self): return f"TTASampler(n_samples={self.n_samples})"
 
 # %% ../nbs/03_uncertainty.ipynb #cbdf6212
