@@ -37,7 +37,9 @@ setuptools.setup(
     include_package_data=True,
     install_requires=reqs('requirements'),
     # optional extras: `pip install fastai_active[ray]` for scoring pools on Ray (fastai_active.distributed)
-    extras_require={'dev': reqs('dev_requirements'), 'docs': reqs('docs_requirements'), 'ray': reqs('ray_requirements')},
+    extras_require={'dev': reqs('dev_requirements'), 'docs': reqs('docs_requirements'),
+                    'labelstudio': reqs('labelstudio_requirements'), 'integration': reqs('integration_requirements'),
+                    'ray': reqs('ray_requirements')},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -22,7 +22,7 @@ from fastcore.basics import noop, store_attr
 from .core import *
 from .core import _as_idxs
 from .scores import bald, entropy, reduce_dense
-from .selection import Acquisition, TopScores, StochasticAcquisition, stochastic_batch, _check_n
+from .selection import Acquisition, TopScores, StochasticAcquisition, stochastic_batch, _check_batch
 from .uncertainty import PosteriorSampler, SinglePass
 from .interpretation import _default_embed, _embed_pass
 from .streaming import StreamingTopK, StreamingSample
@@ -267,7 +267,7 @@ class _Outputs:
 class _Selection:
     "Streams chunk results into the batch `acquisition` picks: top-k, sampling, or a candidate set for the others"
     def __init__(self, acquisition:Acquisition, n:int, N:int, seed, sampler:PosteriorSampler, M:int, cand_score:Callable):
-        _check_n(n, N)
+        _check_batch(n, N)
         self.acquisition, self.n, self.seed, self.M = acquisition, n, seed, M
         if getattr(acquisition, 'joint', False) and not getattr(sampler, 'consistent', True):
             raise ValueError(f"{acquisition!r} reads the posterior samples of different items together, so sample k "
@@ -304,7 +304,7 @@ class _Selection:
             b = stochastic_batch(s[ok], self.n, self.acquisition.mode, self.acquisition.beta, self.seed)
             return CandidateBatch(torch.nonzero(ok)[:, 0][b.idxs], b.scores), None
         top = self.stream
-        _check_n(self.n, len(top.idxs))  # fewer candidates than asked when items failed to load
+        _check_batch(self.n, len(top.idxs))  # fewer candidates than asked when items failed to load
         order = torch.argsort(top.idxs)  # in pool order, as the in-memory acquisition would see them
         cand_idxs, lp = top.idxs[order], top.payload['log_probs'][order]
         b = self.acquisition(lp, self.n, seed=self.seed)

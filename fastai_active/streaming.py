@@ -12,15 +12,17 @@ from torch import Tensor
 
 from .core import *
 from .core import _as_idxs
-from .selection import _check_n, _check_scores
+from .core import _check_scores
+from .selection import _check_batch
 
 # %% auto #0
 __all__ = ['StreamingTopK', 'StreamingSample']
 
 # %% ../nbs/14a_streaming.ipynb #c5db4529
 def _as_scores(x, name:str='scores')->Tensor:
-    "A 1-d tensor without NaN from a tensor, array or list"
+    "A 1-d tensor of finite scores from a tensor, array or list (a chunk may be empty: every item of it failed)"
     t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+    if t.shape == (0,): return t
     _check_scores(t)
     return t
 
@@ -61,7 +63,7 @@ class StreamingTopK:
 
     def result(self)->CandidateBatch:
         "The best `n` items seen, best first"
-        _check_n(self.n, self.n_seen)
+        _check_batch(self.n, self.n_seen)
         return CandidateBatch(self.idxs, self.scores)
     def __repr__(self): return f"StreamingTopK(n={self.n}, {self.n_seen} seen)"
 
@@ -106,7 +108,12 @@ class StreamingSample:
         if self.mode == 'power': logits = self.beta * s.log() if self.beta > 0 else torch.zeros_like(s)
         else: logits = self.beta * s
         u = torch.rand(len(s), generator=self._gen, dtype=torch.float64)
-        keys = logits.sub_(torch.log(-torch.log(u)))
+        gumbel = -torch.log(-torch.log(u))
+        keys = logits + gumbel
+        # a score of 0 in 'power' has the key -inf: such items follow all others, ordered by their noise alone, as in
+        # `stochastic_batch`; a finite stand-in below every finite key (|beta log s| <= 745 beta, |noise| < 40) keeps that order
+        dead = torch.isinf(keys)
+        if dead.any(): keys[dead] = -1e6 * (1 + self.beta) + gumbel[dead]
         idxs = torch.arange(start, stop)
         if ok is not None: keys, idxs, scores = keys[ok], idxs[ok], scores[ok]
         self.top.update(idxs, keys, payload={'scores': scores})

@@ -42,7 +42,7 @@ def test_streaming_sample_equals_stochastic_batch(pool, mode, beta):
     stream = StreamingSample(n, mode=mode, beta=beta, seed=seed)
     for a, b in chunks: stream.update(a, scores[a:b])
     ref = stochastic_batch(scores, n, mode=mode, beta=beta, seed=seed)
-    # keys tie only where both are -inf (power, score 0), which both break by the lower index
+    # keys are -inf only for a score of 0 (power): both then order those items by their noise alone
     assert stream.result().idxs.tolist() == ref.idxs.tolist()
     assert torch.equal(stream.result().scores, ref.scores)
 
