@@ -136,13 +136,16 @@ def main():
     rows = {}
     rows['plain (1 deterministic pass)'] = timed(lambda: plain(model, x, args.bs), args.repeats)
     rows[f'floor (body once + head on K={K} copies)'] = timed(lambda: floor(model, x, args.bs, K), args.repeats)
-    if args.before:
+    def child(label, path):
+        "Time `ours` in a fresh process, with `path` first on PYTHONPATH (the code to time)"
         with tempfile.TemporaryDirectory() as d:
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join([args.before, os.environ.get('PYTHONPATH', '')]))
-            subprocess.run([sys.executable, __file__, *sys.argv[1:], '--child-out', f'{d}/before.pt'], check=True, env=env)
-            res = torch.load(f'{d}/before.pt')
-            rows[f'ours before (get_mc_preds, K={K})'] = (res['seconds'], res['cpu'], res['out'])
-    rows[f'ours (get_mc_preds, K={K})'] = timed(ours, args.repeats)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, os.environ.get('PYTHONPATH', '')]))
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], '--child-out', f'{d}/out.pt'], check=True, env=env)
+            res = torch.load(f'{d}/out.pt')
+            rows[label] = (res['seconds'], res['cpu'], res['out'])
+    # each version of `ours` in its own fresh process, so that neither inherits the other's allocator state
+    if args.before: child(f'ours before (get_mc_preds, K={K})', args.before)
+    child(f'ours (get_mc_preds, K={K})', str(Path(__file__).resolve().parents[1]))
     floor_out = rows[f'floor (body once + head on K={K} copies)'][2]
     ours_out = rows[f'ours (get_mc_preds, K={K})'][2]
     same = dict(ours_equals_floor=bool(torch.equal(ours_out, floor_out)),

@@ -12,6 +12,7 @@ from .ledger import *
 from .labelling import *
 from .split import *
 from .tabular import *
+from .arrays import *
 from .uncertainty import *
 from .mc_dropout import *
 from .semi import *
@@ -30,6 +31,6 @@ from .models import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'uncertainty', 'mc_dropout', 'semi', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
+_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'arrays', 'uncertainty', 'mc_dropout', 'semi', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']
