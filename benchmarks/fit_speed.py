@@ -2,19 +2,22 @@
 
 MNIST-shaped random data (uint8 [N, 1, 28, 28], 10 classes: the timing does not depend on the pixels), Gal et al.'s
 CNN, 20 labelled items repeated to `--epoch-items` per epoch, `--epochs` of one-cycle training at bs 64, then
-validation on `--n-test` items and K=20 MC-dropout scoring of `--n-pool` pool items. Timed in the same run:
+validation on `--n-test` items, K=20 MC-dropout scoring of `--n-pool` pool items and a BatchBALD batch of 10.
+Process CPU time at one torch thread (the work done; wall time on a shared machine follows the other jobs), in the
+same run:
   plain    a plain PyTorch loop: the same model, torch's Adam with `OneCycleLR`, the same epochs, items and batch size;
            validation and one deterministic pass over the pool on the tensors;
   items    `ActiveSplit` over a `DataBlock` whose items are row indices read by a per-item getter (as
            `label_efficiency.py` did): `ActiveLearner.fit`, `learn.validate()`, `ActiveLearner.score()`;
   arrays   `ArraySplit` (batches gathered from tensors, `TensorDL`): the same calls;
-  arrays+torch-adam   the same with `opt_func=OptimWrapper(torch.optim.Adam)`, the plain loop's optimiser.
+  arrays+torch-adam   the same with `opt_func=OptimWrapper(torch.optim.Adam)`, the plain loop's optimiser;
+  before   with `--before DIR` (a folder holding an older `fastai_active`), the per-item round with that code.
 Writes benchmarks/results/fit_speed.json and .md.
 
     python benchmarks/fit_speed.py                     # 10 epochs of 2,048 items, 10,000 test and pool items
     python benchmarks/fit_speed.py --epochs 2 --n-test 2000 --n-pool 2000    # quick
 """
-import argparse, json, os, sys, time
+import argparse, json, os, subprocess, sys, time
 from functools import partial
 from pathlib import Path
 
@@ -27,7 +30,6 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import OptimWrapper
 
-from fastai_active.arrays import ArraySplit
 from fastai_active.learner import ActiveLearner
 from fastai_active.mc_dropout import MCDropout
 from fastai_active.models import gal_cnn
@@ -61,6 +63,7 @@ def items_split(X, y, n_pool, epoch_items):
 
 
 def arrays_split(X, y, n_pool, epoch_items):
+    from fastai_active.arrays import ArraySplit   # here: `--before` times code that predates it
     split = ArraySplit(X[:n_pool], y[:n_pool], vocab=list(range(10)), valid_x=X[n_pool:], valid_y=y[n_pool:],
                        min_epoch_items=epoch_items, seed=0)
     split.label_random(20, balanced=True, seed=0)
@@ -75,11 +78,13 @@ def make_learner(opt=None):
 
 
 def timed_round(split, opt, args):
-    al = ActiveLearner(split, make_learner(opt), acquisition='bald', sampler=MCDropout(20, seed=0), epochs=args.epochs,
+    al = ActiveLearner(split, make_learner(opt), acquisition='batchbald', sampler=MCDropout(20, seed=0), epochs=args.epochs,
                        lr=3e-3, pool_bs=512, dl_kwargs=dict(num_workers=0), seed=0, show_progress=False)
     fit_s = cpu_time(al.fit)
     with al.learn.no_bar(): valid_s = cpu_time(al.learn.validate)
-    return dict(fit_s=fit_s, valid_s=valid_s, score_s=cpu_time(al.score))
+    score_s = cpu_time(al.score)
+    return dict(fit_s=fit_s, valid_s=valid_s, score_s=score_s,
+                acquire_s=cpu_time(lambda: al.acquisition(al.log_probs, 10, seed=0)))
 
 
 def cpu_time(fn):
@@ -125,7 +130,7 @@ def plain_round(X, y, split, args):
     with torch.no_grad():
         for b in range(0, len(x_pool), 512): F.log_softmax(model(x_pool[b:b+512].float().div(255)), 1)
     score_s = time.process_time() - start
-    return dict(fit_s=fit_s, valid_s=valid_s, score_s=score_s)
+    return dict(fit_s=fit_s, valid_s=valid_s, score_s=score_s, acquire_s=float('nan'))
 
 
 def main():
@@ -136,16 +141,28 @@ def main():
     p.add_argument('--n-test', type=int, default=10_000)
     p.add_argument('--repeats', type=int, default=2, help='rounds per method (best kept, per phase)')
     p.add_argument('--threads', type=int, default=1, help='torch threads (1: CPU time is the work done)')
+    p.add_argument('--before', default=None, help='a folder holding an older `fastai_active`: its per-item round, timed in a child process')
+    p.add_argument('--only-items', action='store_true', help=argparse.SUPPRESS)   # child: the per-item round only, as JSON
     p.add_argument('--out', default=str(Path(__file__).parent/'results'))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     X, y = data(args.n_pool, args.n_test)
+    if args.only_items:
+        print('ROW ' + json.dumps(timed_round(items_split(X, y, args.n_pool, args.epoch_items), None, args)))
+        return
     splits = dict(items=items_split(X, y, args.n_pool, args.epoch_items),
                   arrays=arrays_split(X, y, args.n_pool, args.epoch_items))
     methods = {'plain PyTorch loop (torch Adam)': lambda: plain_round(X, y, splits['arrays'], args),
                'ActiveLearner, per-item DataBlock (fastai Adam)': lambda: timed_round(splits['items'], None, args),
                'ActiveLearner, ArraySplit (fastai Adam)': lambda: timed_round(splits['arrays'], None, args),
                'ActiveLearner, ArraySplit (torch Adam)': lambda: timed_round(splits['arrays'], torch.optim.Adam, args)}
+    if args.before:
+        def before():
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([args.before, os.environ.get('PYTHONPATH', '')]))
+            out = subprocess.run([sys.executable, __file__, *sys.argv[1:], '--only-items'], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            return json.loads(next(l for l in out.splitlines() if l.startswith('ROW '))[4:])
+        methods = {'before: ActiveLearner, per-item DataBlock (fastai Adam), code of --before': before, **methods}
     load_before = os.getloadavg()
     rows = {}
     for _ in range(args.repeats):
@@ -167,8 +184,10 @@ def main():
              f"validation of {args.n_test} items; scoring of {args.n_pool} pool items (plain: 1 deterministic pass; "
              f"ActiveLearner: K=20 MC dropout). process CPU time, {env['threads']} torch thread(s), load average {env['loadavg_1min_before']} "
              f"before, {env['loadavg_1min_after']} after; best of {args.repeats} per phase", '',
-             '| method | fit (CPU s) | fit x plain | validation (CPU s) | pool scoring (CPU s) |', '|---|---:|---:|---:|---:|']
-    lines += [f"| {r['method']} | {r['fit_s']:.2f} | {r['fit_x_plain']:.2f} | {r['valid_s']:.2f} | {r['score_s']:.2f} |"
+             '| method | fit (CPU s) | fit x plain | validation (CPU s) | pool scoring (CPU s) | BatchBALD of 10 (CPU s) |',
+             '|---|---:|---:|---:|---:|---:|']
+    lines += [f"| {r['method']} | {r['fit_s']:.2f} | {r['fit_x_plain']:.2f} | {r['valid_s']:.2f} | {r['score_s']:.2f} | "
+              f"{r['acquire_s']:.2f} |"
               for r in table]
     (out/'fit_speed.md').write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
