@@ -71,7 +71,7 @@ class _ConsistentMasks:
     def __init__(self, mods:list, n_samples:int, seed:int|None):
         if seed is None: seed = int(torch.randint(0, 2**62, ()))  # from the global RNG, as unseeded dropout would be
         store_attr()
-        self.k, self.masks, self.factors, self.handles = None, {}, {}, []
+        self.k, self.masks, self.factors, self.handles, self.expand_first = None, {}, {}, [], None
 
     def attach(self):
         self.handles = [m.register_forward_hook(self._hook) for m in self.mods]
@@ -123,7 +123,10 @@ class _ConsistentMasks:
         else: out = x_view * factor * self._scale(m)
         return out.reshape(shape)
 
-    def _hook(self, m, inputs, output): return self.apply(m, inputs[0])
+    def _hook(self, m, inputs, output):
+        expand = m is self.expand_first   # the head's first dropout, given the features once per item
+        if expand: self.expand_first = None
+        return self.apply(m, inputs[0], expand=expand)
 
 # %% ../nbs/03a_mc_dropout.ipynb #5492d69a
 class _MCForward(nn.Module):
@@ -132,12 +135,13 @@ class _MCForward(nn.Module):
         super().__init__()
         self.model, self.n_samples, self.body, self.head, self.masks = model, n_samples, body, head, masks
         self.binary = False
-        # a head that is a chain starting with a dropout layer, under consistent masks: that layer expands the features
-        # to the K masked copies itself, so no expanded copy of the features is made first
-        self.first_dropout, self.head_rest = None, None
+        # a head that is a chain starting with a dropout layer, under consistent masks: that layer (its hook) expands the
+        # features to the K masked copies itself, so no expanded copy of the features is made first; the layer is still
+        # called, so other hooks on it (e.g. an embedding recorder) run, and see the features once per item
+        self.first_dropout = None
         if masks is not None and head is not None and _is_chain(head):
-            chain = flat_chain(head)
-            if isinstance(chain[0], _DropoutNd): self.first_dropout, self.head_rest = chain[0], nn.Sequential(*chain[1:])
+            first = flat_chain(head)[0]
+            if isinstance(first, _DropoutNd): self.first_dropout = first
 
     def _log_probs(self, out):
         if not isinstance(out, Tensor): raise TypeError(f"expected the model to return a Tensor, got {type(out).__name__}")
@@ -156,8 +160,9 @@ class _MCForward(nn.Module):
         if not isinstance(feats, Tensor): raise TypeError(f"expected the body to return a Tensor, got {type(feats).__name__}")
         bs, rest = feats.shape[0], feats.shape[1:]
         if self.masks is not None: self.masks.k = None
-        if self.first_dropout is not None:   # the K masked copies in one multiplication, then the rest of the head
-            out = self.head_rest(self.masks.apply(self.first_dropout, feats, expand=True))
+        if self.first_dropout is not None:   # its hook makes the K masked copies in one multiplication
+            self.masks.expand_first = self.first_dropout
+            out = self.head(feats)
         else: out = self.head(feats.unsqueeze(1).expand(bs, K, *rest).reshape(bs*K, *rest))
         log_probs = self._log_probs(out)
         return log_probs.view(bs, K, *log_probs.shape[1:])

@@ -137,3 +137,17 @@ def test_a_pool_item_of_another_shape_is_still_refused():
     dl = DataLoader([(torch.randn(1, 12, 12),)] * 4 + [(torch.randn(1, 14, 14),)] * 4, bs=4)
     with pytest.raises(ValueError, match="same input shape"): learn.get_mc_preds(dl, n_samples=3, seed=0)
     assert learn.model is gal and all(not m._forward_hooks for m in gal.modules())
+
+
+def test_hooks_on_the_first_head_dropout_still_run():
+    "The first dropout of the head is still called (it makes the K copies in its hook): other hooks on it see its input"
+    torch.manual_seed(0)
+    model = gal_cnn(10, c_in=1, size=12)
+    x = torch.randn(10, 1, 12, 12, generator=torch.Generator().manual_seed(4))
+    learn, dl = learner_for(model, x, bs=4)
+    seen = []
+    handle = model[1][0].register_forward_hook(lambda m, inputs, output: seen.append(inputs[0].shape[0]))
+    try: lp = learn.get_mc_preds(dl, n_samples=5, seed=0)[0]
+    finally: handle.remove()
+    assert seen == [4, 4, 2]   # once per batch, the features once per item
+    assert torch.equal(lp, reference(model, x, 5, 0, bs=4))
