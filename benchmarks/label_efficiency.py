@@ -34,6 +34,7 @@ from fastprogress.fastprogress import progress_bar
 
 from fastai_active.strategies import as_acquisition
 from fastai_active.split import ActiveSplit
+from fastai_active.arrays import ArraySplit
 from fastai_active.demo import digits_learner
 from fastai_active.learner import ActiveLearner, PseudoLabeller, SimulatedOracle, plot_learning_curves
 from fastai_active.models import gal_cnn
@@ -128,17 +129,28 @@ def cnn_1d(n_classes=10, channels=25, p=0.5):
     return nn.Sequential(body, nn.Sequential(nn.Dropout(p), nn.Linear(n_feats, n_classes)))
 
 
-def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512):
+def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, per_item=False):
+    "The pool and test arrays as an `ArraySplit` (batches gathered from tensors), or with `per_item` a `DataBlock` split"
     (X, y), (Xt, yt), size = load_dataset(dataset, seed=seed)
+    path = None if run_name is None else out_runs/f'{run_name}.db'   # no name: a ledger in memory
+    if per_item: split = per_item_split(X, y, Xt, yt, path, seed, epoch_items)
+    else:
+        channel = (lambda a: a[:, None]) if X.ndim == 3 else (lambda a: a)   # images [N, H, W] -> [N, 1, H, W]
+        split = ArraySplit(channel(X), y, vocab=list(range(10)), valid_x=channel(Xt), valid_y=yt,
+                           path=path, min_epoch_items=epoch_items, seed=seed)
+    if n_initial and split.ledger.n_labelled == 0: split.label_random(n_initial, balanced=True, seed=seed)
+    return split, size
+
+
+def per_item_split(X, y, Xt, yt, path, seed, epoch_items):
+    "A `DataBlock` whose items are row indices, read one at a time (the way before `ArraySplit`; for timing it)"
     vocab = [str(i) for i in range(10)]
     # items are indices into the pool array; the test set gets indices past its end, read from its own array
     allX, ally = np.concatenate([X, Xt]), np.concatenate([y, yt])
     dblock = DataBlock(blocks=(TransformBlock, CategoryBlock(vocab=vocab)), get_x=ArrayX(allX), get_y=ArrayY(ally))
     test_items = list(range(len(X), len(X) + len(Xt)))
-    split = ActiveSplit(dblock, list(range(len(X))), path=None if run_name is None else out_runs/f'{run_name}.db', vocab=vocab,
-                        valid_items=test_items, min_epoch_items=epoch_items, seed=seed)
-    if n_initial and split.ledger.n_labelled == 0: split.label_random(n_initial, balanced=True, seed=seed)
-    return split, size
+    return ActiveSplit(dblock, list(range(len(X))), path=path, vocab=vocab, valid_items=test_items,
+                       min_epoch_items=epoch_items, seed=seed)
 
 
 def make_learner_for(dataset, size, model='default'):
@@ -170,7 +182,7 @@ def run(args):
     for strategy, seed in progress_bar(jobs):
         name = f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "") + f"-seed{seed}"
         start = time.perf_counter()
-        split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items)
+        split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items, args.per_item)
         sampler = SinglePass() if strategy == 'random' else make_sampler(args.sampler, args.mc_samples)
         al = ActiveLearner(split, make_learner_for(args.dataset, size, args.model), acquisition=as_acquisition(strategy), sampler=sampler,
                            oracle=SimulatedOracle.from_split(split), epochs=args.epochs, lr=args.lr,
@@ -410,6 +422,7 @@ def main(argv=None):
     r.add_argument('--epochs', type=int, default=10)
     r.add_argument('--epoch-items', type=int, default=512, help="repeat the labelled items to at least this many per epoch")
     r.add_argument('--lr', type=float, default=1e-2)
+    r.add_argument('--per-item', action='store_true', help="read items one at a time through a DataBlock (slower; as before ArraySplit)")
     r.add_argument('--threads', type=int, default=torch.get_num_threads())
     r.add_argument('--out', required=True)
     q = sub.add_parser('report')

@@ -13,6 +13,7 @@ from .labelling import *
 from .split import *
 from .tabular import *
 from .targets import *
+from .arrays import *
 from .uncertainty import *
 from .mc_dropout import *
 from .embeddings import *
@@ -43,6 +44,6 @@ from .label_studio import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'uncertainty', 'mc_dropout', 'embeddings', 'semi', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
+_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'arrays', 'uncertainty', 'mc_dropout', 'embeddings', 'semi', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

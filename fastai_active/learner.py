@@ -352,7 +352,9 @@ def _record(self:ActiveLearner, **extra)->dict:
                n_valid=len(valid_idxs) if self.split.valid_items is None else len(self.split.valid_items),
                n_acquired=self._n_acquired())
     if self.pseudo is not None: rec.update(self._pseudo_stats())
-    rec.update(**self.validate(), fit_s=self.times.get('fit_s', 0.), **extra)
+    start = time.perf_counter()
+    metrics = self.validate()
+    rec.update(**metrics, fit_s=self.times.get('fit_s', 0.), valid_s=time.perf_counter() - start, **extra)
     if self.split.vocab is not None: rec['class_counts'] = self.ledger.class_counts()
     self.ledger.record_history(rec['round'], rec)
     return rec

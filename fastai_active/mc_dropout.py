@@ -72,7 +72,7 @@ class _ConsistentMasks:
     def __init__(self, mods:list, n_samples:int, seed:int|None):
         if seed is None: seed = int(torch.randint(0, 2**62, ()))  # from the global RNG, as unseeded dropout would be
         store_attr()
-        self.k, self.masks, self.handles = None, {}, []
+        self.k, self.masks, self.factors, self.handles, self.expand_first = None, {}, {}, [], None
 
     def attach(self):
         self.handles = [m.register_forward_hook(self._hook) for m in self.mods]
@@ -95,20 +95,39 @@ class _ConsistentMasks:
                              "consistent_masks=False (masks per item; not valid for joint acquisition such as BatchBALD)")
         return keep.to(device)
 
-    def _hook(self, m, inputs, output):
-        x = inputs[0]
-        i = self.mods.index(m)
-        K = self.n_samples
-        keep = self._mask(i, m, tuple(x.shape[1:]), x.device)
-        if self.k is None: x_view, keep = x.view(-1, K, *x.shape[1:]), keep[None]
-        else: x_view, keep = x, keep[self.k][None]
-        keep = keep.to(x.dtype)
+    def _factor(self, i:int, m:nn.Module, x:Tensor)->Tensor:
+        "Layer `i`'s K masks `[K, ...]` for `x`, made once per dtype and device: scaled where that is exact"
+        keep = self._mask(i, m, tuple(x.shape[1:]), x.device)   # also checks the shape, every call
+        key = (i, x.dtype, x.device)
+        if key not in self.factors:
+            scaled = x.dtype in (torch.float32, torch.float64) and not isinstance(m, _alpha)
+            # `x * (keep * s)` equals `x * keep * s` bit for bit when `s` is rounded to `x.dtype` first (float32,
+            # float64); half types compute `x * s` in float32, so they keep the two multiplications
+            self.factors[key] = keep.to(x.dtype) * (self._scale(m) if scaled else 1.)
+        return self.factors[key]
+
+    @staticmethod
+    def _scale(m): return 0. if m.p == 1 else 1 / (1 - m.p)
+
+    def apply(self, m:nn.Module, x:Tensor, expand:bool=False)->Tensor:
+        "`x` through the K masks of dropout layer `m`: `[bs*K, ...]` rows, pass `self.k`'s rows, or `expand` `[bs, ...]` to `[bs*K, ...]`"
+        i, K = self.mods.index(m), self.n_samples
+        factor = self._factor(i, m, x)
+        if expand: x_view, factor, shape = x.unsqueeze(1), factor[None], (x.shape[0] * K, *x.shape[1:])
+        elif self.k is None: x_view, factor, shape = x.view(-1, K, *x.shape[1:]), factor[None], x.shape
+        else: x_view, factor, shape = x, factor[self.k][None], x.shape
         if isinstance(m, _alpha):
             alpha_p = -1.7580993408473766   # -scale * alpha of SELU, as in F.alpha_dropout
             a = ((1 - m.p) * (1 + m.p * alpha_p**2)) ** -0.5
-            out = a * (x_view * keep + alpha_p * (1 - keep)) - a * alpha_p * m.p
-        else: out = x_view * keep * (0. if m.p == 1 else 1 / (1 - m.p))
-        return out.reshape(x.shape)
+            out = a * (x_view * factor + alpha_p * (1 - factor)) - a * alpha_p * m.p
+        elif x.dtype in (torch.float32, torch.float64): out = x_view * factor
+        else: out = x_view * factor * self._scale(m)
+        return out.reshape(shape)
+
+    def _hook(self, m, inputs, output):
+        expand = m is self.expand_first   # the head's first dropout, given the features once per item
+        if expand: self.expand_first = None
+        return self.apply(m, inputs[0], expand=expand)
 
 # %% ../nbs/03a_mc_dropout.ipynb #5492d69a
 class _MCForward(nn.Module):
@@ -117,6 +136,13 @@ class _MCForward(nn.Module):
         super().__init__()
         self.model, self.n_samples, self.body, self.head, self.masks = model, n_samples, body, head, masks
         self.binary, self.target, self.act = False, target, act or output_activation(target)
+        # a head that is a chain starting with a dropout layer, under consistent masks: that layer (its hook) expands the
+        # features to the K masked copies itself, so no expanded copy of the features is made first; the layer is still
+        # called, so other hooks on it (e.g. an embedding recorder) run, and see the features once per item
+        self.first_dropout = None
+        if masks is not None and head is not None and _is_chain(head):
+            first = flat_chain(head)[0]
+            if isinstance(first, _DropoutNd): self.first_dropout = first
 
     def _log_probs(self, out):
         if not isinstance(out, Tensor): raise TypeError(f"expected the model to return a Tensor, got {type(out).__name__}")
@@ -135,7 +161,11 @@ class _MCForward(nn.Module):
         if not isinstance(feats, Tensor): raise TypeError(f"expected the body to return a Tensor, got {type(feats).__name__}")
         bs, rest = feats.shape[0], feats.shape[1:]
         if self.masks is not None: self.masks.k = None
-        log_probs = self._log_probs(self.head(feats.unsqueeze(1).expand(bs, K, *rest).reshape(bs*K, *rest)))
+        if self.first_dropout is not None:   # its hook makes the K masked copies in one multiplication
+            self.masks.expand_first = self.first_dropout
+            out = self.head(feats)
+        else: out = self.head(feats.unsqueeze(1).expand(bs, K, *rest).reshape(bs*K, *rest))
+        log_probs = self._log_probs(out)
         return log_probs.view(bs, K, *log_probs.shape[1:])
 
 def _split_model(model, head_only, split):

@@ -80,7 +80,7 @@ def test_loop_targets_are_totals_and_budget_is_exact():
     assert al.ledger.n_labelled == 31
     cols = {'round', 'n_labelled', 'n_train', 'n_valid', 'valid_loss', 'accuracy', 'fit_s', 'score_s', 'acquire_s'}
     assert cols <= set(h.columns)
-    assert h.score_s.iloc[:-1].notna().all() and (h.fit_s > 0).all()
+    assert h.score_s.iloc[:-1].notna().all() and (h.fit_s > 0).all() and (h.valid_s > 0).all()
 
 
 def test_loop_stops_when_the_pool_is_empty():
