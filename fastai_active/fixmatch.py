@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import numpy as np
 import torch
 from torch import Tensor
 from fastcore.basics import store_attr
@@ -50,9 +51,19 @@ def flexmatch_thresholds(learned_N:Tensor, # Per unlabelled item: the class its 
     return threshold * beta_C / (2 - beta_C)
 
 # %% ../nbs/04b_fixmatch.ipynb #7ab529eb
+def _subset(items, idxs:Tensor):
+    "The items at positions `idxs` of a DataFrame, an array, a tensor or a sequence"
+    idxs = torch.as_tensor(idxs, dtype=torch.long)
+    if hasattr(items, 'iloc'): return items.iloc[idxs.numpy()]
+    if isinstance(items, np.ndarray): return items[idxs.numpy()]
+    if isinstance(items, Tensor): return items[idxs]
+    return [items[i] for i in idxs.tolist()]
+
 class UnlabelledStream:
     "Endless batches of `bs` unlabelled `items` through `dls.test_dl` (inputs only), each pass in a seeded order"
-    def __init__(self, dls, items, bs:int, seed:int|None=0, **kwargs):
+    def __init__(self, dls, items, bs:int, seed:int|None=0,
+                 cache:bool|None=None, # Keep all the items' inputs in memory after one pass (default: if under `max_cache_mb`)
+                 max_cache_mb:float=1024, **kwargs):
         self.n = len(items)
         if self.n == 0: raise ValueError("expected at least one unlabelled item, got none")
         if bs < 1: raise ValueError(f"expected bs >= 1, got {bs}")
@@ -60,6 +71,13 @@ class UnlabelledStream:
         # `get_idxs` is fastai's hook for the order of a DataLoader (a plain function: fastai rebinds bound methods to
         # the DataLoader); the last partial batch is dropped
         self.dl = dls.test_dl(items, bs=self.bs, shuffle=False, drop_last=True, get_idxs=partial(UnlabelledStream._get_idxs, self), **kwargs)
+        self.cached = None
+        if cache is None:  # the size of one item's inputs, times the number of items
+            probe = next(iter(dls.test_dl(_subset(items, [0]), bs=1, **kwargs)))
+            cache = sum(t.element_size() * t.numel() for t in probe) * self.n <= max_cache_mb * 2**20
+        if cache:  # validation transforms are deterministic: one pass gives every batch the stream would make
+            parts = [tuple(t.cpu() for t in b) for b in dls.test_dl(items, bs=self.bs, shuffle=False, drop_last=False, **kwargs)]
+            self.cached = tuple(torch.cat(p) for p in zip(*parts))
 
     def _get_idxs(self)->list:
         self._perm = torch.randperm(self.n, generator=self.g)
@@ -67,9 +85,13 @@ class UnlabelledStream:
 
     def __iter__(self):
         while True:
-            for j, b in enumerate(self.dl):
+            if self.cached is None: batches = self.dl
+            else:
+                self._get_idxs()
+                batches = (tuple(t[self._perm[j * self.bs:(j + 1) * self.bs]] for t in self.cached) for j in range(self.n // self.bs))
+            for j, b in enumerate(batches):
                 yield self._perm[j * self.bs:(j + 1) * self.bs], tuple(b)
-    def __repr__(self): return f"UnlabelledStream({self.n} items, bs={self.bs})"
+    def __repr__(self): return f"UnlabelledStream({self.n} items, bs={self.bs}{', cached' if self.cached is not None else ''})"
 
 # %% ../nbs/04b_fixmatch.ipynb #83a697b0
 def _default_views(x:Tensor, dense:bool)->tuple[BatchAugment, BatchAugment]:
