@@ -12,6 +12,9 @@ from .ledger import *
 from .split import *
 from .uncertainty import *
 from .semi import *
+from .augment import *
+from .fixmatch import *
+from .spreading import *
 from .scores import *
 from .selection import *
 from .joint import *
@@ -27,6 +30,6 @@ from .models import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'split', 'uncertainty', 'semi', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
+_MODULES = ['core', 'ledger', 'split', 'uncertainty', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

@@ -190,9 +190,9 @@ class FixMatchCallback(Callback):
         if mask.ndim == 1:
             self.last_conf[pos], self.last_pseudo[pos], self.last_pass[pos] = conf, pseudo, mask
             if self.flex: self.learned[pos] = torch.where(conf > self.threshold, pseudo, -1)
-        else:  # dense: the share of confident pixels
+        else:  # dense: the share of confident pixels; an image passes when at least half of them do
             share = mask.flatten(1).float().mean(1)
-            self.last_conf[pos], self.last_pass[pos] = share, share > 0
+            self.last_conf[pos], self.last_pass[pos] = share, share >= 0.5
 
     def after_epoch(self):
         s = self._sums

@@ -369,7 +369,7 @@ def _semi_stats(self:ActiveLearner)->dict:
     "Pool items the `semi` method was confident about in the last fit and, with a simulated oracle, the share right"
     ds_idxs, cls = self.semi.confident()
     stats = {'n_confident': len(ds_idxs), 'confident_accuracy': float('nan')}
-    if len(ds_idxs) and isinstance(self.oracle, SimulatedOracle):
+    if len(ds_idxs) and isinstance(self.oracle, SimulatedOracle) and (cls >= 0).all():  # dense methods give no classes (-1)
         vocab = self.split.vocab if self.split.vocab is not None else range(int(cls.max()) + 1)
         truth = self.oracle(ds_idxs)
         stats['confident_accuracy'] = float(np.mean([vocab[c] == t for c, t in zip(cls.tolist(), truth)]))
