@@ -158,7 +158,7 @@ def make_semi(args):
     if args.semi in ('fixmatch', 'flexmatch'):
         views = dict(weak=SignalAugment(), strong=SignalAugment.strong()) if args.dataset == 'mnist1d' else {}
         return FixMatch(mu=args.semi_mu, lambda_u=args.semi_lambda, threshold=args.semi_threshold,
-                        flex=args.semi == 'flexmatch', max_items=args.semi_max_items, **views)
+                        flex=args.semi == 'flexmatch', align=args.semi_align, max_items=args.semi_max_items, **views)
     from fastai_active.spreading import LabelSpreadingStep
     return LabelSpreadingStep(threshold=args.semi_threshold, mu=args.semi_mu, lambda_u=args.semi_lambda,
                               max_items=args.semi_max_items)
@@ -201,7 +201,7 @@ def run(args):
     jobs = [(s, seed) for seed in args.seeds for s in args.strategies]
     for strategy, seed in progress_bar(jobs):
         name = (f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "")
-                + (f"-{args.semi}{args.semi_threshold}" if args.semi else "") + f"-seed{seed}")
+                + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "") if args.semi else "") + f"-seed{seed}")
         start = time.perf_counter()
         split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items)
         sampler = SinglePass() if strategy == 'random' else make_sampler(args.sampler, args.mc_samples)
@@ -215,9 +215,10 @@ def run(args):
         meta = dict(dataset=args.dataset, strategy=strategy, sampler=args.sampler, seed=seed, epochs=args.epochs,
                     lr=args.lr, pool_subset=args.pool_subset, initial=args.initial, per_round=args.per_round,
                     epoch_items=args.epoch_items, mc_samples=args.mc_samples, model=args.model,
-                    pseudo=args.pseudo, pseudo_max_per_class=args.pseudo_max_per_class, semi=args.semi,
+                    pseudo=args.pseudo, pseudo_max_per_class=args.pseudo_max_per_class,
+                    semi=(args.semi + ('-align' if args.semi_align else '')) if args.semi else None,
                     semi_mu=args.semi_mu, semi_lambda=args.semi_lambda, semi_threshold=args.semi_threshold,
-                    semi_max_items=args.semi_max_items, opt=args.opt, wd=args.wd, schedule=args.schedule)
+                    semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -360,6 +361,7 @@ def main(argv=None):
     r.add_argument('--semi-mu', type=int, default=7, help="unlabelled items per labelled item in a batch")
     r.add_argument('--semi-lambda', type=float, default=1.0, help="weight of the unlabelled loss")
     r.add_argument('--semi-threshold', type=float, default=0.95, help="confidence a pseudo-label needs")
+    r.add_argument('--semi-align', action='store_true', help="distribution alignment of the weak views (fixmatch, flexmatch)")
     r.add_argument('--semi-max-items', type=int, default=None, help="draw unlabelled batches from a random subset of the pool")
     r.add_argument('--model', default='default', choices=['default', 'cnn'], help="MNIST-1D: 'cnn' instead of the MLP")
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])

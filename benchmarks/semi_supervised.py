@@ -24,13 +24,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from label_efficiency import read_runs, markdown_table  # noqa: E402
 
-SEMI_SUFFIXES = (' + fixmatch', ' + flexmatch', ' + spreading')
+SEMI_METHODS = ('fixmatch', 'flexmatch', 'spreading')
 
 
 def base_strategy(name:str)->tuple[str, str]:
     "`'random + fixmatch'` -> `('random', 'fixmatch')`; a supervised setting -> `(name, 'supervised')`"
-    for suffix in SEMI_SUFFIXES:
-        if name.endswith(suffix): return name[:-len(suffix)], suffix[3:]
+    base, _, method = name.rpartition(' + ')
+    if base and method.startswith(SEMI_METHODS): return base, method
     return name, 'supervised'
 
 

@@ -20,7 +20,7 @@ from .augment import *
 from .uncertainty import to_log_probs
 
 # %% auto #0
-__all__ = ['fixmatch_loss', 'flexmatch_thresholds', 'UnlabelledStream', 'FixMatchCallback', 'FixMatch']
+__all__ = ['fixmatch_loss', 'flexmatch_thresholds', 'align_distribution', 'UnlabelledStream', 'FixMatchCallback', 'FixMatch']
 
 # %% ../nbs/04b_fixmatch.ipynb #d36ddc1e
 def fixmatch_loss(logits_weak:Tensor, # Model outputs on the weak views `[B, C, ...]` (no gradient is taken through them)
@@ -49,6 +49,18 @@ def flexmatch_thresholds(learned_N:Tensor, # Per unlabelled item: the class its 
     unused = len(learned_N) - sigma_C.sum()
     beta_C = sigma_C / torch.maximum(sigma_C.max(), unused).clamp_min(1)
     return threshold * beta_C / (2 - beta_C)
+
+# %% ../nbs/04b_fixmatch.ipynb #63b73fb4
+def align_distribution(probs_B_C:Tensor, # Class probabilities of the weak views
+                       running_C:Tensor, # Their running mean over recent unlabelled batches
+                       target_C:Tensor|None=None, # The class marginal to align to (default: uniform)
+                      )->Tensor:
+    "`normalise(p * target / running)` per item: probabilities whose marginal moves towards `target`"
+    if probs_B_C.ndim != 2 or running_C.shape != probs_B_C.shape[1:]:
+        raise ValueError(f"expected probs [B, C] and a running mean [C], got {tuple(probs_B_C.shape)} and {tuple(running_C.shape)}")
+    target_C = torch.full_like(running_C, 1 / len(running_C)) if target_C is None else target_C
+    p = probs_B_C * (target_C / running_C.clamp_min(1e-6))
+    return p / p.sum(1, keepdim=True)
 
 # %% ../nbs/04b_fixmatch.ipynb #7ab529eb
 def _subset(items, idxs:Tensor):
@@ -116,13 +128,14 @@ class FixMatchCallback(Callback):
                  lambda_u:float=1., # Weight of the unlabelled loss
                  threshold:float=0.95, # Confidence a weak view needs for its class to be a target (FlexMatch: the highest)
                  flex:bool=False, # FlexMatch's per-class thresholds instead of one
+                 align:bool=False, # Distribution alignment of the weak views' probabilities (towards uniform)
                  weak:BatchAugment|None=None, # Weak view (default: `ImageWeak()` for images)
                  strong:BatchAugment|None=None, # Strong view of the weak view (default: `RandAugment()` for images)
                  seed:int|None=0, # Seed of the unlabelled order and the views
                  dl_kwargs:dict|None=None, # More keyword arguments for `dls.test_dl` (e.g. `num_workers`)
                 ):
         _check_args(mu, lambda_u, threshold, weak, strong)
-        store_attr('unlabelled,mu,lambda_u,threshold,flex,weak,strong,seed')
+        store_attr('unlabelled,mu,lambda_u,threshold,flex,align,weak,strong,seed')
         self.dl_kwargs, self.n_items = dl_kwargs or {}, len(unlabelled)
         self.stream, self._it, self.epoch_stats = None, None, []
         self._reset_memory()
@@ -143,7 +156,7 @@ class FixMatchCallback(Callback):
         dls = self.learn.dls
         self.stream = UnlabelledStream(dls, self.unlabelled, bs=self.mu * dls.train.bs, seed=self.seed, **self.dl_kwargs)
         self._it, self.g = iter(self.stream), torch_generator(derive_seed(self.seed, 'views'))
-        self._views, self.epoch_stats, self.n_classes = None, [], None
+        self._views, self.epoch_stats, self.n_classes, self._recent = None, [], None, []
         self._reset_memory()
 
     def before_epoch(self): self._sums = dict(n=0, passed=0., loss_u=0., batches=0)
@@ -175,7 +188,8 @@ class FixMatchCallback(Callback):
         if not len(self.yb): return
         if self.n_classes is None: self.n_classes = max(self._logits_w.shape[1], 2)
         thresholds = flexmatch_thresholds(self.learned, self.n_classes, self.threshold).to(self._logits_w.device) if self.flex else self.threshold
-        loss_u, mask, pseudo, conf = fixmatch_loss(self._logits_w, self._logits_s, thresholds)
+        logits_w = self._aligned(self._logits_w.detach()) if self.align else self._logits_w
+        loss_u, mask, pseudo, conf = fixmatch_loss(logits_w, self._logits_s, thresholds)
         self.learn.loss_grad = self.learn.loss_grad + self.lambda_u * loss_u
         self.learn.loss = self.learn.loss_grad.detach().clone()
         self._remember(mask.cpu(), pseudo.cpu(), conf.detach().float().cpu())
@@ -184,6 +198,12 @@ class FixMatchCallback(Callback):
         self._sums['loss_u'] += float(loss_u.detach())
         self._sums['batches'] += 1
         self._logits_w = self._logits_s = None
+
+    def _aligned(self, logits_w:Tensor)->Tensor:
+        "Log of the weak views' probabilities aligned by the mean over the last 32 unlabelled batches (this one included)"
+        probs = to_log_probs(logits_w).exp()
+        self._recent = (self._recent + [probs.mean(0)])[-32:]
+        return align_distribution(probs, torch.stack(self._recent).mean(0)).log()
 
     def _remember(self, mask, pseudo, conf):
         pos = self._pos
@@ -213,7 +233,8 @@ class FixMatchCallback(Callback):
             raise ValueError(f"FixMatch pseudo-labels are one class per item (or per pixel), but the targets are floats "
                              f"of shape {tuple(yb0.shape)} (multi-label or regression)")
         dense = yb0.ndim >= 2
-        if dense and self.flex: raise ValueError("flex=True (FlexMatch) needs one class per item; the targets are dense (per pixel)")
+        if dense and (self.flex or self.align):
+            raise ValueError("flex=True (FlexMatch) and align=True need one class per item; the targets are dense (per pixel)")
         weak, strong = self.weak, self.strong
         if weak is None or strong is None:
             dw, ds = _default_views(self.xb[0], dense)
@@ -237,7 +258,7 @@ class FixMatchCallback(Callback):
 
     def __repr__(self):
         return (f"FixMatchCallback({self.n_items} unlabelled, mu={self.mu}, lambda_u={self.lambda_u}, "
-                f"threshold={self.threshold}{', flex' if self.flex else ''})")
+                f"threshold={self.threshold}{', flex' if self.flex else ''}{', align' if self.align else ''})")
 
 # %% ../nbs/04b_fixmatch.ipynb #5a4b516b
 class FixMatch(SemiSupervised):
@@ -246,6 +267,7 @@ class FixMatch(SemiSupervised):
                  lambda_u:float=1., # Weight of the unlabelled loss
                  threshold:float=0.95, # Confidence a weak view needs (FlexMatch: the highest threshold)
                  flex:bool=False, # FlexMatch's per-class thresholds
+                 align:bool=False, # Distribution alignment of the weak views (towards uniform)
                  weak:BatchAugment|None=None, strong:BatchAugment|None=None, # Views (default: images' `ImageWeak`, `RandAugment`)
                  max_items:int|None=None, # Draw unlabelled batches from a seeded random subset of the pool of this size
                  dl_kwargs:dict|None=None, # More keyword arguments for the unlabelled `test_dl`
@@ -259,7 +281,7 @@ class FixMatch(SemiSupervised):
         pool = al.split.pool(self.max_items, seed=derive_seed(al.seed, 'semi-pool', al.round))
         if not len(pool): return []
         cb = FixMatchCallback(pool.items(), mu=self.mu, lambda_u=self.lambda_u, threshold=self.threshold, flex=self.flex,
-                              weak=self.weak, strong=self.strong, seed=derive_seed(al.seed, 'semi', al.round, member),
+                              align=self.align, weak=self.weak, strong=self.strong, seed=derive_seed(al.seed, 'semi', al.round, member),
                               dl_kwargs=self.dl_kwargs)
         if member == 0: self._pool, self._cb = pool, cb
         return [cb]
@@ -270,4 +292,5 @@ class FixMatch(SemiSupervised):
         return self._pool.to_ds(pos), cls
 
     def __repr__(self):
-        return f"FixMatch(mu={self.mu}, lambda_u={self.lambda_u}, threshold={self.threshold}{', flex' if self.flex else ''})"
+        return (f"FixMatch(mu={self.mu}, lambda_u={self.lambda_u}, threshold={self.threshold}{', flex' if self.flex else ''}"
+                f"{', align' if self.align else ''})")
