@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install export readme bench-venv
+.PHONY: demo test install export readme bench-venv docs docs-serve docs-check
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,22 @@ test: $(STAMP)
 # after editing notebooks: clean them, regenerate the package and README.md
 export: $(STAMP)
 	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(BIN)/python .ci/readme.py
+
+# the docs site, offline: nbdev's notebook processors, then MkDocs Material (docs/build.py) -> _docs/
+DOCS_STAMP := $(VENV)/.installed-docs
+DOCS_PORT ?= 8000
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python docs/build.py
+
+# look at it: http://127.0.0.1:$(DOCS_PORT)/
+docs-serve: docs
+	$(BIN)/python -m http.server --bind 127.0.0.1 --directory _docs $(DOCS_PORT)
+
+# every page in headless Chromium (the Debian package; installed here when missing and run as root)
+docs-check: docs
+	bash .ci/chromium.sh
+	$(BIN)/python docs/check.py

@@ -36,7 +36,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['fastai_active', 'fastai_active.*']),
     include_package_data=True,
     install_requires=reqs('requirements'),
-    extras_require={'dev': reqs('dev_requirements')},
+    extras_require={'dev': reqs('dev_requirements'), 'docs': reqs('docs_requirements')},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

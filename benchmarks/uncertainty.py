@@ -3,9 +3,10 @@
 A fastai vision model (`create_vision_model`: `nn.Sequential(body, head)`, fastai's head with dropout, random
 weights: no downloads) scores a pool of random images. Timed, each on the same pool `DataLoader`:
   (a) one deterministic `learn.get_preds`,
-  (b) `learn.get_mc_preds(n_samples=K)` on the head-only fast path (body once per batch, head K times),
-  (c) the same with consistent masks,
-  (d) `learn.get_mc_preds(n_samples=K, head_only=False)`: K full passes per batch,
+  (b) `learn.get_mc_preds(n_samples=K, consistent_masks=False)` on the head-only fast path (body once per batch, head
+      K times), masks drawn per item,
+  (c) the same with consistent masks (the default of `get_mc_preds`),
+  (d) `learn.get_mc_preds(n_samples=K, head_only=False, consistent_masks=False)`: K full passes per batch,
   (e) fastai's own `MCDropoutCallback` with `get_preds` called K times (then stacked).
 Peak memory: on CUDA `torch.cuda.max_memory_allocated` above the level before the method; on CPU the peak resident
 set size above the level before the method (sampled every 2 ms), each method in a fresh process. On CPU the process
@@ -29,7 +30,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.vision.learner import add_head, create_vision_model
 from torchvision.models import resnet18, resnet50
 
-from fastai_active.uncertainty import find_head_split, flat_chain
+from fastai_active.mc_dropout import find_head_split, flat_chain
 
 
 class Pool:
@@ -128,10 +129,11 @@ def main():
 
     methods = {
         'deterministic get_preds (1 pass)': lambda: learn.get_preds(dl=pool)[0],
-        f'ours, head-only (K={K})': lambda: learn.get_mc_preds(pool, n_samples=K, seed=0)[0],
+        f'ours, head-only (K={K})': lambda: learn.get_mc_preds(pool, n_samples=K, seed=0, consistent_masks=False)[0],
         f'ours, head-only, consistent masks (K={K})': lambda: learn.get_mc_preds(pool, n_samples=K, seed=0,
                                                                                  consistent_masks=True)[0],
-        f'ours, full passes (K={K})': lambda: learn.get_mc_preds(pool, n_samples=K, seed=0, head_only=False)[0],
+        f'ours, full passes (K={K})': lambda: learn.get_mc_preds(pool, n_samples=K, seed=0, head_only=False,
+                                                                  consistent_masks=False)[0],
         f'fastai MCDropoutCallback x {K} get_preds': fastai_k_times,
     }
     if args.skip_slow: methods = dict(list(methods.items())[:3])

@@ -9,8 +9,11 @@ __all__ = []
 import importlib as _importlib
 from .core import *
 from .ledger import *
+from .labelling import *
 from .split import *
+from .tabular import *
 from .uncertainty import *
+from .mc_dropout import *
 from .semi import *
 from .augment import *
 from .fixmatch import *
@@ -30,6 +33,6 @@ from .models import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'split', 'uncertainty', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
+_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'uncertainty', 'mc_dropout', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

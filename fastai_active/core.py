@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #43c7c022
 from __future__ import annotations
-import hashlib, math, random as _random
+import hashlib, math, numbers, random as _random
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -107,8 +107,8 @@ def seeded(seed:int|None):
 # %% ../nbs/00_core.ipynb #1c0505f2
 def _as_idxs(idxs, name:str)->Tensor:
     "A 1-d int64 CPU tensor from a list, array, tensor or `pd.Series` of indices"
-    if isinstance(idxs, pd.Series): idxs = idxs.to_numpy()
-    t = torch.as_tensor(np.asarray(idxs) if not isinstance(idxs, Tensor) else idxs)
+    # `np.array` copies: pandas (copy-on-write) hands out read-only arrays, which torch warns about
+    t = idxs if isinstance(idxs, Tensor) else torch.as_tensor(np.array(idxs))
     if t.ndim == 0: t = t[None]
     if t.numel() and (t.is_floating_point() or t.dtype == torch.bool):
         raise TypeError(f"expected integer {name}, got dtype {t.dtype}")
@@ -118,3 +118,34 @@ def _as_tensor(x, name:str)->Tensor:
     if isinstance(x, Tensor): return x
     if isinstance(x, (np.ndarray, list, tuple, pd.Series, pd.Index)): return torch.as_tensor(np.array(x))  # a copy: pandas arrays can be read-only
     raise TypeError(f"expected {name} as a torch.Tensor or array, got {type(x).__name__}")
+
+# %% ../nbs/00_core.ipynb #bd85c958
+def _check_n(n, # A count: a Python or NumPy integer (or a 0-d integer tensor)
+             name:str='n', # Its name in error messages
+             lo:int=1, # The smallest value allowed
+            )->int:
+    "`n` as a Python `int >= lo`, or a `TypeError`/`ValueError` naming `name`"
+    if not isinstance(name, str): raise TypeError(f"_check_n(n, name, lo): expected name as a str, got {name!r}")
+    if isinstance(n, Tensor) and n.ndim == 0 and not (n.is_floating_point() or n.is_complex() or n.dtype == torch.bool):
+        n = n.item()
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"expected {name} as an int, got {n!r} ({type(n).__name__})")
+    n = int(n)
+    if n < lo: raise ValueError(f"expected {name} >= {lo}, got {name}={n}")
+    return n
+
+def _check_scores(scores, # Scores `[N]`: a tensor, array, list or `pd.Series`
+                  name:str='scores_N', # Its name in error messages
+                 )->Tensor:
+    "`scores` as a 1-d, non-empty tensor of finite real numbers (dtype and device kept), or a clear error"
+    scores = _as_tensor(scores, name)
+    if scores.ndim != 1: raise ValueError(f"expected {name} of shape [N], got {tuple(scores.shape)}")
+    if len(scores) == 0: raise ValueError(f"expected {name} for at least one item, got N=0")
+    if scores.dtype == torch.bool or scores.is_complex():
+        raise TypeError(f"expected real-valued {name}, got dtype {scores.dtype}")
+    bad = ~torch.isfinite(scores)
+    if bad.any():
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(f"expected finite {name}, got {scores[i].item()} at item {i} ({int(bad.sum())} of {len(scores)} "
+                         "not finite): NaN has no rank and an infinite score would decide the ranking alone")
+    return scores

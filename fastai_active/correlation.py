@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 
 from .core import *
-from .core import _as_tensor
+from .core import _as_tensor, _check_n
 
 # %% auto #0
 __all__ = ['Correlation', 'pearson', 'spearman']
@@ -39,24 +39,70 @@ def _pairs(x, y)->tuple[np.ndarray, np.ndarray]:
     if np.ptp(x) == 0 or np.ptp(y) == 0: raise ValueError("expected x and y that are not constant: the correlation is undefined")
     return x, y
 
-def _correlation(method:str, r:float, n:int, se:float, conf:float)->Correlation:
-    if not 0 < conf < 1: raise ValueError(f"expected a confidence level in (0, 1), got {conf}")
-    r = float(np.clip(r, -1, 1))
-    if abs(r) == 1: return Correlation(method, r, r, r, 0., n, conf)  # a perfect correlation: the interval is the point
-    z, q = np.arctanh(r), stats.norm.ppf((1 + conf) / 2)
-    p = float(2 * stats.t.sf(abs(r) * math.sqrt((n - 2) / (1 - r * r)), n - 2))
-    return Correlation(method, r, float(np.tanh(z - q * se)), float(np.tanh(z + q * se)), p, n, conf)
+def _check_conf(conf)->float:
+    if not (isinstance(conf, (int, float, np.floating)) and 0 < conf < 1):
+        raise ValueError(f"expected a confidence level in (0, 1), got {conf!r}")
+    return float(conf)
 
 def pearson(x, y, conf:float=0.95)->Correlation:
-    "Pearson's r between `x` and `y` `[N]` with a Fisher-z confidence interval"
+    "Pearson's r between `x` and `y` `[N]` with scipy's p-value and Fisher-z confidence interval"
     x, y = _pairs(x, y)
-    n = len(x)
-    r = np.corrcoef(x, y)[0, 1]
-    return _correlation('pearson', r, n, 1 / math.sqrt(n - 3), conf)
+    conf = _check_conf(conf)
+    res = stats.pearsonr(x, y)
+    r = float(np.clip(res.statistic, -1, 1))
+    if abs(r) == 1: return Correlation('pearson', r, r, r, 0., len(x), conf)  # perfect: the interval is the point
+    ci = res.confidence_interval(confidence_level=conf)
+    return Correlation('pearson', r, float(ci.low), float(ci.high), float(res.pvalue), len(x), conf)
 
-def spearman(x, y, conf:float=0.95)->Correlation:
-    "Spearman's rho between `x` and `y` `[N]` with a Fisher-z interval and Bonett-Wright standard error"
+def _avg_ranks(a_B_n:np.ndarray)->np.ndarray:
+    "Ranks 1..n along each row, ties given their mean rank (`scipy.stats.rankdata(a, axis=1)`, vectorised over rows)"
+    B, n = a_B_n.shape
+    order = np.argsort(a_B_n, axis=1, kind='stable')
+    srt = np.take_along_axis(a_B_n, order, 1)
+    pos = np.broadcast_to(np.arange(n), (B, n))
+    starts = np.ones((B, n), bool)
+    starts[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    ends = np.ones((B, n), bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, pos, 0), axis=1)                      # first position of each tie run
+    last = np.minimum.accumulate(np.where(ends, pos, n - 1)[:, ::-1], axis=1)[:, ::-1]  # its last position
+    ranks = np.empty((B, n))
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, 1)
+    return ranks
+
+def _rank_corr_rows(x_B_n:np.ndarray, y_B_n:np.ndarray)->np.ndarray:
+    "Spearman's rho of each row pair (average ranks for ties); NaN where a row is constant"
+    rx, ry = _avg_ranks(x_B_n), _avg_ranks(y_B_n)
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
+
+def _bootstrap_interval(x:np.ndarray, y:np.ndarray, conf:float, n_resamples:int, seed:int|None,
+                        budget:int=2**22)->tuple[float, float]:
+    "Percentile bootstrap interval of Spearman's rho over `n_resamples` seeded resamples of the pairs"
+    n, rng = len(x), np.random.default_rng(seed)
+    block = max(1, budget // n)
+    stats_B = []
+    for start in range(0, n_resamples, block):
+        idx = rng.integers(0, n, size=(min(block, n_resamples - start), n))
+        stats_B.append(_rank_corr_rows(x[idx], y[idx]))
+    stats_B = np.concatenate(stats_B)
+    stats_B = stats_B[np.isfinite(stats_B)]   # resamples with a constant x or y have no rank correlation
+    if len(stats_B) < 0.9 * n_resamples:
+        raise ValueError(f"only {len(stats_B)} of {n_resamples} bootstrap resamples had a defined rank correlation: "
+                         "x or y is nearly constant, and no interval can be given")
+    lo, hi = np.quantile(stats_B, [(1 - conf) / 2, (1 + conf) / 2])
+    return float(lo), float(hi)
+
+def spearman(x, y, conf:float=0.95, # Confidence level of the interval
+             n_resamples:int=2000, # Bootstrap resamples behind the interval
+             seed:int|None=0, # Seed of the resamples (the same seed, the same interval)
+            )->Correlation:
+    "Spearman's rho between `x` and `y` `[N]` with scipy's p-value and a seeded bootstrap confidence interval"
     x, y = _pairs(x, y)
-    n = len(x)
-    rho = np.corrcoef(stats.rankdata(x), stats.rankdata(y))[0, 1]
-    return _correlation('spearman', rho, n, math.sqrt((1 + rho * rho / 2) / (n - 3)), conf)
+    conf, n_resamples = _check_conf(conf), _check_n(n_resamples, 'n_resamples', lo=100)
+    res = stats.spearmanr(x, y)
+    rho = float(np.clip(res.statistic, -1, 1))
+    if abs(rho) == 1: return Correlation('spearman', rho, rho, rho, 0., len(x), conf)  # perfect: the interval is the point
+    lo, hi = _bootstrap_interval(x, y, conf, n_resamples, seed)
+    return Correlation('spearman', rho, min(lo, rho), max(hi, rho), float(res.pvalue), len(x), conf)

@@ -13,10 +13,12 @@ import torch
 from torch import Tensor, nn
 import matplotlib.pyplot as plt
 from fastcore.basics import patch
+from fastai.callback.core import Callback
+from fastai.callback.hook import hook_output
 
 from .core import *
 from .core import _as_tensor
-from .scores import entropy
+from .scores import entropy, reduce_dense
 from .selection import top_k
 from .uncertainty import PosteriorSampler, SinglePass
 from .metrics import *
@@ -30,13 +32,6 @@ from .triage import triage as _triage
 __all__ = ['UncertaintyInterpretation', 'plot_uncertainty_map']
 
 # %% ../nbs/12d_interpretation.ipynb #17273c8b
-def _reduce_pixels(pixel_scores:Tensor, reduce)->Tensor:
-    "Per-image scores `[N]` from per-pixel scores `[N, *spatial]`"
-    if callable(reduce): return reduce(pixel_scores)
-    if reduce == 'mean': return pixel_scores.flatten(1).mean(1)
-    if reduce == 'max': return pixel_scores.flatten(1).max(1).values
-    raise ValueError(f"expected reduce='mean', 'max' or a function [N, *spatial] -> [N], got {reduce!r}")
-
 def _pixel_scores(score:Callable, log_probs:Tensor, name:str)->Tensor:
     "Per-pixel scores `[N, *spatial]` from `score(log_probs, dense=True)`"
     try: return score(log_probs, dense=True)
@@ -73,7 +68,7 @@ class UncertaintyInterpretation:
         self.score_name = getattr(score, '__name__', 'score')
         per_pixel = self.dense and reduce is not None
         self.pixel_scores = _pixel_scores(score, log_probs, self.score_name) if per_pixel else None
-        self.scores = _reduce_pixels(self.pixel_scores, reduce) if per_pixel else score(log_probs)
+        self.scores = reduce_dense(self.pixel_scores, reduce) if per_pixel else score(log_probs)
         N = len(log_probs)
         if tuple(self.scores.shape) != (N,): raise ValueError(f"expected {self.score_name} to give scores of shape ({N},), got {tuple(self.scores.shape)}")
         self.targs, self.dl, self.embs = targs, dl, embs
@@ -105,13 +100,21 @@ def _pool_features(out)->Tensor:
     out = out.detach().float()
     return out.flatten(2).mean(2) if out.ndim > 2 else out.reshape(len(out), -1)
 
+class _CollectHook(Callback):
+    "After each batch's forward pass, keep the pooled output that fastai's `hook_output` stored"
+    def __init__(self, hook, feats:list): self.hook, self.feats = hook, feats
+    def after_pred(self): self.feats.append(_pool_features(self.hook.stored).cpu())
+
+def _unshuffled(dl):
+    "`dl` in its dataset's order, every item kept (embeddings, log-probs and targets are then aligned item by item)"
+    return dl.new(shuffle=False, drop_last=False) if getattr(dl, 'shuffle', False) or getattr(dl, 'drop_last', False) else dl
+
 def _embed_pass(learn, dl, module:nn.Module|None)->tuple[Tensor|None, Tensor|None]:
     "Targets of `dl` and, if `module` is given, its outputs pooled to `[N, D]`, from one `get_preds` pass"
+    if module is None: return None, learn.get_preds(dl=dl, reorder=False)[1]
     feats = []
-    hook = None if module is None else module.register_forward_hook(lambda m, i, o: feats.append(_pool_features(o).cpu()))
-    try: targs = learn.get_preds(dl=dl)[1]
-    finally:
-        if hook is not None: hook.remove()
+    with hook_output(module, detach=True) as hook:   # removed on the way out, whatever raised
+        targs = learn.get_preds(dl=dl, reorder=False, cbs=_CollectHook(hook, feats))[1]
     return (torch.cat(feats) if feats else None), targs
 
 @patch(cls_method=True)
@@ -133,6 +136,7 @@ def from_learner(cls:UncertaintyInterpretation, learn, # A trained fastai `Learn
     if id_dl is not None and ref_dl is None: raise ValueError("`id_dl` sets the ood threshold of distances to `ref_dl`: pass `ref_dl` too")
     if not (embed is None or isinstance(embed, (bool, nn.Module))): raise TypeError(f"expected embed as an nn.Module, True or None, got {type(embed).__name__}")
     if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False)
+    dl, ref_dl, id_dl = (None if d is None else _unshuffled(d) for d in (dl, ref_dl, id_dl))
     log_probs = (SinglePass() if sampler is None else sampler)([learn], dl)
     module = None
     if embed is True or (embed is None and (ref_dl is not None or id_dl is not None)): module = _default_embed(learn.model)

@@ -4,24 +4,25 @@
 
 # %% ../nbs/07_joint.ipynb #2d51e20e
 from __future__ import annotations
-import math
+import math, warnings
 from typing import Callable
 
 import torch
 from torch import Tensor
 
 from .core import *
-from .scores import _chunked, _plogp, _score, _bald, _xlogx_lp, _warn_k1
-from .selection import Acquisition, _check_n
+from .core import _check_n
+from .scores import _chunked, _plogp, _score, _bald, _xlogx_lp, _refuse_k1
+from .selection import Acquisition, _check_batch
 
 # %% auto #0
-__all__ = ['batchbald', 'batch_mutual_information', 'BatchBALDAcquisition']
+__all__ = ['SATURATION', 'batchbald', 'batch_mutual_information', 'BatchBALDAcquisition']
 
 # %% ../nbs/07_joint.ipynb #c8e72f6a
 def _normalised_joint(logJ_M_K:Tensor, counts_M:Tensor|None=None)->tuple:
     "`(Ĵ_M_K / K, weights_M, H[y_B])` from the log joint probabilities `log P(s | w_k)` (float64)"
     K = logJ_M_K.shape[1]
-    logp_M = torch.logsumexp(logJ_M_K, 1) - math.log(K)
+    logp_M = mean_log_probs(logJ_M_K)   # log P(s) = log mean_k P(s | w_k)
     keep_M = torch.isfinite(logp_M)
     if counts_M is None:
         logJ_M_K, logp_M = logJ_M_K[keep_M], logp_M[keep_M]
@@ -65,6 +66,19 @@ def _cond_entropy_given_batch(Jhat_M_K:Tensor, w_M:Tensor, lp_b_K_C:Tensor)->Ten
     return -(w_M.to(q_M_bC.dtype) @ q_M_bC).view(b, C).double().sum(1)
 
 # %% ../nbs/07_joint.ipynb #e2697aaf
+SATURATION = 0.8  # `batchbald` warns when a batch's joint mutual information passes this fraction of `log K`
+
+def _warn_saturated(scores:list[float], K:int, stacklevel:int=3):
+    "Warn when the joint mutual information of the batch (`scores`, after each pick) approaches `log K`"
+    hit = [m for m, s in enumerate(scores) if s > SATURATION * math.log(K)]
+    if not hit: return
+    warnings.warn(f"BatchBALD: the batch's joint mutual information reached {scores[-1]:.2f} nats by pick {len(scores)} "
+                  f"(passing {SATURATION:.0%} of log K = {math.log(K):.2f} at pick {hit[0] + 1}), the most that K={K} "
+                  "posterior samples can tell apart: the picks after it are ranked by noise and may repeat near-copies. "
+                  "Use more posterior samples (e.g. MCDropout(n_samples=100)) or a smaller batch",
+                  UserWarning, stacklevel=stacklevel)
+
+# %% ../nbs/07_joint.ipynb #dbf95866
 def _pixel_slots(log_probs_N_K_C_S:Tensor, num_pixels:int, compute_dtype)->Tensor:
     "`[R, N, K, C]`: for each item its `R = num_pixels` pixels of highest BALD, in decreasing order"
     N, K, C = log_probs_N_K_C_S.shape[:3]
@@ -127,13 +141,12 @@ def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K,
     if dense: check_log_probs(log_probs_N_K_C, dense=True)
     else: check_log_probs(log_probs_N_K_C[:1] if isinstance(log_probs_N_K_C, Tensor) and log_probs_N_K_C.ndim == 3 else log_probs_N_K_C)
     N, K, C = log_probs_N_K_C.shape[:3]
-    _check_n(n, N)
-    for name, v, lo in [('num_samples', num_samples, 1), ('num_pixels', num_pixels, 1), ('chunk_size', chunk_size, 1),
-                        ('screen_top', screen_top, 1)] + ([('screen', screen, 2)] if screen is not None else []):
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo: raise ValueError(f"expected an int {name} >= {lo}, got {v!r}")
-    if max_candidates is not None and (not isinstance(max_candidates, int) or max_candidates < n):
-        raise ValueError(f"expected max_candidates None or an int >= n={n}, got {max_candidates!r}")
-    _warn_k1(log_probs_N_K_C, 'BatchBALD')
+    n = _check_batch(n, N)
+    num_samples, num_pixels, chunk_size, screen_top = (_check_n(v, name) for name, v in [
+        ('num_samples', num_samples), ('num_pixels', num_pixels), ('chunk_size', chunk_size), ('screen_top', screen_top)])
+    if screen is not None: screen = _check_n(screen, 'screen', lo=2)
+    if max_candidates is not None: max_candidates = _check_n(max_candidates, 'max_candidates', lo=n)
+    _refuse_k1(log_probs_N_K_C, 'BatchBALD')
     cdt = torch.float64 if log_probs_N_K_C.dtype == torch.float64 else torch.float32
     lp_R_N_K_C = _pixel_slots(log_probs_N_K_C, num_pixels, cdt) if dense else log_probs_N_K_C[None]
     R, dev = lp_R_N_K_C.shape[0], log_probs_N_K_C.device
@@ -205,6 +218,7 @@ def batchbald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` (`[N, K,
         ce_B += ce_N[best_idx].item()
         ub_N[best_idx] = -math.inf
         num_avail -= 1
+    _warn_saturated(scores, K)
     return CandidateBatch(torch.tensor(picked), torch.tensor(scores, dtype=log_probs_N_K_C.dtype))
 
 # %% ../nbs/07_joint.ipynb #d317f06d
@@ -231,5 +245,6 @@ class BatchBALDAcquisition(Acquisition):
                            lazy=lazy, screen=screen, screen_top=screen_top, chunk_size=chunk_size)
         self.dense = dense
     joint = True
+    needs_samples = True
     def __call__(self, log_probs_N_K_C, n, seed=None): return batchbald(log_probs_N_K_C, n, seed=seed, **self.kwargs)
     def __repr__(self): return f"BatchBALDAcquisition(num_samples={self.kwargs['num_samples']})"

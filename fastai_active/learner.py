@@ -5,7 +5,7 @@
 # %% ../nbs/10_learner.ipynb #c1c7c81a
 from __future__ import annotations
 import math, os, tempfile, time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -23,12 +23,13 @@ import fastai.callback.schedule  # registers `Learner.fit_one_cycle`
 from fastprogress.fastprogress import progress_bar
 
 from .core import *
-from .core import _as_idxs
+from .core import _as_idxs, _check_n
 from .split import ActiveSplit, Pool
 from .semi import PseudoLabeller, SemiSupervised
 from .selection import Acquisition
-from .strategies import as_acquisition
-from .uncertainty import PosteriorSampler, SinglePass, to_log_probs
+from .strategies import as_acquisition, check_sampler
+from .uncertainty import PosteriorSampler, SinglePass, to_log_probs, train_ensemble, _quiet
+import fastai_active.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
 
 # %% auto #0
 __all__ = ['Oracle', 'SimulatedOracle', 'ActiveLearner', 'SkipValidation', 'MeanOfMembers', 'plot_learning_curves']
@@ -83,10 +84,11 @@ class ActiveLearner:
         self.sampler = ifnone(sampler, SinglePass())
         if not isinstance(self.sampler, PosteriorSampler):
             raise TypeError(f"expected a PosteriorSampler as sampler, got {type(self.sampler).__name__}")
-        if getattr(self.acquisition, 'joint', False) and not getattr(self.sampler, 'consistent', True):
-            raise ValueError(f"{self.acquisition!r} reads the posterior samples of different items together, so sample k "
-                             f"must be the same model for every item, but {self.sampler!r} draws them per item: use "
-                             "MCDropout(consistent_masks=True) (its default), an ensemble, or a per-item strategy")
+        self.sampler = self.sampler.for_acquisition(self.acquisition)   # e.g. more MC samples for BatchBALD
+        check_sampler(self.acquisition, self.sampler)
+        self.epochs, self.bs = _check_n(epochs, 'epochs'), _check_n(bs, 'bs')
+        if pool_bs is not None: self.pool_bs = _check_n(pool_bs, 'pool_bs')
+        if pool_max_items is not None: self.pool_max_items = _check_n(pool_max_items, 'pool_max_items')
         self.learns, self.dls, self._fitted, self._scored = [], None, None, None
         self.pool, self.log_probs, self.times = None, None, {}
 
@@ -103,18 +105,29 @@ class ActiveLearner:
         return (f"ActiveLearner(round {self.round}, {self.ledger.n_labelled} labelled, "
                 f"acquisition={self.acquisition!r}, sampler={self.sampler!r})")
 
-# %% ../nbs/10_learner.ipynb #42cd35c4
+# %% ../nbs/10_learner.ipynb #cd2effcc
 class SkipValidation(Callback):
     "Skip the validation pass of every epoch"
     order = -10
     def before_validate(self): raise CancelValidException()
 
-def _quiet(learn:Learner)->ExitStack:
-    "Silence `learn`'s progress bars and epoch logging inside a `with` block"
-    stack = ExitStack()
-    if hasattr(learn, 'no_bar'): stack.enter_context(learn.no_bar())
-    stack.enter_context(learn.no_logging())
-    return stack
+@contextmanager
+def _skip_epoch_validation(learn:Learner):
+    "Skip the validation of every epoch inside the block; the recorder then logs the training loss and time only"
+    rec = getattr(learn, 'recorder', None)
+    saved = (learn.metrics, rec.valid_metrics) if rec is not None else None
+    try:
+        if rec is not None: learn.metrics, rec.valid_metrics = [], False   # no empty validation columns
+        with learn.added_cbs(SkipValidation()): yield
+    finally:
+        if rec is not None: learn.metrics, rec.valid_metrics = saved
+
+@patch
+def _fit_member(self:ActiveLearner, learn:Learner):
+    "Train one member: the user's `fit`, or `fit_one_cycle(epochs, lr)` validating only if `epoch_validation`"
+    if self.fit_fn is not None: return self.fit_fn(learn)
+    if self.epoch_validation: return learn.fit_one_cycle(self.epochs, self.lr)
+    with _skip_epoch_validation(learn): learn.fit_one_cycle(self.epochs, self.lr)
 
 @patch
 def fit(self:ActiveLearner, quiet:bool=True):
@@ -122,19 +135,9 @@ def fit(self:ActiveLearner, quiet:bool=True):
     start = time.perf_counter()
     with seeded(derive_seed(self.seed, 'dls', self.round)):  # fastai seeds batch order from global state
         self.dls = self.split.dataloaders(bs=self.bs, with_pseudo=self.pseudo is not None, **self.dl_kwargs)
-    learns = []
-    for m in range(self.sampler.n_members):
-        with seeded(derive_seed(self.seed, 'fit', self.round, m)):
-            learn = self.make_learner(self.dls)
-            if not isinstance(learn, Learner): raise TypeError(f"make_learner must return a fastai Learner, got {type(learn).__name__}")
-            if self.warm_start and m < len(self.learns): learn.model.load_state_dict(self.learns[m].model.state_dict())
-            learn.add_cbs(self.sampler.fit_cbs() + self._semi_cbs(m))
-            with (_quiet(learn) if quiet else ExitStack()):
-                if self.fit_fn is None:
-                    learn.fit_one_cycle(self.epochs, self.lr, cbs=None if self.epoch_validation else SkipValidation())
-                else: self.fit_fn(learn)
-        learns.append(learn)
-    self.learns = learns
+    self.learns = train_ensemble(self.make_learner, self.dls, n_members=self.sampler.n_members, fit=self._fit_member,
+                                 seed=self.seed, round=self.round, cbs=self._member_cbs(),
+                                 warm_start=self.learns if self.warm_start else None, quiet=quiet)
     self._fitted = (self.round, self.ledger.n_labelled)
     self.times['fit_s'] = time.perf_counter() - start
     return self
@@ -144,7 +147,7 @@ class MeanOfMembers(nn.Module):
     def __init__(self, models): super().__init__(); self.models = nn.ModuleList(models)
     def forward(self, *x):
         outs = [m(*x) for m in self.models]
-        lp_B_C = torch.stack([to_log_probs(o) for o in outs]).logsumexp(0) - math.log(len(outs))
+        lp_B_C = mean_log_probs(torch.stack([to_log_probs(o) for o in outs], 1))
         # softmax losses and argmax metrics then see the mean predictive itself, as log_softmax(log p) = log p
         return lp_B_C[:, 1:2] - lp_B_C[:, :1] if outs[0].shape[1] == 1 else lp_B_C.to(outs[0].dtype)
 
@@ -184,14 +187,16 @@ def score(self:ActiveLearner, pool:Pool|None=None)->Tensor:
 @patch
 def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
     "Pick `n` pool items to label next; record them as requests of the next round and return them"
+    n = _check_n(n, 'n', lo=1)
     pending = self.ledger.pending()
-    if len(pending):
+    if len(pending):  # checked again, with the round, in the transaction that writes the requests
         raise RuntimeError(f"{len(pending)} items of round {pending['round'].iloc[0]} are still waiting for labels: "
                            "label them with `label(...)` (or drop them with `ledger.cancel_requests()`) first")
+    this_round = self.round
     pool = self._pool()
     if len(pool) == 0: raise ValueError("the pool is empty: every item is labelled")
     if n > len(pool): raise ValueError(f"asked for n={n} items but the pool holds only N={len(pool)}")
-    seed = derive_seed(self.seed, 'acquire', self.round)
+    seed = derive_seed(self.seed, 'acquire', this_round)
     if self.acquisition.needs_preds:
         log_probs = self.score(pool)
         start = time.perf_counter()
@@ -200,19 +205,25 @@ def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
         self.times['score_s'], start = 0., time.perf_counter()
         batch = self.acquisition(len(pool), n, seed=seed)
     ds_idxs = pool.to_ds(batch.idxs)
-    round = self.round + 1
-    self.ledger.request(ds_idxs, batch.scores.tolist(), round=round)
+    self.ledger.request(ds_idxs, batch.scores.tolist(), expect_round=this_round)  # refused if another process moved on
     self.times['acquire_s'] = time.perf_counter() - start
-    return self._requests_df(ds_idxs, batch.idxs, batch.scores.tolist(), round)
+    if this_round in set(self.history.get('round', [])):  # the timings go with the round's evaluation
+        self.ledger.record_history(this_round, {k: self.times[k] for k in ('score_s', 'acquire_s')}, update=True)
+    return self._requests_df(ds_idxs, batch.idxs, batch.scores.tolist(), this_round + 1)
 
 @patch
 def _requests_df(self:ActiveLearner, ds_idxs, pool_idxs, scores, round)->pd.DataFrame:
-    items = self.split.items_at(ds_idxs)
-    if isinstance(items, pd.DataFrame): items = list(items.index)
-    else: items = list(items)
-    return pd.DataFrame({'ds_idx': _as_idxs(ds_idxs, 'ds_idxs').tolist(),
+    "Requests as a DataFrame: `ds_idx`, `pool_idx`, `key`, `score`, `round`, `item` (`None` for items gone from the source)"
+    ds_idxs = _as_idxs(ds_idxs, 'ds_idxs')
+    here = self.split._present(ds_idxs)
+    items = [None] * len(ds_idxs)
+    if here.any():
+        found = self.split.items_at(ds_idxs[here])
+        found = list(found.index) if isinstance(found, pd.DataFrame) else list(found)
+        for j, o in zip(here.nonzero().flatten().tolist(), found): items[j] = o
+    return pd.DataFrame({'ds_idx': ds_idxs.tolist(),
                          'pool_idx': None if pool_idxs is None else _as_idxs(pool_idxs, 'pool_idxs').tolist(),
-                         'score': scores, 'round': round, 'item': items})
+                         'key': self.ledger.keys(ds_idxs), 'score': scores, 'round': round, 'item': items})
 
 @patch
 def pending(self:ActiveLearner)->pd.DataFrame:
@@ -221,13 +232,13 @@ def pending(self:ActiveLearner)->pd.DataFrame:
     return self._requests_df(p.ds_idx, None, p.score.tolist(), p['round'].tolist()).drop(columns='pool_idx')
 
 @patch
-def label(self:ActiveLearner, ds_idxs, labels=None, source:str='human')->int:
-    "Record labels: `label(ds_idxs, labels)`, or `label(df)` with `ds_idx` and `label` columns"
-    if isinstance(ds_idxs, pd.DataFrame):
-        if labels is not None or 'label' not in ds_idxs: raise ValueError("pass a DataFrame with `ds_idx` and `label` columns, and no `labels`")
-        ds_idxs, labels = ds_idxs['ds_idx'], ds_idxs['label']
-    if labels is None: raise ValueError("expected labels for the items")
-    return self.ledger.label(ds_idxs, labels, source=source)
+def label(self:ActiveLearner, answers, # The DataFrame of `acquire`/`pending` with a `label` column, `{key: label}`, or `ds_idxs`
+          labels=None, # The labels, when `answers` are dataset indices
+          source:str='human',
+          annotator:str|None=None, # Who answered (free text; default the DataFrame's `annotator` column)
+          unrequested:bool=False, time=None, ref=None)->int:
+    "Record a person's answers (see `ActiveSplit.label`): by default only for requested items; returns how many"
+    return self.split.label(answers, labels, source=source, annotator=annotator, unrequested=unrequested, time=time, ref=ref)
 
 @patch
 def _label_pending(self:ActiveLearner)->int:
@@ -247,8 +258,19 @@ def _record(self:ActiveLearner, **extra)->dict:
     if self.pseudo is not None: rec.update(self._pseudo_stats())
     if self.semi is not None: rec.update(self._semi_stats())
     rec.update(**self.validate(), fit_s=self.times.get('fit_s', 0.), **extra)
+    if self.split.vocab is not None: rec['class_counts'] = self.ledger.class_counts()
     self.ledger.record_history(rec['round'], rec)
     return rec
+
+@patch
+def evaluate(self:ActiveLearner)->dict:
+    "Validate the learners of the current labels and record the figures as this round's row of `history`"
+    if not self.learns: raise RuntimeError("no trained learner: call `fit()` before `evaluate()`")
+    if self._fitted != (self.round, self.ledger.n_labelled):
+        raise RuntimeError(f"the learners were trained in round {self._fitted[0]} on {self._fitted[1]} labels, and the "
+                           f"ledger now holds {self.ledger.n_labelled} in round {self.round}: call `fit()` first, so that "
+                           "the history shows the model of these labels")
+    return self._record()
 
 @patch
 def pseudo_label(self:ActiveLearner)->int:
@@ -314,8 +336,8 @@ def _agreement(pseudo, truth)->float:
 
 @patch
 def _n_acquired(self:ActiveLearner)->int:
-    df = self.ledger.to_df()
-    return int(((df.source != 'pseudo') & (df['round'] > 0)).sum())
+    "Labels given in the acquisition rounds (round 1 on); pseudo-labels are not labels"
+    return self.ledger._q('SELECT COUNT(*) FROM labels WHERE round > 0')[0][0]
 
 @patch
 def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:int|None=None)->pd.DataFrame:
@@ -323,7 +345,9 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
     if rounds is None and budget is None: raise ValueError("expected `rounds` or `budget` (or both)")
     if self.oracle is None:
         raise RuntimeError("loop needs an oracle; with a person labelling, use `acquire` and `label` round by round")
-    if n_per_round <= 0: raise ValueError(f"expected n_per_round >= 1, got {n_per_round}")
+    n_per_round = _check_n(n_per_round, 'n_per_round')
+    if rounds is not None: rounds = _check_n(rounds, 'rounds', lo=0)
+    if budget is not None: budget = _check_n(budget, 'budget', lo=0)
     self._label_pending()  # requests left by an interrupted run
     def remaining():
         left = []
@@ -334,18 +358,25 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
     if remaining() == 0 and len(h) and (h['round'].iloc[-1], h.n_labelled.iloc[-1]) == (self.round, self.ledger.n_labelled):
         return h  # a finished run: nothing to train, acquire or record
     steps = range(remaining() + 1)
-    for _ in (progress_bar(steps, leave=False) if self.show_progress else steps):
-        if self._fitted != (self.round, self.ledger.n_labelled): self.fit()
-        n = n_per_round if budget is None else min(n_per_round, budget - self._n_acquired())
-        n = min(n, len(self.ledger.unlabelled_idxs()))
-        if remaining() == 0 or n <= 0:
-            self._record()
-            break
-        rec = self._record()
-        self.acquire(n)
-        self.ledger.record_history(rec['round'], {**rec, 'score_s': self.times['score_s'], 'acquire_s': self.times['acquire_s']})
-        if self.pseudo is not None: self.pseudo_label()
-        self._label_pending()
+    bar = progress_bar(steps, leave=False) if self.show_progress else None
+    try:
+        for _ in (steps if bar is None else bar):
+            if self._fitted != (self.round, self.ledger.n_labelled): self.fit()
+            n = n_per_round if budget is None else min(n_per_round, budget - self._n_acquired())
+            n = min(n, len(self.ledger.unlabelled_idxs()))
+            if remaining() == 0 or n <= 0:
+                self._record()
+                break
+            rec = self._record()
+            self.acquire(n)
+            self.ledger.record_history(rec['round'], {**rec, 'score_s': self.times['score_s'], 'acquire_s': self.times['acquire_s']})
+            if self.pseudo is not None: self.pseudo_label()
+            self._label_pending()
+    except BaseException:
+        if bar is not None: bar.on_interrupt()
+        raise
+    # the last step ends in `break`: complete the bar (cleared, `leave=False`) rather than leave it at (n-1)/n
+    if bar is not None and bar.last_v is not None: bar.update(len(steps))
     return self.history
 
 @patch(as_prop=True)
@@ -358,6 +389,12 @@ def _check_semi(semi):
     if semi is not None and not isinstance(semi, SemiSupervised):
         raise TypeError(f"expected a SemiSupervised method as semi (e.g. FixMatch()), got {type(semi).__name__}")
     return semi
+
+@patch
+def _member_cbs(self:ActiveLearner):
+    "A factory of each member's fit callbacks (the sampler's, then the `semi` method's for that member), in member order"
+    members = iter(range(self.sampler.n_members))
+    return lambda: list(self.sampler.fit_cbs()) + self._semi_cbs(next(members))
 
 @patch
 def _semi_cbs(self:ActiveLearner, member:int)->list:
@@ -380,7 +417,7 @@ def _metric_of(history:pd.DataFrame, metric:str|None)->str:
     if metric is not None:
         if metric not in history: raise KeyError(f"no column {metric!r} in the history; it has {list(history.columns)}")
         return metric
-    skip = {'round', 'n_labelled', 'n_train', 'n_valid', 'n_acquired', 'fit_s', 'score_s', 'acquire_s', 'valid_loss',
+    skip = {'round', 'n_labelled', 'n_train', 'n_valid', 'n_acquired', 'fit_s', 'score_s', 'acquire_s', 'valid_loss', 'class_counts',
             'n_pseudo', 'pseudo_accuracy', 'n_confident', 'confident_accuracy'}
     return next((c for c in history.columns if c not in skip), 'valid_loss')
 

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .core import *
-from .core import _as_tensor
+from .core import _as_tensor, _check_n
 
 # %% auto #0
 __all__ = ['iou', 'dice', 'correctness', 'nll', 'calibration_table', 'expected_calibration_error']
@@ -103,7 +103,7 @@ def calibration_table(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]` 
                       chunk_size:int=1024, # Items processed at a time
                      )->pd.DataFrame:
     "Per confidence bin: `lo`, `hi`, `count`, mean `confidence`, `accuracy` and `gap` (accuracy - confidence)"
-    if not isinstance(n_bins, int) or n_bins < 1: raise ValueError(f"expected n_bins >= 1, got {n_bins!r}")
+    n_bins, chunk_size = _check_n(n_bins, 'n_bins'), _check_n(chunk_size, 'chunk_size')
     check_log_probs(log_probs_N_K_C, dense=dense)
     targs = _check_targs(log_probs_N_K_C, targs)
     count, conf_sum, acc_sum = _bin_sums(log_probs_N_K_C, targs, n_bins, dense, chunk_size)

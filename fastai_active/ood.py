@@ -5,12 +5,13 @@
 # %% ../nbs/12b_ood.ipynb #a731c9b4
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .core import *
-from .core import _as_tensor
+from .core import _as_tensor, _check_n
 
 # %% auto #0
 __all__ = ['Mahalanobis', 'knn_distance']
@@ -28,24 +29,27 @@ class Mahalanobis:
     "Distance to the nearest class-conditional Gaussian with a shared, shrunk covariance (Lee et al. 2018)"
     def __init__(self, shrinkage:float=0.1, # Weight `a` of the scaled identity in the covariance, in [0, 1]
                  chunk_size:int=4096): # Items scored at a time
-        if not 0 <= shrinkage <= 1: raise ValueError(f"expected shrinkage in [0, 1], got {shrinkage}")
-        self.shrinkage, self.chunk_size = shrinkage, chunk_size
+        if not (isinstance(shrinkage, (int, float, np.floating)) and 0 <= shrinkage <= 1):
+            raise ValueError(f"expected shrinkage in [0, 1], got {shrinkage!r}")
+        self.shrinkage, self.chunk_size = float(shrinkage), _check_n(chunk_size, 'chunk_size')
 
     def fit(self, embs_N_D:Tensor, targs:Tensor|None=None):
         "Fit class means and the shared covariance on the labelled `embs_N_D` and their class `targs`"
+        from sklearn.covariance import ShrunkCovariance
         x = _check_embs(embs_N_D).double()
         if targs is None: targs = torch.zeros(len(x), dtype=torch.long)
-        targs = _as_tensor(targs, 'targs').long().to(x.device)
+        targs = _as_tensor(targs, 'targs')
+        if targs.is_floating_point() or targs.dtype == torch.bool or targs.is_complex():
+            raise TypeError(f"expected integer class targs, got dtype {targs.dtype}")
         if targs.shape != (len(x),): raise ValueError(f"expected targs of shape ({len(x)},), got {tuple(targs.shape)}")
-        self.classes, idx = torch.unique(targs, return_inverse=True)
+        self.classes, idx = torch.unique(targs.long().to(x.device), return_inverse=True)
         self.means_C_D = torch.stack([x[idx == c].mean(0) for c in range(len(self.classes))])
-        centred = x - self.means_C_D[idx]
-        cov = centred.T @ centred / len(x)
+        centred = (x - self.means_C_D[idx]).cpu().numpy()
         D = x.shape[1]
-        cov = (1 - self.shrinkage) * cov + self.shrinkage * cov.trace() / D * torch.eye(D, dtype=cov.dtype, device=cov.device)
-        try: self.precision_D_D = torch.linalg.inv(cov)
-        except RuntimeError as e:
-            raise ValueError(f"the covariance of {len(x)} embeddings in {D} dimensions is singular; use shrinkage > 0") from e
+        if self.shrinkage == 0 and np.linalg.matrix_rank(centred) < D:
+            raise ValueError(f"the covariance of {len(x)} embeddings in {D} dimensions is singular; use shrinkage > 0")
+        cov = ShrunkCovariance(shrinkage=self.shrinkage, assume_centered=True, store_precision=True).fit(centred)
+        self.precision_D_D = torch.from_numpy(cov.precision_).to(x.device)
         return self
 
     def __call__(self, embs_N_D:Tensor)->Tensor:
@@ -74,9 +78,11 @@ def knn_distance(embs_N_D:Tensor, # Embeddings of the items to score
                  chunk_size:int=1024, # Queries and references compared at a time
                 )->Tensor:
     "Distance `[N]` from each of `embs_N_D` to its `k`-th nearest neighbour in `ref_M_D`"
-    x, ref = _check_embs(embs_N_D), _check_embs(ref_M_D, 'ref_M_D').to(embs_N_D.device)
+    x = _check_embs(embs_N_D)
+    ref = _check_embs(ref_M_D, 'ref_M_D').to(x.device, x.dtype)
     if x.shape[1] != ref.shape[1]: raise ValueError(f"expected embeddings of the same width D, got {tuple(x.shape)} and {tuple(ref.shape)}")
-    if not isinstance(k, int) or not 1 <= k <= len(ref): raise ValueError(f"expected 1 <= k <= {len(ref)} (the reference size), got k={k}")
+    k, chunk_size = _check_n(k, 'k'), _check_n(chunk_size, 'chunk_size')
+    if k > len(ref): raise ValueError(f"expected 1 <= k <= {len(ref)} (the reference size), got k={k}")
     if metric not in ('cosine', 'euclidean'): raise ValueError(f"expected metric 'cosine' or 'euclidean', got {metric!r}")
     if metric == 'cosine': x, ref = F.normalize(x, dim=1), F.normalize(ref, dim=1)
     out = []

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_scores.ipynb #82665a0a
 from __future__ import annotations
-import math, warnings
+import math, numbers
 from typing import Callable
 
 import torch
@@ -13,8 +13,8 @@ from torch import Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['entropy', 'conditional_entropy', 'bald', 'margin', 'least_confidence', 'variation_ratios', 'mean_std', 'reduce_dense',
-           'expected_iou_loss', 'mask_disagreement']
+__all__ = ['SAMPLERS_FOR_K', 'needs_samples', 'entropy', 'conditional_entropy', 'bald', 'margin', 'least_confidence',
+           'variation_ratios', 'mean_std', 'reduce_dense', 'expected_iou_loss', 'mask_disagreement']
 
 # %% ../nbs/05_scores.ipynb #9f6e33d4
 def _chunked(fn:Callable, log_probs_N_K_C:Tensor, chunk_size:int|None=None, budget:int=2**20)->Tensor:
@@ -29,11 +29,20 @@ def _plogp(log_p:Tensor)->Tensor:
     log_p = log_p.clamp(max=0)
     return torch.where(torch.isneginf(log_p), torch.zeros_like(log_p), log_p.exp() * log_p)
 
-def _warn_k1(log_probs_N_K_C:Tensor, name:str):
-    if log_probs_N_K_C.shape[1] == 1:
-        warnings.warn(f"{name} is identically 0 for K=1 posterior sample (a deterministic model): it cannot rank the "
-                      "pool; use entropy, margin or least_confidence, or pass K>1 samples (MC dropout, ensembles)",
-                      UserWarning, stacklevel=3)
+SAMPLERS_FOR_K = ("MCDropout(n_samples=20) (a model with dropout), DeepEnsemble(n_members=5), "
+                  "SnapshotEnsemble(n_snapshots=5) or TTASampler(n_samples=8)")
+
+def _refuse_k1(log_probs_N_K_C:Tensor, name:str):
+    "Refuse one posterior sample for a score of the spread between samples (it would be 0 for every item)"
+    if isinstance(log_probs_N_K_C, Tensor) and log_probs_N_K_C.ndim >= 3 and log_probs_N_K_C.shape[1] == 1:
+        raise ValueError(f"{name} measures the disagreement between K >= 2 posterior samples, got K=1 (log-probs of "
+                         f"shape {tuple(log_probs_N_K_C.shape)}, a deterministic pass): it would be 0 for every item "
+                         f"and rank the pool in index order. Use a sampler with K > 1: {SAMPLERS_FOR_K}; or, "
+                         "for one deterministic pass, a score of the predictive alone: entropy, margin or least_confidence")
+
+def needs_samples(score)->bool:
+    "Whether `score` (a score function, or a strategy that has one) needs K >= 2 posterior samples"
+    return bool(getattr(score, 'needs_samples', False))
 
 _ATOL = {torch.float16: 2e-2, torch.bfloat16: 5e-2}
 
@@ -96,8 +105,9 @@ def bald(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
          dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
         )->Tensor:
     "BALD: mutual information `I[y; w | x]` between the label and the model parameters, in nats"
-    _warn_k1(log_probs_N_K_C, 'BALD')
+    _refuse_k1(log_probs_N_K_C, 'BALD')
     return _score(_bald, log_probs_N_K_C, dense)
+bald.needs_samples = True
 
 # %% ../nbs/05_scores.ipynb #a7265ab1
 def _margin(lp:Tensor, p:Tensor, scratch=None)->Tensor:
@@ -128,35 +138,54 @@ def variation_ratios(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
                      dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
                     )->Tensor:
     "`1 - f/K`, with `f` the number of the K samples whose argmax is the modal class"
-    _warn_k1(log_probs_N_K_C, 'variation_ratios')
+    _refuse_k1(log_probs_N_K_C, 'variation_ratios')
     return _score(_variation_ratios, log_probs_N_K_C, dense)
+variation_ratios.needs_samples = True
 
 def mean_std(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C]`
              dense:bool=False, # Accept `[N, K, C, *spatial]`, return `[N, *spatial]`
             )->Tensor:
     "Standard deviation over the K samples of each class probability, averaged over classes"
-    _warn_k1(log_probs_N_K_C, 'mean_std')
+    _refuse_k1(log_probs_N_K_C, 'mean_std')
     return _score(lambda lp, p, scratch: p.std(1, correction=0).mean(1), log_probs_N_K_C, dense)
+mean_std.needs_samples = True
 
 # %% ../nbs/05_scores.ipynb #14a58d04
+def _first_bad(x:Tensor)->str:
+    "Where the first non-finite value of `x` (`[N, ...]`) is, for an error message"
+    bad = ~torch.isfinite(x)
+    i = int(bad.flatten(1).any(1).nonzero()[0, 0]) if x.ndim > 1 else int(bad.nonzero()[0, 0])
+    return f"{x[i][~torch.isfinite(x[i])].flatten()[0].item() if x.ndim > 1 else x[i].item()} at item {i}"
+
 def reduce_dense(scores_N_S:Tensor, # Per-pixel scores `[N, *spatial]`
-                 reduction:str|Callable='mean', # 'mean', 'max', 'topq', or a function `[N, P] -> [N]`
+                 reduction:str|Callable='mean', # 'mean', 'max', 'topq', or a function `[N, *spatial] -> [N]`
                  q:float=0.1, # Fraction of pixels averaged by 'topq'
                 )->Tensor:
     "One score per item from per-pixel scores"
     if not isinstance(scores_N_S, Tensor) or scores_N_S.ndim < 2:
         raise ValueError(f"expected per-pixel scores of shape [N, *spatial], got "
                          f"{tuple(getattr(scores_N_S, 'shape', ())) or type(scores_N_S).__name__}")
-    if torch.isnan(scores_N_S).any(): raise ValueError("expected per-pixel scores without NaN")
-    flat_N_P = scores_N_S.flatten(1)
-    if callable(reduction): return reduction(flat_N_P)
+    if scores_N_S.is_complex() or scores_N_S.dtype == torch.bool:
+        raise TypeError(f"expected real-valued per-pixel scores, got dtype {scores_N_S.dtype}")
+    if not torch.isfinite(scores_N_S).all():
+        raise ValueError(f"expected finite per-pixel scores, got {_first_bad(scores_N_S)}")
+    N, flat_N_P = scores_N_S.shape[0], scores_N_S.flatten(1)
+    if callable(reduction):
+        out = reduction(scores_N_S)
+        if not isinstance(out, Tensor) or tuple(out.shape) != (N,):
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(f"expected the reduction {getattr(reduction, '__name__', reduction)!r} to return one score "
+                             f"per item, shape ({N},), from per-pixel scores {tuple(scores_N_S.shape)}, got {got}")
+        if not torch.isfinite(out).all():
+            raise ValueError(f"expected finite scores from the reduction, got {_first_bad(out)}")
+        return out
     if reduction == 'mean': return flat_N_P.mean(1)
     if reduction == 'max': return flat_N_P.amax(1)
     if reduction == 'topq':
-        if not 0 < q <= 1: raise ValueError(f"expected 0 < q <= 1 for 'topq', got q={q}")
+        if not (isinstance(q, numbers.Real) and 0 < q <= 1): raise ValueError(f"expected 0 < q <= 1 for 'topq', got q={q!r}")
         k = max(1, math.ceil(q * flat_N_P.shape[1]))
         return flat_N_P.topk(k, dim=1).values.mean(1)
-    raise ValueError(f"expected reduction 'mean', 'max', 'topq' or a function, got {reduction!r}")
+    raise ValueError(f"expected reduction 'mean', 'max', 'topq' or a function [N, *spatial] -> [N], got {reduction!r}")
 
 # %% ../nbs/05_scores.ipynb #44d8b6e9
 def _check_seg(log_probs_N_K_C, name:str):
@@ -174,6 +203,10 @@ def _mean_over_present(ious:Tensor, present:Tensor, if_none:Tensor)->Tensor:
     mean = torch.where(present, ious, torch.zeros_like(ious)).sum(-1) / n_present.clamp_min(1)
     return torch.where(n_present > 0, mean, if_none).clamp(0, 1)
 
+def _p_empty(p:Tensor)->Tensor:
+    "`[n, K]`: probability that the label is empty under each sample, foreground events nested: `1 - max_i p_i(fg)`"
+    return p[:, :, 0].amin(-1)   # 1 - max_i (1 - p_i(background))
+
 def _expected_iou(lp:Tensor, p:Tensor, scratch=None)->Tensor:
     "`[n, K]`: expected IoU of the predictive argmax mask under each sample's pixel-wise distribution"
     lp, p = lp.flatten(3), p.flatten(3)
@@ -182,17 +215,18 @@ def _expected_iou(lp:Tensor, p:Tensor, scratch=None)->Tensor:
     inter = (p_fg * pred).sum(-1)             # E|M & Y|
     size = pred.sum(-1).expand_as(inter)      # |M|
     union = p_fg.sum(-1) + size - inter       # E|M | Y| >= |M|
-    all_background = lp[:, :, 0].clamp(max=0).sum(-1).exp()  # P(Y empty) = prod of p(background)
-    return _mean_over_present(inter / union.clamp_min(1), size > 0, all_background)
+    return _mean_over_present(inter / union.clamp_min(1), size > 0, _p_empty(p))
 
 def _mask_iou(lp:Tensor, p:Tensor, scratch=None)->Tensor:
-    "`[n, K]`: IoU of each sample's argmax mask with the predictive argmax mask"
+    "`[n, K]`: IoU of each sample's argmax mask with the predictive argmax mask (soft against an empty one)"
     p = p.flatten(3)
     C = p.shape[2]
     pred, samples = _fg_masks(p.mean(1).argmax(1), C)[:, None], _fg_masks(p.argmax(2), C)
     inter, union = (samples & pred).sum(-1), (samples | pred).sum(-1)
     ious = inter.to(p.dtype) / union.clamp_min(1).to(p.dtype)
-    return _mean_over_present(ious, union > 0, torch.ones(ious.shape[:2], dtype=p.dtype, device=p.device))
+    iou_k = _mean_over_present(ious, union > 0, torch.ones(ious.shape[:2], dtype=p.dtype, device=p.device))
+    pred_empty = ~pred.flatten(1).any(1)      # [n]: no foreground class in M
+    return torch.where(pred_empty[:, None], _p_empty(p), iou_k)
 
 def expected_iou_loss(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *spatial]`, class 0 the background
                      )->Tensor:
@@ -204,5 +238,6 @@ def mask_disagreement(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *
                      )->Tensor:
     "`1 - mean_k IoU(M_k, M)` of the K samples' argmax masks with the predictive one: one score per image, in [0, 1]"
     _check_seg(log_probs_N_K_C, 'mask_disagreement')
-    _warn_k1(log_probs_N_K_C, 'mask_disagreement')
+    _refuse_k1(log_probs_N_K_C, 'mask_disagreement')
     return _score(lambda lp, p, scratch: 1 - _mask_iou(lp, p).mean(1), log_probs_N_K_C, dense=True)
+mask_disagreement.needs_samples = True

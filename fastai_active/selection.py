@@ -4,42 +4,41 @@
 
 # %% ../nbs/06_selection.ipynb #dcc5612c
 from __future__ import annotations
-import math
+import math, numbers
 from typing import Callable
 
 import torch
 from torch import Tensor
 
 from .core import *
-from .scores import reduce_dense
+from .core import _check_n, _check_scores
+from .scores import reduce_dense, needs_samples, _refuse_k1
 
 # %% auto #0
 __all__ = ['top_k', 'random_batch', 'stochastic_batch', 'Acquisition', 'TopScores', 'StochasticAcquisition', 'RandomAcquisition']
 
 # %% ../nbs/06_selection.ipynb #25e90758
-def _check_n(n:int, N:int):
-    if not isinstance(n, int) or isinstance(n, bool): raise TypeError(f"expected an int batch size n, got {n!r}")
+def _check_batch(n, # Batch size: a Python or NumPy integer
+                 N:int, # Pool size
+                )->int:
+    "`n` as an `int` in `1..N`, or a clear error"
+    n, N = _check_n(n, 'n'), _check_n(N, 'N', lo=0)
     if N == 0: raise ValueError("the pool is empty: there is nothing left to acquire")
-    if n <= 0: raise ValueError(f"expected a batch size n >= 1, got n={n}")
     if n > N: raise ValueError(f"asked for n={n} items but the pool holds only N={N}")
-
-def _check_scores(scores_N:Tensor):
-    if not isinstance(scores_N, Tensor) or scores_N.ndim != 1:
-        raise ValueError(f"expected scores of shape [N], got {tuple(getattr(scores_N, 'shape', ())) or type(scores_N).__name__}")
-    if torch.isnan(scores_N).any(): raise ValueError("expected scores without NaN")
+    return n
 
 def top_k(scores_N:Tensor, n:int)->CandidateBatch:
     "The `n` highest scores, highest first (ties broken by the lower pool index)"
-    _check_scores(scores_N)
-    _check_n(n, len(scores_N))
+    scores_N = _check_scores(scores_N)
+    n = _check_batch(n, len(scores_N))
     # a stable sort on the negated scores keeps equal scores in pool order
     idxs = torch.sort(-scores_N, stable=True).indices[:n]
     return CandidateBatch(idxs, scores_N[idxs])
 
 def random_batch(N:int, n:int, seed:int|None=None)->CandidateBatch:
     "`n` distinct pool indices drawn uniformly from `range(N)` with `seed`; scores are 0"
-    _check_n(n, N)
-    idxs = torch.randperm(N, generator=torch_generator(seed))[:n]
+    n = _check_batch(n, N)
+    idxs = torch.randperm(int(N), generator=torch_generator(seed))[:n]
     return CandidateBatch(idxs, torch.zeros(n))
 
 # %% ../nbs/06_selection.ipynb #ec4e9a9a
@@ -53,27 +52,26 @@ def stochastic_batch(scores_N:Tensor, # Scores, higher = acquire first
                      seed:int|None=None, # Seed of the Gumbel noise
                     )->CandidateBatch:
     "Sample `n` distinct items with probability given by `mode` over `scores_N` (Kirsch et al. 2023)"
-    _check_scores(scores_N)
-    _check_n(n, len(scores_N))
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+    scores_N = _check_scores(scores_N)
+    n = _check_batch(n, len(scores_N))
+    if not (isinstance(beta, numbers.Real) and not isinstance(beta, bool) and math.isfinite(beta) and beta >= 0):
         raise ValueError(f"expected a finite beta >= 0, got {beta!r}")
     s_N = scores_N.detach().to('cpu', torch.float64)
     if mode == 'power':
         if (s_N < 0).any(): raise ValueError(f"expected scores >= 0 for mode='power', got min {s_N.min().item():.4g}")
-        logits_N = beta * s_N.log() if beta > 0 else torch.zeros_like(s_N)
-    elif mode == 'softmax':
-        if not torch.isfinite(s_N).all(): raise ValueError("expected finite scores for mode='softmax'")
-        logits_N = beta * s_N
+        logits_N = float(beta) * s_N.log() if beta > 0 else torch.zeros_like(s_N)  # log 0 = -inf: picked last
+    elif mode == 'softmax': logits_N = float(beta) * s_N
     elif mode == 'softrank':
-        ranks_N = torch.empty_like(s_N)
-        ranks_N[torch.sort(-s_N, stable=True).indices] = torch.arange(1, len(s_N) + 1, dtype=torch.float64)
-        logits_N = -beta * ranks_N.log()
+        # tied scores share their mean rank (rank 1 = the highest score)
+        _, inv, counts = torch.unique(-s_N, return_inverse=True, return_counts=True)
+        mean_rank = (counts.cumsum(0) - counts).double() + (counts.double() + 1) / 2
+        logits_N = -float(beta) * mean_rank[inv].log()
     else: raise ValueError(f"expected mode 'power', 'softmax' or 'softrank', got {mode!r}")
-    u_N = torch.rand(len(s_N), generator=torch_generator(seed), dtype=torch.float64)
-    keys_N = logits_N.sub_(torch.log(-torch.log(u_N)))
-    top = torch.topk(keys_N, n)
-    if torch.isneginf(top.values[-1]): idxs = torch.sort(-keys_N, stable=True).indices[:n]  # ties at -inf: lowest index
-    else: idxs = top.indices[torch.sort(-top.values, stable=True).indices]
+    gumbel_N = -torch.log(-torch.log(torch.rand(len(s_N), generator=torch_generator(seed), dtype=torch.float64)))
+    keys_N = logits_N + gumbel_N
+    # order by the keys; items whose key is -inf (score 0 in 'power') follow, ordered by their noise alone
+    by_noise = torch.sort(-gumbel_N, stable=True).indices
+    idxs = by_noise[torch.sort(-keys_N[by_noise], stable=True).indices[:n]]
     return CandidateBatch(idxs, scores_N[idxs.to(scores_N.device)])
 
 # %% ../nbs/06_selection.ipynb #0b105118
@@ -82,6 +80,7 @@ class Acquisition:
     needs_preds:bool = True
     dense:bool = False
     joint:bool = False  # reads the K samples of different items together: sample k must be one model for all items
+    needs_samples:bool = False  # measures the disagreement between posterior samples: K >= 2
     def __call__(self, log_probs_N_K_C:Tensor, n:int, seed:int|None=None)->CandidateBatch:
         raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}()"
@@ -91,12 +90,22 @@ def _name(f): return getattr(f, '__name__', repr(f))
 class TopScores(Acquisition):
     "The `n` items with the highest `score(log_probs_N_K_C)`, per-pixel scores reduced with `reduce` if given"
     def __init__(self, score:Callable, reduce:str|Callable|None=None, q:float=0.1):
+        if not callable(score): raise TypeError(f"expected a score function of log-probs, got {score!r}")
         self.score, self.reduce, self.q = score, reduce, q
         self.dense = reduce is not None
+    @property
+    def needs_samples(self): return needs_samples(self.score)
     def scores(self, log_probs_N_K_C:Tensor)->Tensor:
         "One score per item"
-        if self.reduce is None: return self.score(log_probs_N_K_C)
-        return reduce_dense(self.score(log_probs_N_K_C, dense=True), self.reduce, q=self.q)
+        if self.needs_samples: _refuse_k1(log_probs_N_K_C, repr(self))
+        if self.reduce is None: s = self.score(log_probs_N_K_C)
+        else: s = reduce_dense(self.score(log_probs_N_K_C, dense=True), self.reduce, q=self.q)
+        N = len(log_probs_N_K_C)
+        if not isinstance(s, Tensor) or tuple(s.shape) != (N,):
+            got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+            hint = "; per-pixel scores need `reduce`" if isinstance(s, Tensor) and s.ndim > 1 and s.shape[0] == N else ""
+            raise ValueError(f"expected {_name(self.score)} to give one score per item, shape ({N},), got {got}{hint}")
+        return s
     def __call__(self, log_probs_N_K_C, n, seed=None): return top_k(self.scores(log_probs_N_K_C), n)
     def __repr__(self):
         return f"TopScores({_name(self.score)}" + (f", reduce={_name(self.reduce)!s}" if self.dense else "") + ")"

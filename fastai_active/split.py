@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_split.ipynb #cbeb47d4
 from __future__ import annotations
-import math
+import hashlib, json, math, os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,10 +16,12 @@ from fastcore.basics import store_attr, ifnone, patch
 from fastai.data.block import DataBlock
 from fastai.data.core import Datasets, DataLoaders, Transform
 from fastai.data.transforms import Categorize, MultiCategorize
+from fastai.tabular.core import Tabular
 
 from .core import *
-from .core import _as_idxs
+from .core import _as_idxs, _check_n
 from .ledger import *
+from .ledger import _jsonable, _key_json
 
 # %% auto #0
 __all__ = ['Pool', 'Labelled', 'ActiveSplit']
@@ -79,9 +81,48 @@ def _getter(f)->Transform:
 def _in_valid(seed:int, ds_idx:int, pct:float)->bool:
     return derive_seed(seed, 'valid', ds_idx) / 2**63 < pct
 
+
+
 # %% ../nbs/02_split.ipynb #1e3f3889
+def _row_digests(items)->list[str]|None:
+    "A short hash of each row of a DataFrame, array or tensor (of each `repr` for other items)"
+    if isinstance(items, pd.DataFrame):
+        try: return [f'{h:016x}' for h in pd.util.hash_pandas_object(items, index=False).tolist()]
+        except TypeError: return None  # unhashable cells (lists, dicts): the key alone identifies the row
+    if isinstance(items, Tensor): items = items.detach().cpu().numpy()
+    if isinstance(items, np.ndarray):
+        rows = np.ascontiguousarray(items).reshape(len(items), -1)
+        return [hashlib.blake2b(r.tobytes(), digest_size=8).hexdigest() for r in rows]
+    return [hashlib.blake2b(repr(o).encode(), digest_size=8).hexdigest() for o in items]
+
+def _root_of(source, items, root)->str:
+    "The absolute folder that item paths are keyed relative to"
+    if root is not None: return os.path.abspath(os.fspath(root))
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source): return os.path.abspath(os.fspath(source))
+    if not len(items): return os.path.abspath('.')
+    return os.path.commonpath([os.path.dirname(os.path.abspath(os.fspath(o))) for o in items])
+
+def _path_key(item, root:str)->str:
+    rel = os.path.relpath(os.path.abspath(os.fspath(item)), root)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        raise ValueError(f"expected item paths under the folder {root}, got {os.fspath(item)}: pass `root=` the folder "
+                         "that holds every item")
+    return Path(rel).as_posix()
+
+def _is_paths(items)->bool:
+    return not isinstance(items, (pd.DataFrame, np.ndarray, Tensor)) and len(items) > 0 and \
+           all(isinstance(o, os.PathLike) for o in items)
+
+# %% ../nbs/02_split.ipynb #4d644fbb
 class ActiveSplit:
     "Labelled / unlabelled split of `source` through `dblock`, with its label state in a `LabelLedger`"
+    def __new__(cls, dblock=None, *args, **kwargs):
+        if cls is ActiveSplit and isinstance(dblock, Tabular):  # the fastai tabular way: a `TabularSplit`
+            from fastai_active.tabular import TabularSplit
+            if args: raise TypeError("expected the options of a tabular split by keyword, e.g. `ActiveSplit(to, path=...)`")
+            return super().__new__(TabularSplit)
+        return super().__new__(cls)
+
     def __init__(self, dblock:DataBlock, # How to turn items into training data; its `get_y` is used only to simulate
                  source, # What `dblock.get_items` reads (a folder, a DataFrame, ...), or the items themselves
                  path:str|Path|None=None, # The ledger's SQLite file (in memory if `None`)
@@ -91,74 +132,159 @@ class ActiveSplit:
                  valid_pct:float=0.2, # Share of labelled items used to validate when no `valid_items` are given
                  seed:int=0, # Seed of the `valid_pct` split and of pool subsets
                  min_epoch_items:int|None=None, # Repeat the labelled items so an epoch has at least this many
+                 key:str|Callable|None=None, # How the ledger knows an item: a DataFrame column, or a function of the item
+                 root:str|Path|None=None, # Folder that item paths are keyed relative to (default: `source` if a folder)
+                 accept_changed:bool=False, # Accept labelled items whose content changed under their key
                 ):
-        store_attr('dblock,valid_pct,seed,min_epoch_items')
-        self.items = dblock.get_items(source) if dblock.get_items else source
+        if not isinstance(dblock, DataBlock):
+            raise TypeError(f"expected a fastai DataBlock (or a TabularPandas), got {type(dblock).__name__}: for a DataFrame, "
+                            "use `TabularSplit(df, procs=..., cat_names=..., cont_names=..., y_names=...)`, or a DataBlock "
+                            "whose getters read its rows")
+        store_attr('dblock,source,valid_pct,seed,min_epoch_items,key,root')
         if len(self.dblock.getters) - dblock.n_inp != 1:
             raise ValueError(f"expected a DataBlock with one target block, got {len(dblock.getters) - dblock.n_inp}")
         self.vocab = self._find_vocab(vocab)
-        self.ledger = LabelLedger(len(self.items), path, vocab=self.vocab, fingerprint=items_fingerprint(self.items))
         self.get_y = dblock.getters[-1]
+        self._open(path, accept_changed)
+        self._set_valid(valid_items, valid_labels)
+
+    def _list_items(self): return self.dblock.get_items(self.source) if self.dblock.get_items else self.source
+
+    def _open(self, path, accept_changed):
+        items = self._list_items()
+        keys, digests = self._keys_of(items)
+        self.items = items
+        self.ledger = LabelLedger(path=path, vocab=self.vocab, keys=keys, digests=digests, accept_changed=accept_changed,
+                                  fingerprint=lambda: items_fingerprint(items))
+        self._set_positions(self.ledger.report.ds_idxs)
+
+    def _set_valid(self, valid_items, valid_labels):
         self.valid_items = valid_items
         if valid_items is not None:
             self.valid_labels = list(valid_labels) if valid_labels is not None else [self.get_y(o) for o in self._iter(valid_items)]
             if len(self.valid_labels) != len(valid_items):
                 raise ValueError(f"expected {len(valid_items)} valid_labels, got {len(self.valid_labels)}")
-            self.ledger._encode(self.valid_labels, len(self.valid_labels))  # vocabulary check
+            self.valid_labels = [json.loads(e) for e in self.ledger._encode(self.valid_labels, len(self.valid_labels))]
+
+    def _keys_of(self, items)->tuple[list, list|None]:
+        "The stable key (and a content digest, where one is cheap) of each item"
+        if isinstance(self.key, str):
+            if not isinstance(items, pd.DataFrame): raise TypeError(f"key={self.key!r} names a column, but the items are not a DataFrame")
+            return items[self.key].tolist(), _row_digests(items)
+        if callable(self.key): return [self.key(o) for o in self._iter(items)], None
+        if self.key is not None: raise TypeError(f"expected key as a column name or a function of an item, got {self.key!r}")
+        if _is_paths(items):
+            self._root = _root_of(self.source, items, self.root)
+            return [_path_key(o, self._root) for o in items], None
+        if isinstance(items, pd.DataFrame): return items.index.tolist(), _row_digests(items)
+        return list(range(len(items))), _row_digests(items)
+
+    def _set_positions(self, ds_idxs:Tensor):
+        "Where each ledger item is in `self.items` (-1: missing from the source, or appended by another process since)"
+        self._pos_of_ds = torch.full((self.ledger.n_items,), -1, dtype=torch.long)
+        self._pos_of_ds[ds_idxs] = torch.arange(len(ds_idxs))
 
     def _target_tfms(self)->list: return list(self.dblock.type_tfms[-1])
 
     def _find_vocab(self, vocab):
         cats = [t for t in self._target_tfms() if isinstance(t, (Categorize, MultiCategorize))]
-        if not cats: return None if vocab is None else list(vocab)
+        if not cats: return None if vocab is None else [_jsonable(v) for v in vocab]
         vocab = ifnone(vocab, cats[0].vocab)
         if vocab is None:
             raise ValueError("expected the classes up front for a category target: pass `vocab=[...]` (or give "
                              "the CategoryBlock a vocab), so the model's output size stays the same every round")
-        return list(vocab)
+        return [_jsonable(v) for v in vocab]  # NumPy classes as Python ones, as the ledger stores them
 
     @staticmethod
     def _iter(items): return (r for _, r in items.iterrows()) if isinstance(items, pd.DataFrame) else iter(items)
 
+    def _positions(self, ds_idxs)->np.ndarray:
+        ds_idxs = _as_idxs(ds_idxs, 'ds_idxs')
+        known = (ds_idxs >= 0) & (ds_idxs < len(self._pos_of_ds))
+        pos = torch.full_like(ds_idxs, -1)
+        pos[known] = self._pos_of_ds[ds_idxs[known]]
+        if (pos < 0).any():
+            raise KeyError(f"items not in the source as this split last read it: {ds_idxs[pos < 0].tolist()[:10]} "
+                           "(removed from it, or added by another process since: `refresh()` reads it again)")
+        return pos.numpy()
+
     def items_at(self, ds_idxs):
         "The items of `ds_idxs`: a DataFrame slice, an array slice or a list"
-        ds_idxs = _as_idxs(ds_idxs, 'ds_idxs')
-        if isinstance(self.items, pd.DataFrame): return self.items.iloc[ds_idxs.numpy()]
-        if isinstance(self.items, (np.ndarray, Tensor)): return self.items[ds_idxs.numpy() if isinstance(self.items, np.ndarray) else ds_idxs]
-        return [self.items[i] for i in ds_idxs.tolist()]
+        pos = self._positions(ds_idxs)
+        if isinstance(self.items, pd.DataFrame): return self.items.iloc[pos]
+        if isinstance(self.items, np.ndarray): return self.items[pos]
+        if isinstance(self.items, Tensor): return self.items[torch.from_numpy(pos)]
+        return [self.items[i] for i in pos.tolist()]
 
     def item(self, ds_idx:int):
-        return self.items.iloc[int(ds_idx)] if isinstance(self.items, pd.DataFrame) else self.items[int(ds_idx)]
+        "The item of `ds_idx`"
+        pos = int(self._positions([ds_idx])[0])
+        return self.items.iloc[pos] if isinstance(self.items, pd.DataFrame) else self.items[pos]
 
     def __len__(self): return len(self.items)
     def __repr__(self):
-        return f"ActiveSplit({self.ledger.n_labelled} of {len(self)} labelled, {len(self.ledger.pending())} pending)"
+        missing = len(self.ledger.missing_idxs())
+        return (f"{type(self).__name__}({self.ledger.n_labelled} of {self.ledger.n_items} labelled, "
+                f"{len(self.ledger.pending())} pending{f', {missing} missing from the source' if missing else ''})")
+
+# %% ../nbs/02_split.ipynb #eb04717a
+@patch
+def key_of(self:ActiveSplit, item)->Any:
+    "The stable key of a file `item` (its path relative to `root`); other keys are given as they are"
+    if isinstance(item, os.PathLike) and hasattr(self, '_root'): return _path_key(item, self._root)
+    return item
+
+@patch
+def idxs_of(self:ActiveSplit, keys:Sequence)->Tensor:
+    "Dataset indices of items given by their stable keys (or, for files, as paths)"
+    return self.ledger.idxs_of([self.key_of(k) for k in keys])
+
+@patch
+def refresh(self:ActiveSplit, accept_changed:bool=False)->ItemsReport:
+    "Read the source again: new items join the pool, items gone from it are reported; returns what changed"
+    items = self._list_items()
+    keys, digests = self._keys_of(items)
+    report = self.ledger.sync(keys, digests, accept_changed=accept_changed)
+    self.items = items
+    self._set_positions(report.ds_idxs)
+    return report
+
+@patch
+def _present(self:ActiveSplit, ds_idxs:Tensor)->Tensor:
+    "Which of `ds_idxs` this split can read (present in the source as it last read it)"
+    ok = ds_idxs < len(self._pos_of_ds)
+    ok[ok.clone()] = self._pos_of_ds[ds_idxs[ok]] >= 0
+    return ok
 
 # %% ../nbs/02_split.ipynb #e6a11666
 @patch
 def true_labels(self:ActiveSplit, ds_idxs=None)->list:
-    "Labels the `DataBlock`'s own `get_y` reads from the items of `ds_idxs` (all by default); for simulation"
-    ds_idxs = torch.arange(len(self)) if ds_idxs is None else _as_idxs(ds_idxs, 'ds_idxs')
+    "Labels the `DataBlock`'s own `get_y` reads from the items of `ds_idxs` (all present items by default); for simulation"
+    ds_idxs = self.ledger.present_idxs() if ds_idxs is None else _as_idxs(ds_idxs, 'ds_idxs')
     return [self.get_y(self.item(i)) for i in ds_idxs.tolist()]
 
 @patch
 def train_valid_idxs(self:ActiveSplit, with_pseudo:bool=False)->tuple[Tensor, Tensor]:
-    "Dataset indices to train on and to validate on (empty when a fixed validation set is used)"
+    "Dataset indices to train on and to validate on (empty when a fixed validation set is used); present items only"
     labelled = self.ledger.labelled_idxs()
+    labelled = labelled[self._present(labelled)]
     if self.valid_items is not None: train, valid = labelled, labelled[:0]
     else:
         in_valid = torch.tensor([_in_valid(self.seed, i, self.valid_pct) for i in labelled.tolist()], dtype=torch.bool)
         if len(labelled) >= 2 and not in_valid.any() and self.valid_pct > 0:  # at least one item validates
             in_valid[torch.tensor([derive_seed(self.seed, 'valid', i) for i in labelled.tolist()]).argmin()] = True
         train, valid = labelled[~in_valid], labelled[in_valid]
-    if with_pseudo: train = torch.cat([train, torch.tensor(sorted(self.ledger.labels(pseudo=True)), dtype=torch.long)])
+    if with_pseudo:
+        pseudo = torch.tensor(sorted(self.ledger.labels(pseudo=True)), dtype=torch.long)
+        train = torch.cat([train, pseudo[self._present(pseudo)]])
     return train, valid
 
 @patch
 def pool(self:ActiveSplit, max_items:int|None=None, seed:int|None=None)->Pool:
     "A `Pool` of the unlabelled items, or of a seeded random subset of at most `max_items` of them"
     ds_idxs = self.ledger.unlabelled_idxs()
-    if max_items is not None and len(ds_idxs) > max_items:
+    ds_idxs = ds_idxs[self._present(ds_idxs)]
+    if max_items is not None and len(ds_idxs) > _check_n(max_items, 'max_items', lo=1):
         keep = torch.randperm(len(ds_idxs), generator=torch_generator(derive_seed(ifnone(seed, self.seed), 'pool')))
         ds_idxs = ds_idxs[keep[:max_items].sort().values]
     return Pool(ds_idxs, self.items_at)
@@ -204,29 +330,72 @@ def dataloaders(self:ActiveSplit, bs:int=64, with_pseudo:bool=False, **kwargs)->
                              after_batch=self.dblock.batch_tfms, **kwargs)
 
 @patch
-def label(self:ActiveSplit, ds_idxs, labels, source:str='human', round:int|None=None)->int:
-    "Label `ds_idxs` in the ledger (see `LabelLedger.label`)"
-    return self.ledger.label(ds_idxs, labels, source=source, round=round)
-
-@patch
 def label_random(self:ActiveSplit, n:int, labels_of:Callable|None=None, seed:int|None=None, balanced:bool=False,
                  source:str='initial')->Tensor:
     "Label `n` random unlabelled items with `labels_of(ds_idxs)` (default: `true_labels`); `balanced` per class"
+    n = _check_n(n, 'n', lo=0)
     labels_of = ifnone(labels_of, self.true_labels)
-    pool = self.ledger.unlabelled_idxs()
+    pool = self.pool().ds_idxs
     if n > len(pool): raise ValueError(f"asked for n={n} items but the pool holds only N={len(pool)}")
     order = pool[torch.randperm(len(pool), generator=torch_generator(derive_seed(ifnone(seed, self.seed), 'initial')))]
     if not balanced: chosen = order[:n]
     else:
         if self.vocab is None: raise ValueError("balanced=True needs a vocab (a category target)")
-        per_class, picked = {v: [] for v in self.vocab}, []
         quota = n // len(self.vocab)
         if quota * len(self.vocab) != n: raise ValueError(f"balanced=True needs n divisible by {len(self.vocab)} classes, got n={n}")
+        per_class = {json.dumps(v): [] for v in self.vocab}
         for i, l in zip(order.tolist(), labels_of(order)):
-            if len(per_class[l]) < quota: per_class[l].append(i)
+            c = json.dumps(self.ledger._canonical(l))
+            if len(per_class[c]) < quota: per_class[c].append(i)
             if sum(map(len, per_class.values())) == n: break
-        short = {k: len(v) for k, v in per_class.items() if len(v) < quota}
+        short = {json.loads(k): len(v) for k, v in per_class.items() if len(v) < quota}
         if short: raise ValueError(f"not enough unlabelled items of classes {short} for {quota} each")
-        chosen = torch.tensor(sorted(i for v in per_class.values() for i in v))
-    self.ledger.label(chosen, labels_of(chosen), source=source)
+        chosen = torch.tensor(sorted(i for v in per_class.values() for i in v), dtype=torch.long)
+    self.ledger.label(chosen, labels_of(chosen), source=source, unrequested=True)  # picked here, on purpose
     return chosen
+
+# %% ../nbs/02_split.ipynb #deebe5cf
+@patch
+def _answers_of_frame(self:ActiveSplit, df:pd.DataFrame):
+    "`ds_idxs`, labels and annotators of a DataFrame of answers, after checking that its rows point at their items"
+    if 'label' not in df:
+        raise ValueError(f"expected a `label` column with the answers, got columns {list(df.columns)}: e.g. "
+                         "`to_label.assign(label=answers)`")
+    if 'ds_idx' in df:
+        ds_idxs = _as_idxs(df['ds_idx'], 'ds_idx')
+        if 'key' in df:
+            stored = self.ledger.keys(ds_idxs)
+            bad = [(d, k, s) for d, k, s in zip(ds_idxs.tolist(), df['key'].tolist(), stored) if _key_json(k) != _key_json(s)]
+            if bad:
+                raise ValueError(f"{len(bad)} rows whose ds_idx does not match their key (ds_idx, key in the row, key of "
+                                 f"that ds_idx): {bad[:5]}; was the `ds_idx` column changed (e.g. set from `pool_idx`)? "
+                                 "Label the rows as `acquire` or `pending` returned them")
+    elif 'key' in df: ds_idxs = self.idxs_of(df['key'].tolist())
+    elif 'pool_idx' in df:
+        raise ValueError("expected a `ds_idx` (or `key`) column, got `pool_idx` only: pool indices are rows of one pool "
+                         "snapshot; label the DataFrame that `acquire` returned, with its `ds_idx` column")
+    else: raise ValueError(f"expected a `ds_idx` or `key` column saying which item each answer is for, got {list(df.columns)}")
+    annotator = df['annotator'].where(df['annotator'].notna(), None).tolist() if 'annotator' in df else None
+    return ds_idxs, df['label'].tolist(), annotator
+
+@patch
+def label(self:ActiveSplit, answers, # DataFrame of `acquire`/`pending` rows with a `label` column, `{key: label}`, or `ds_idxs`
+          labels:Sequence|None=None, # The labels, when `answers` are dataset indices
+          source:str='human', round:int|None=None,
+          annotator:str|Sequence|None=None, # Who answered (free text); default the DataFrame's `annotator` column
+          unrequested:bool=False, # Also accept items without a pending request
+          time=None, ref:Sequence[str]|None=None)->int:
+    "Record answers in the ledger (see `LabelLedger.label`); returns how many labels were written"
+    if isinstance(answers, (pd.DataFrame, dict)):
+        if labels is not None: raise ValueError(f"expected the labels inside the {type(answers).__name__}, got `labels` too")
+        if isinstance(answers, dict): ds_idxs, labels = self.idxs_of(list(answers)), list(answers.values())
+        else:
+            ds_idxs, labels, from_frame = self._answers_of_frame(answers)
+            annotator = ifnone(annotator, from_frame)
+    else:
+        if labels is None:
+            raise ValueError("expected labels: `label(ds_idxs, labels)`, a DataFrame with `ds_idx` and `label` columns, "
+                             "or a dict {key: label}")
+        ds_idxs = answers
+    return self.ledger.label(ds_idxs, labels, source=source, round=round, annotator=annotator, unrequested=unrequested,
+                             time=time, ref=ref)

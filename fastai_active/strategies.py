@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 from .scores import *
+from .scores import SAMPLERS_FOR_K
 from .selection import *
 from .joint import *
 
 # %% auto #0
-__all__ = ['as_acquisition']
+__all__ = ['as_acquisition', 'check_sampler']
 
 # %% ../nbs/09_strategies.ipynb #17ccb946
 _SCORES = dict(entropy=entropy, bald=bald, margin=margin, least_confidence=least_confidence,
@@ -31,3 +32,19 @@ def as_acquisition(acq)->Acquisition:
                          f"{list(_MODES)} (e.g. 'powerbald'), got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
+
+# %% ../nbs/09_strategies.ipynb #9cf158fd
+def check_sampler(acquisition, # An `Acquisition` or anything `as_acquisition` takes
+                  sampler, # A `PosteriorSampler`
+                 ):
+    "Refuse a `sampler` that cannot serve `acquisition`, naming the samplers that can"
+    acquisition = as_acquisition(acquisition)
+    if getattr(acquisition, 'joint', False) and not getattr(sampler, 'consistent', True):
+        raise ValueError(f"{acquisition!r} reads the posterior samples of different items together, so sample k "
+                         f"must be the same model for every item, but {sampler!r} draws them per item: use "
+                         "MCDropout(consistent_masks=True) (its default), an ensemble, or a per-item strategy")
+    if getattr(acquisition, 'needs_samples', False) and getattr(sampler, 'K', None) == 1:
+        raise ValueError(f"{acquisition!r} measures the disagreement between posterior samples, but {sampler!r} gives "
+                         "one sample per item (K=1): every score would be 0 and the batch the first items of the pool. "
+                         f"Pass a sampler with K > 1: {SAMPLERS_FOR_K}; or a strategy of the predictive alone, "
+                         "such as 'powerentropy' (the default), 'entropy', 'margin' or 'least_confidence'")

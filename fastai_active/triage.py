@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .core import *
-from .core import _as_tensor
+from .core import _as_tensor, _check_scores
 
 # %% auto #0
 __all__ = ['GROUPS', 'triage']
@@ -32,15 +32,21 @@ def _threshold(values:np.ndarray, t:float|None, by:str, name:str)->tuple[float|N
     if t is None: return None, ''
     if by == 'value': return float(t), _fmt(t)
     if not 0 <= t <= 1: raise ValueError(f"expected the {name} quantile in [0, 1], got {t}")
+    if np.ptp(values) == 0:
+        raise ValueError(f"all {len(values)} {name} values are equal ({_fmt(values[0])}): no quantile can split them "
+                         f"(every item would be at or above the {name} threshold); pass by='value' thresholds, or scores that vary")
     v = float(np.quantile(values, t))
     return v, f"{_ordinal(t)} percentile {_fmt(v)}"
 
-def _check_scores(x, name:str)->np.ndarray:
-    x = _as_tensor(x, name).detach().cpu().double().numpy()
-    if x.ndim != 1: raise ValueError(f"expected {name} of shape [N], got {x.shape}")
-    if len(x) == 0: raise ValueError(f"expected a non-empty pool, got {name} of length 0")
-    if not np.isfinite(x).all(): raise ValueError(f"expected finite {name}, got NaN or inf")
-    return x
+def _check_t(t, name:str):
+    "A threshold: a finite number, or None"
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t)):
+        raise ValueError(f"expected the {name} threshold as a finite number or None, got {t!r}")
+    return t
+
+def _as_numpy_scores(x, name:str)->np.ndarray:
+    "`_check_scores` (1-d, non-empty, finite), as float64 NumPy"
+    return _check_scores(x, name).detach().cpu().double().numpy()
 
 def triage(scores, # Uncertainty per item `[N]`, higher = more uncertain
            distances=None, # Distance to the labelled data per item `[N]` (`Mahalanobis`, `knn_distance`), or None
@@ -54,16 +60,18 @@ def triage(scores, # Uncertainty per item `[N]`, higher = more uncertain
           )->pd.DataFrame:
     "One row per item: the score, the distance, the `group` in `GROUPS` and the `reason` for it"
     if by not in ('quantile', 'value'): raise ValueError(f"expected by='quantile' or by='value', got {by!r}")
-    s = _check_scores(scores, 'scores')
-    d = None if distances is None else _check_scores(distances, 'distances')
+    annotate, pseudo, ood = _check_t(annotate, 'annotate'), _check_t(pseudo, 'pseudo'), _check_t(ood, 'ood')
+    s = _as_numpy_scores(scores, 'scores')
+    d = None if distances is None else _as_numpy_scores(distances, 'distances')
     if d is not None and len(d) != len(s): raise ValueError(f"expected distances of length {len(s)} like the scores, got {len(d)}")
+    if d is None and ref_distances is not None: raise ValueError("ref_distances set the ood threshold of `distances`: pass distances too")
     if annotate is not None and pseudo is not None and pseudo >= annotate:
         raise ValueError(f"expected pseudo < annotate, got pseudo={pseudo} and annotate={annotate}")
     t_a, say_a = _threshold(s, annotate, by, 'annotate')
     t_p, say_p = _threshold(s, pseudo, by, 'pseudo')
     if d is None or ood is None: t_o, say_o = None, ''
     else:
-        ref = d if ref_distances is None else _check_scores(ref_distances, 'ref_distances')
+        ref = d if ref_distances is None else _as_numpy_scores(ref_distances, 'ref_distances')
         t_o, say_o = _threshold(ref, ood, by, 'ood')
     hi = s >= t_a if t_a is not None else np.zeros(len(s), bool)
     lo = s <= t_p if t_p is not None else np.zeros(len(s), bool)

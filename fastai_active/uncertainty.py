@@ -4,27 +4,22 @@
 
 # %% ../nbs/03_uncertainty.ipynb #29b66c1d
 from __future__ import annotations
-import math, warnings
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+import copy, warnings
+from contextlib import ExitStack
 from typing import Callable
 
-import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.modules.dropout import _DropoutNd
 from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastcore.basics import patch, store_attr
-from fastcore.meta import delegates
 
 from .core import *
+from .core import _check_n
 
 # %% auto #0
-__all__ = ['to_log_probs', 'PosteriorSampler', 'SinglePass', 'dropout_modules', 'dropout_sampling', 'flat_chain',
-           'find_head_split', 'MCDropoutSampling', 'MCDropout', 'DeepEnsemble', 'train_ensemble', 'SnapshotCallback',
+__all__ = ['to_log_probs', 'PosteriorSampler', 'SinglePass', 'DeepEnsemble', 'train_ensemble', 'SnapshotCallback',
            'SnapshotEnsemble', 'TTASampler']
 
 # %% ../nbs/03_uncertainty.ipynb #7d7e32fd
@@ -40,7 +35,14 @@ class PosteriorSampler:
     "Base class: `__call__(learns, dl) -> log_probs_N_K_C` from the learners trained this round"
     n_members:int = 1
     consistent:bool = True  # sample k is the same model for every item
+    @property
+    def K(self)->int|None:
+        "Posterior samples per item in the log-probs (`None`: known only from the call)"
+        return getattr(self, 'n_samples', None)
     def fit_cbs(self)->list: return []
+    def for_acquisition(self, acquisition)->PosteriorSampler:
+        "The sampler to use with `acquisition` (`ActiveLearner` asks; `MCDropout` takes more samples for joint ones)"
+        return self
     def __call__(self, learns:list[Learner], dl)->Tensor: raise NotImplementedError
     def __repr__(self): return f"{type(self).__name__}()"
 
@@ -52,258 +54,19 @@ def get_log_probs(self:Learner, dl=None, cbs=None, **kwargs)->tuple[Tensor, Tens
 
 class SinglePass(PosteriorSampler):
     "One deterministic pass: log-probs `[N, 1, C, ...]`"
+    K = 1
     def __call__(self, learns, dl):
         log_probs = learns[0].get_log_probs(dl=dl)[0].unsqueeze(1)
         return check_log_probs(log_probs, dense=True, name='model outputs as log-probs')
 
-# %% ../nbs/03_uncertainty.ipynb #23e965d9
-def dropout_modules(model:nn.Module)->list[nn.Module]:
-    "The dropout layers of `model` (every `_DropoutNd`: `Dropout`, `Dropout1d/2d/3d`, `AlphaDropout`, ...)"
-    return [m for m in model.modules() if isinstance(m, _DropoutNd)]
-
-@contextmanager
-def dropout_sampling(model:nn.Module):
-    "Put the dropout layers of `model` in sampling (train) mode inside the block; restore their modes afterwards"
-    mods = dropout_modules(model)
-    modes = [m.training for m in mods]
-    try:
-        for m in mods: m.train()
-        yield mods
-    finally:
-        for m, mode in zip(mods, modes): m.train(mode)
-
-# %% ../nbs/03_uncertainty.ipynb #783874f9
-def _is_chain(m)->bool:
-    "`m` is a plain `nn.Sequential` whose forward calls its children in order"
-    return (isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
-            and not (m._forward_hooks or m._forward_pre_hooks))
-
-def flat_chain(model:nn.Module)->list[nn.Module]:
-    "`model` as one chain of modules, expanding nested plain `nn.Sequential`s"
-    if not _is_chain(model): return [model]
-    return [leaf for m in model for leaf in flat_chain(m)]
-
-def find_head_split(model:nn.Module)->int|None:
-    "Index into `flat_chain(model)` of the first module holding dropout, if a dropout-free body precedes it"
-    if not _is_chain(model): return None
-    has_dropout = [len(dropout_modules(m)) > 0 for m in flat_chain(model)]
-    if not any(has_dropout): return None
-    i = has_dropout.index(True)
-    return i if i > 0 else None
-
-# %% ../nbs/03_uncertainty.ipynb #8c51d391
-_channelwise = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.FeatureAlphaDropout)
-_alpha = (nn.AlphaDropout, nn.FeatureAlphaDropout)
-
-class _ConsistentMasks:
-    "Forward hooks applying K fixed masks per dropout layer; `k` is the pass (full path) or `None` (`[bs*K]` rows)"
-    def __init__(self, mods:list, n_samples:int, seed:int|None):
-        if seed is None: seed = int(torch.randint(0, 2**62, ()))  # from the global RNG, as unseeded dropout would be
-        store_attr()
-        self.k, self.masks, self.handles = None, {}, []
-
-    def attach(self):
-        self.handles = [m.register_forward_hook(self._hook) for m in self.mods]
-        return self
-
-    def detach(self):
-        for h in self.handles: h.remove()
-        self.handles = []
-
-    def _mask(self, i:int, m:nn.Module, feat_shape:tuple, device)->Tensor:
-        if i not in self.masks:
-            shape = (feat_shape[0],) + (1,)*(len(feat_shape)-1) if isinstance(m, _channelwise) else feat_shape
-            g = torch_generator(derive_seed(self.seed, 'mask', i))
-            keep = torch.rand((self.n_samples, *shape), generator=g) >= m.p
-            self.masks[i] = (feat_shape, keep.to(device))
-        want, keep = self.masks[i]
-        if tuple(want) != tuple(feat_shape):
-            raise ValueError(f"consistent masks need the same input shape for every item; dropout layer {i} "
-                             f"got {tuple(feat_shape)} after {tuple(want)}")
-        return keep.to(device)
-
-    def _hook(self, m, inputs, output):
-        x = inputs[0]
-        i = self.mods.index(m)
-        K = self.n_samples
-        keep = self._mask(i, m, tuple(x.shape[1:]), x.device)
-        if self.k is None: x_view, keep = x.view(-1, K, *x.shape[1:]), keep[None]
-        else: x_view, keep = x, keep[self.k][None]
-        keep = keep.to(x.dtype)
-        if isinstance(m, _alpha):
-            alpha_p = -1.7580993408473766   # -scale * alpha of SELU, as in F.alpha_dropout
-            a = ((1 - m.p) * (1 + m.p * alpha_p**2)) ** -0.5
-            out = a * (x_view * keep + alpha_p * (1 - keep)) - a * alpha_p * m.p
-        else: out = x_view * keep * (0. if m.p == 1 else 1 / (1 - m.p))
-        return out.reshape(x.shape)
-
-# %% ../nbs/03_uncertainty.ipynb #850fed57
-class _MCForward(nn.Module):
-    "Stands in for the model during MC prediction: inputs -> log-probs `[bs, K, C, ...]`"
-    def __init__(self, model, n_samples, body=None, head=None, masks=None):
-        super().__init__()
-        self.model, self.n_samples, self.body, self.head, self.masks = model, n_samples, body, head, masks
-        self.binary = False
-
-    def _log_probs(self, out):
-        if not isinstance(out, Tensor): raise TypeError(f"expected the model to return a Tensor, got {type(out).__name__}")
-        self.binary = out.ndim >= 2 and out.shape[1] == 1
-        return to_log_probs(out)
-
-    def forward(self, *xb):
-        K = self.n_samples
-        if self.head is None:
-            outs = []
-            for k in range(K):
-                if self.masks is not None: self.masks.k = k
-                outs.append(self._log_probs(self.model(*xb)))
-            return torch.stack(outs, 1)
-        feats = self.body(*xb)
-        if not isinstance(feats, Tensor): raise TypeError(f"expected the body to return a Tensor, got {type(feats).__name__}")
-        bs, rest = feats.shape[0], feats.shape[1:]
-        if self.masks is not None: self.masks.k = None
-        log_probs = self._log_probs(self.head(feats.unsqueeze(1).expand(bs, K, *rest).reshape(bs*K, *rest)))
-        return log_probs.view(bs, K, *log_probs.shape[1:])
-
-def _split_model(model, head_only, split):
-    "(body, head, sampled modules) for the fast path, or (None, None, all of `model`)"
-    if head_only is False: return None, None, model
-    if split is None: split = find_head_split(model)
-    if split is None:
-        if head_only is True:
-            raise ValueError("head_only=True but no dropout-free body was found: pass `split` (an index into "
-                             "`flat_chain(model)` or a `(body, head)` pair), or head_only='auto'")
-        return None, None, model
-    if isinstance(split, (tuple, list)):
-        body, head = split
-        return body, head, head
-    chain = flat_chain(model)
-    if not isinstance(split, int) or not 0 < split < len(chain):
-        raise ValueError(f"expected split as an index in 1..{len(chain)-1} of `flat_chain(model)`, got {split!r}")
-    body, head = nn.Sequential(*chain[:split]), nn.Sequential(*chain[split:])
-    if dropout_modules(body): raise ValueError(f"split={split} leaves dropout layers in the body: {dropout_modules(body)}")
-    return body, head, head
-
-# %% ../nbs/03_uncertainty.ipynb #952b67f2
-class MCDropoutSampling(Callback):
-    "During prediction, sample `n_samples` dropout masks per item and collect log-probs `[N, K, C, ...]`"
-    order = 1  # after `TrainEvalCallback` has put the model in eval mode
-    def __init__(self,
-        n_samples:int=20, # K, samples per item
-        head_only:bool|str='auto', # Sample only the head after a deterministic body: 'auto', True or False
-        split=None, # Index into `flat_chain(model)` where the head starts, or a `(body, head)` pair
-        consistent_masks:bool=False, # The same K masks for every item (sample k is one network for all items)
-        seed:int|None=None, # Seed of the dropout masks (`None`: drawn from the global RNG)
-        dtype:torch.dtype=torch.float32, # Storage dtype of the log-probs (e.g. `torch.float16`)
-        path:str|Path|None=None, # Write the log-probs to this `.npy` file (memory-mapped) instead of memory
-    ):
-        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"expected n_samples as an int >= 1, got {n_samples!r}")
-        if head_only not in ('auto', True, False): raise ValueError(f"expected head_only 'auto', True or False, got {head_only!r}")
-        if not dtype.is_floating_point: raise TypeError(f"expected a floating point dtype, got {dtype}")
-        if path is not None and dtype == torch.bfloat16: raise TypeError("bfloat16 cannot be stored in a .npy file")
-        store_attr()
-        self._stack, self.log_probs, self.used_head_only = None, None, None
-
-    def before_validate(self):
-        self.restore()
-        model = self.learn.model
-        body, head, sampled = _split_model(model, self.head_only, self.split)
-        mods = dropout_modules(sampled) if isinstance(sampled, nn.Module) else dropout_modules(model)
-        if not mods:
-            raise ValueError(f"MC dropout needs dropout layers (nn.Dropout, Dropout1d/2d/3d, AlphaDropout, ...) but "
-                             f"{type(model).__name__} has none: all {self.n_samples} samples would be identical; "
-                             "use `SinglePass` or add dropout to the model")
-        self._stack = stack = ExitStack()
-        stack.callback(setattr, self.learn, 'model', model)
-        masks = None
-        if self.consistent_masks:
-            masks = _ConsistentMasks(mods, self.n_samples, self.seed).attach()
-            stack.callback(masks.detach)
-        else: stack.enter_context(dropout_sampling(model))
-        stack.enter_context(seeded(self.seed))
-        self.used_head_only = head is not None
-        self.learn.model = _MCForward(model, self.n_samples, body, head, masks)
-        self.log_probs, self.n_seen = None, 0
-
-    def _store(self, log_probs):
-        if self.log_probs is None:
-            N = getattr(self.dl, 'n', None) or len(self.dl.dataset)
-            shape = (N, *log_probs.shape[1:])
-            if self.path is None: self.log_probs = torch.empty(shape, dtype=self.dtype)
-            else:
-                np_dtype = torch.empty(0, dtype=self.dtype).numpy().dtype
-                self._memmap = np.lib.format.open_memmap(Path(self.path), mode='w+', dtype=np_dtype, shape=shape)
-                self.log_probs = torch.from_numpy(self._memmap)
-        bs = log_probs.shape[0]
-        self.log_probs[self.n_seen:self.n_seen+bs] = log_probs.detach().to('cpu', self.dtype)
-        self.n_seen += bs
-
-    def after_pred(self):
-        log_probs = self.pred
-        self._store(log_probs)
-        mean_log_probs = torch.logsumexp(log_probs, 1) - math.log(self.n_samples)
-        # fastai's loss and metrics see the log of the predictive mean, as logits of the model's own layout
-        if self.learn.model.binary: mean_log_probs = mean_log_probs[:, 1:2] - mean_log_probs[:, 0:1]
-        self.learn.pred = mean_log_probs
-
-    def after_validate(self):
-        self.restore()
-        if self.log_probs is not None and self.n_seen < len(self.log_probs): self.log_probs = self.log_probs[:self.n_seen]
-        if self.path is not None and self.log_probs is not None: self._memmap.flush()
-
-    def after_cancel_validate(self): self.restore()
-
-    def restore(self):
-        "Put back the model, the dropout modes and the global RNG state (idempotent)"
-        if self._stack is not None:
-            stack, self._stack = self._stack, None
-            stack.close()
-
-# %% ../nbs/03_uncertainty.ipynb #eb354e23
-@patch
-@delegates(MCDropoutSampling.__init__)
-def get_mc_preds(self:Learner,
-    dl=None, # `DataLoader` to predict on (default: the validation set)
-    n_samples:int=20, # K, samples per item
-    **kwargs
-)->tuple[Tensor, Tensor|None]:
-    "MC-dropout log-probs `[N, K, C, ...]` over `dl`, and its targets (`None` without labels)"
-    if dl is None: dl = self.dls[1]
-    if getattr(dl, 'shuffle', False): dl = dl.new(shuffle=False)
-    cb = MCDropoutSampling(n_samples=n_samples, **kwargs)
-    try: targs = self.get_preds(dl=dl, cbs=cb, reorder=False, with_preds=False)[1]
-    finally: cb.restore()
-    if cb.log_probs is None: raise ValueError("expected a DataLoader with at least one item, got no batches")
-    if isinstance(targs, (tuple, list)) and len(targs) == 0: targs = None
-    return cb.log_probs, targs
-
-# %% ../nbs/03_uncertainty.ipynb #5fc66d09
-def _check_n(name, n):
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1: raise ValueError(f"expected {name} as an int >= 1, got {n!r}")
-    return n
-
-class MCDropout(PosteriorSampler):
-    "MC dropout: `n_samples` dropout masks per item from one trained learner (see `Learner.get_mc_preds`)"
-    def __init__(self, n_samples:int=20, head_only='auto', split=None, consistent_masks:bool=True,
-                 seed:int|None=None, dtype:torch.dtype=torch.float32, path=None):
-        _check_n('n_samples', n_samples)
-        store_attr()
-    @property
-    def consistent(self): return self.consistent_masks
-    def __call__(self, learns, dl):
-        log_probs = learns[0].get_mc_preds(dl, n_samples=self.n_samples, head_only=self.head_only, split=self.split,
-            consistent_masks=self.consistent_masks, seed=self.seed, dtype=self.dtype, path=self.path)[0]
-        return check_log_probs(log_probs, dense=True, name='MC-dropout log-probs')
-    def __repr__(self):
-        return f"MCDropout(n_samples={self.n_samples}, head_only={self.head_only!r}, consistent_masks={self.consistent_masks})"
-
-# %% ../nbs/03_uncertainty.ipynb #29401572
+# %% ../nbs/03_uncertainty.ipynb #d6c0b363
 class DeepEnsemble(PosteriorSampler):
     "Deep ensemble: one deterministic pass per trained member, stacked as `[N, M, C, ...]`"
     def __init__(self, n_members:int=5, dtype:torch.dtype=torch.float32):
-        self.n_members = _check_n('n_members', n_members)
+        self.n_members = _check_n(n_members, 'n_members')
         self.dtype = dtype
+    @property
+    def K(self): return self.n_members
     def __call__(self, learns, dl):
         if len(learns) != self.n_members: raise ValueError(f"expected {self.n_members} trained members, got {len(learns)}")
         out = None
@@ -314,24 +77,39 @@ class DeepEnsemble(PosteriorSampler):
         return check_log_probs(out, dense=True, name='ensemble log-probs')
     def __repr__(self): return f"DeepEnsemble(n_members={self.n_members})"
 
+def _quiet(learn:Learner)->ExitStack:
+    "Silence `learn`'s progress bars and epoch logging inside a `with` block"
+    stack = ExitStack()
+    if hasattr(learn, 'no_bar'): stack.enter_context(learn.no_bar())
+    stack.enter_context(learn.no_logging())
+    return stack
+
 def train_ensemble(make_learner:Callable, # `make_learner(dls)` returns a fresh `Learner`, as for `ActiveLearner`
                    dls, # The `DataLoaders` to train on
                    n_members:int=5, # M, members to train
                    fit:Callable|None=None, # Trains one learner (default: `learn.fit(1)`)
                    seed:int|None=None, # Member m is built and trained under `derive_seed(seed, 'fit', round, m)`
                    round:int=0, # Round number in the seeds (as `ActiveLearner` uses it)
-                   cbs=None, # Callbacks added to every member before training (e.g. `sampler.fit_cbs()`)
+                   cbs:Callable|list|None=None, # Callbacks for each member: a function returning fresh ones (`sampler.fit_cbs`), or a list copied per member
+                   warm_start:list[Learner]|None=None, # Member m starts from the weights of `warm_start[m]`, where there is one
+                   quiet:bool=False, # Silence progress bars and epoch logging while training
                   )->list[Learner]:
-    "Train `n_members` learners from `make_learner`, each with its own seed"
-    _check_n('n_members', n_members)
+    "Train `n_members` learners from `make_learner`, each with its own seed and callbacks"
+    n_members = _check_n(n_members, 'n_members')
+    if isinstance(cbs, Callback): cbs = [cbs]   # (a callback is callable too: it is not a factory)
+    if not (cbs is None or callable(cbs) or isinstance(cbs, (list, tuple))):
+        raise TypeError(f"expected cbs as a function returning callbacks, a list of callbacks or None, got {type(cbs).__name__}")
     learns = []
     for m in range(n_members):
         with seeded(derive_seed(seed, 'fit', round, m)):
             learn = make_learner(dls)
             if not isinstance(learn, Learner): raise TypeError(f"make_learner must return a fastai Learner, got {type(learn).__name__}")
-            if cbs: learn.add_cbs(cbs)
-            if fit is None: learn.fit(1)
-            else: fit(learn)
+            if warm_start is not None and m < len(warm_start): learn.model.load_state_dict(warm_start[m].model.state_dict())
+            member_cbs = cbs() if callable(cbs) else [copy.deepcopy(cb) for cb in cbs or []]
+            if member_cbs: learn.add_cbs(member_cbs)
+            with (_quiet(learn) if quiet else ExitStack()):
+                if fit is None: learn.fit(1)
+                else: fit(learn)
         learns.append(learn)
     return learns
 
@@ -350,8 +128,13 @@ class SnapshotCallback(Callback):
 class SnapshotEnsemble(PosteriorSampler):
     "Snapshot ensemble: one pass per weight snapshot kept while training, stacked as `[N, K, C, ...]`"
     def __init__(self, n_snapshots:int=5, epochs:list[int]|None=None, dtype:torch.dtype=torch.float32):
-        _check_n('n_snapshots', n_snapshots)
+        n_snapshots = _check_n(n_snapshots, 'n_snapshots')
+        if epochs is not None: epochs = [_check_n(e, 'an epoch index', lo=-2**62) for e in epochs]
         store_attr()
+    @property
+    def K(self):
+        "1 when one snapshot is asked for; otherwise known from the call (a short run keeps fewer snapshots)"
+        return 1 if (self.n_snapshots if self.epochs is None else len(set(self.epochs))) == 1 else None
     def fit_cbs(self): return [SnapshotCallback(self.n_snapshots, self.epochs)]
     def __call__(self, learns, dl):
         out, k = None, 0
@@ -375,7 +158,7 @@ class TTASampler(PosteriorSampler):
     consistent = False  # pass k draws its own augmentation for each item
     def __init__(self, n_samples:int=8, item_tfms=None, batch_tfms=None, seed:int|None=None,
                  dtype:torch.dtype=torch.float32):
-        _check_n('n_samples', n_samples)
+        n_samples = _check_n(n_samples, 'n_samples')
         store_attr()
     def __call__(self, learns, dl):
         learn = learns[0]
@@ -396,3 +179,18 @@ class TTASampler(PosteriorSampler):
                           "random transform with split_idx=0; pass item_tfms/batch_tfms")
         return check_log_probs(out, dense=True, name='TTA log-probs')
     def __repr__(self): return f"TTASampler(n_samples={self.n_samples})"
+
+# %% ../nbs/03_uncertainty.ipynb #cbdf6212
+_MOVED_TO_MC_DROPOUT = ('dropout_modules', 'dropout_sampling', 'flat_chain', 'find_head_split', 'mc_dropout_model',
+                        'MCDropoutSampling', 'MCDropout')
+
+def __getattr__(name):
+    "`from fastai_active.uncertainty import MCDropout` keeps working: the MC-dropout names moved to `mc_dropout`"
+    if name in _MOVED_TO_MC_DROPOUT:
+        from fastai_active import mc_dropout
+        return getattr(mc_dropout, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+# importing `uncertainty` registers `Learner.get_mc_preds`, as it did before the split (last: `mc_dropout` imports
+# names defined above)
+from . import mc_dropout as _mc_dropout

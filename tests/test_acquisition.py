@@ -12,6 +12,7 @@ from fastai_active.all import (
     top_k, random_batch, stochastic_batch, batchbald, batch_mutual_information,
     TopScores, StochasticAcquisition, BatchBALDAcquisition, RandomAcquisition, as_acquisition)
 from fastai_active.selection import random
+from fastai_active.scores import needs_samples
 from fastai_active.joint import _exact_joint, _sampled_joint
 from fastai_active.core import torch_generator
 
@@ -83,23 +84,41 @@ def test_scores_match_numpy_reference_and_bounds(seed, N, K, C, dtype, zeros, sc
     lp = make_log_probs(seed, N, K, C, dtype, scale=scale, zeros=zeros)
     ref = np_reference(lp)
     tol = dict(atol=1e-5, rtol=1e-4) if dtype == torch.float32 else dict(atol=1e-10, rtol=1e-9)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # K=1 warnings are tested on their own
-        for f in SCORES + [conditional_entropy]:
-            out = f(lp)
-            assert out.dtype == dtype and out.shape == (N,)
-            assert torch.isfinite(out).all()
-            np.testing.assert_allclose(out.double().numpy(), ref[f.__name__], **tol, err_msg=f.__name__)
-        H, I = entropy(lp), bald(lp)
+    for f in SCORES + [conditional_entropy]:
+        if K == 1 and needs_samples(f): continue  # refused: tested on its own
+        out = f(lp)
+        assert out.dtype == dtype and out.shape == (N,)
+        assert torch.isfinite(out).all()
+        np.testing.assert_allclose(out.double().numpy(), ref[f.__name__], **tol, err_msg=f.__name__)
+    if K == 1: return
+    H, I = entropy(lp), bald(lp)
     assert (I >= 0).all() and (I <= H).all()
     assert (H <= math.log(C) + 1e-6).all()
 
 
 @pytest.mark.parametrize('f', [bald, variation_ratios, mean_std])
-def test_k1_scores_that_are_zero_warn(f):
+def test_k1_scores_of_disagreement_are_refused(f):
+    "With one posterior sample these are 0 for every item: refused, naming samplers that give K > 1 (item 4)"
     lp = make_log_probs(0, 5, 1, 4)
-    with pytest.warns(UserWarning, match='K=1'):
-        assert (f(lp) == 0).all()
+    with pytest.raises(ValueError, match=r"got K=1 .*MCDropout\(n_samples=20\).*DeepEnsemble"): f(lp)
+    seg = make_log_probs(0, 5 * 4, 1, 4).view(5, 2, 2, 1, 4).permute(0, 3, 4, 1, 2)
+    with pytest.raises(ValueError, match="got K=1"): f(seg, dense=True)
+    assert needs_samples(f)
+
+
+@pytest.mark.parametrize('acq', ['bald', 'powerbald', 'softmaxvariation_ratios', 'batchbald', 'mean_std'])
+def test_k1_strategies_that_need_samples_are_refused_not_first_n(acq):
+    "BALD/BatchBALD/PowerBALD on a deterministic pass used to pick items 0..n-1 (all scores tie at 0)"
+    lp = make_log_probs(0, 12, 1, 3)
+    strategy = as_acquisition(acq)
+    assert strategy.needs_samples
+    with pytest.raises(ValueError, match="got K=1"): strategy(lp, 4, seed=0)
+
+
+def test_k1_seg_disagreement_refused_and_expected_iou_defined():
+    lp = make_seg_log_probs(0, 2, 1, 2, 3, 3, scale=3.)
+    with pytest.raises(ValueError, match="mask_disagreement .*got K=1"): mask_disagreement(lp)
+    assert expected_iou_loss(lp).shape == (2,) and not needs_samples(expected_iou_loss)
 
 
 @pytest.mark.parametrize('f', [entropy, margin, least_confidence])
@@ -121,13 +140,12 @@ def test_certain_predictions_with_exact_zeros():
 @given(st.integers(0, 2**31), st.integers(1, 4), st.integers(1, 4), st.integers(2, 5), st.integers(1, 4), st.integers(1, 3))
 def test_dense_scores_are_per_pixel(seed, N, K, C, H, W):
     lp = make_log_probs(seed, N * H * W, K, C).view(N, H, W, K, C).permute(0, 3, 4, 1, 2)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        for f in SCORES:
-            out = f(lp, dense=True)
-            assert out.shape == (N, H, W)
-            expected = f(lp.permute(0, 3, 4, 1, 2).reshape(-1, K, C)).view(N, H, W)
-            torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
+    for f in SCORES:
+        if K == 1 and needs_samples(f): continue
+        out = f(lp, dense=True)
+        assert out.shape == (N, H, W)
+        expected = f(lp.permute(0, 3, 4, 1, 2).reshape(-1, K, C)).view(N, H, W)
+        torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
 
 
 def test_reduce_dense():
@@ -165,18 +183,19 @@ def np_iou_scores(lp):
                 if m.sum() > 0: soft.append((pc * m).sum() / (pc.sum() + m.sum() - (pc * m).sum()))
                 union = ((M == c) | (Mk == c)).sum()
                 if union > 0: hard.append(((M == c) & (Mk == c)).sum() / union)
-            eiou[i, k] = np.mean(soft) if soft else np.prod(p[i, k, 0])
-            agree[i, k] = np.mean(hard) if hard else 1.0
+            # an empty predicted mask: the label is empty with probability 1 - max over pixels of P(any foreground)
+            p_label_empty = 1 - max(1 - p[i, k, 0, j] for j in range(P))
+            empty = not (M > 0).any()
+            eiou[i, k] = p_label_empty if empty else np.mean(soft)
+            agree[i, k] = p_label_empty if empty else np.mean(hard)
     return 1 - eiou.mean(1), 1 - agree.mean(1)
 
 
-@given(st.integers(0, 2**31), st.integers(1, 4), st.integers(1, 4), st.integers(2, 4), st.integers(1, 4), st.integers(1, 5),
+@given(st.integers(0, 2**31), st.integers(1, 4), st.integers(2, 4), st.integers(2, 4), st.integers(1, 4), st.integers(1, 5),
        st.floats(0.1, 60), st.sampled_from([0., .3]), dtypes)
 def test_image_level_seg_scores_in_unit_range_and_match_reference(seed, N, K, C, H, W, scale, zeros, dtype):
     lp = make_seg_log_probs(seed, N, K, C, H, W, scale, zeros, dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # mask_disagreement warns for K=1
-        scores = {'expected_iou_loss': expected_iou_loss(lp), 'mask_disagreement': mask_disagreement(lp)}
+    scores = {'expected_iou_loss': expected_iou_loss(lp), 'mask_disagreement': mask_disagreement(lp)}
     for name, s in scores.items():
         assert s.shape == (N,) and s.dtype == dtype, name
         assert torch.isfinite(s).all(), (name, s)
@@ -194,10 +213,26 @@ def test_image_level_seg_scores_closed_forms():
     lp = make_seg_log_probs(0, 3, 1, 3, 4, 4, scale=3.)
     torch.testing.assert_close(mask_disagreement(lp.expand(3, 5, 3, 4, 4)), torch.zeros(3, dtype=torch.float64))
     torch.testing.assert_close(expected_iou_loss(lp.expand(3, 5, 3, 4, 4)), expected_iou_loss(lp))
-    # empty predicted mask: exactly 1 - P(label empty), whatever the image size
-    p = torch.full((1, 1, 1, 10, 10), 0.01, dtype=torch.float64)
-    lp_empty = torch.cat([(1 - p).log(), p.log()], 2)
-    torch.testing.assert_close(expected_iou_loss(lp_empty), torch.tensor([1 - 0.99 ** 100], dtype=torch.float64))
+    # empty predicted mask, every pixel 99 % background: the loss is the best pixel's foreground probability,
+    # 0.01 whatever the image size (the product of background probabilities gave 1 - 0.99^100 = 0.63 on 10 x 10 and
+    # 0.99997 on 32 x 32: correct empty masks were the most "uncertain" of a pool)
+    for size in (10, 32):
+        p = torch.full((1, 3, 1, size, size), 0.01, dtype=torch.float64)
+        lp_empty = torch.cat([(1 - p).log(), p.log()], 2)
+        torch.testing.assert_close(expected_iou_loss(lp_empty), torch.tensor([0.01], dtype=torch.float64))
+        torch.testing.assert_close(mask_disagreement(lp_empty), torch.tensor([0.01], dtype=torch.float64))
+    # a confident, correct empty mask scores near 0, and a narrow miss (an object the samples put at 40 %, so the
+    # predicted mask is empty) above both it and an object predicted at 90 % (whose sample masks agree: 0 disagreement)
+    def image(p_obj, size=16):
+        p = torch.full((size * size,), 0.01, dtype=torch.float64)
+        p[:20] = p_obj
+        p_K = torch.stack([p, p.clamp(max=p_obj * 0.9 + 0.01)])  # two samples
+        return torch.stack([(1 - p_K).log(), p_K.log()], 1).view(2, 2, size, size)
+    lp3 = torch.stack([image(0.01), image(0.9), image(0.4)])
+    for f in (expected_iou_loss, mask_disagreement):
+        s = f(lp3)
+        assert s[0] < 0.02 and s[2] > max(s[0], s[1]) + 0.1, (f.__name__, s)
+    assert expected_iou_loss(lp3)[0] < expected_iou_loss(lp3)[1]
     # a foreground probability of exactly 0 everywhere (log-prob -inf) is no NaN
     lp_zero = torch.cat([torch.zeros(1, 1, 1, 2, 2), torch.full((1, 1, 1, 2, 2), -math.inf)], 2)
     assert expected_iou_loss(lp_zero).tolist() == [0.]
@@ -285,6 +320,7 @@ def test_batchbald_n1_is_bald_argmax(seed, N, K, C, dtype):
 @given(st.integers(0, 2**31), st.integers(4, 25), st.integers(1, 6), st.integers(2, 4), st.integers(2, 4),
        st.sampled_from([0., .3]), st.booleans())
 def test_batchbald_exact_scores_are_joint_mutual_information(seed, N, K, C, n, zeros, lazy):
+    if K == 1: K = 2  # one sample is refused
     lp = make_log_probs(seed, N, K, C, zeros=zeros)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -365,9 +401,52 @@ def test_batchbald_culling_and_dense():
     assert len(set(cb.idxs.tolist())) == 3
 
 
-def test_batchbald_k1_warns():
-    with pytest.warns(UserWarning, match='K=1'):
+def test_batchbald_k1_is_refused():
+    with pytest.raises(ValueError, match='BatchBALD .*got K=1'):
         batchbald(make_log_probs(0, 5, 1, 3), 2)
+
+
+def test_batchbald_warns_when_the_batch_saturates_log_k():
+    "K samples tell apart at most log K nats: past 0.8 log K the later picks are noise (item 11)"
+    votes = torch.tensor([[0, 0, 1, 1], [0, 1, 0, 1], [0, 0, 1, 1], [1, 1, 0, 0]])  # K=4 certain votes
+    lp = torch.nn.functional.one_hot(votes, 2).double().log()
+    with pytest.warns(UserWarning, match=r"log K = 1\.39 at pick 2.*K=4.*n_samples"):
+        cb = batchbald(lp, 3)
+    assert cb.scores[1].item() == pytest.approx(math.log(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        batchbald(make_log_probs(0, 30, 100, 3, scale=1.), 3)   # far from log 100
+
+
+# ---------------------------------------------------------------- bad inputs to selection (item 6)
+@pytest.mark.parametrize('bad', [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize('select', [
+    lambda s: top_k(s, 2), lambda s: stochastic_batch(s, 2, 'power', seed=0),
+    lambda s: stochastic_batch(s, 2, 'softmax', seed=0), lambda s: stochastic_batch(s, 2, 'softrank', seed=0)])
+def test_selection_refuses_non_finite_scores(bad, select):
+    s = torch.tensor([0.2, 0.5, bad, 0.1])
+    with pytest.raises(ValueError, match=f"expected finite scores_N, got {bad} at item 2"): select(s)
+
+
+@pytest.mark.parametrize('bad', [math.inf, -math.inf, math.nan])
+@pytest.mark.parametrize('reduction', ['mean', 'max', 'topq', lambda s: s.flatten(1).sum(1)])
+def test_reduce_dense_refuses_non_finite_pixels(bad, reduction):
+    s = torch.rand(3, 4, 4, generator=torch_generator(0))
+    s[2, 1, 3] = bad
+    with pytest.raises(ValueError, match=f"got {bad} at item 2"): reduce_dense(s, reduction)
+
+
+@pytest.mark.parametrize('np_int', [np.int64, np.int32, np.uint8])
+def test_numpy_integer_counts_work_everywhere(np_int):
+    lp = make_log_probs(0, 20, 4, 3)
+    s = bald(lp)
+    for select in [lambda n: top_k(s, n), lambda n: random_batch(np_int(20), n, seed=0),
+                   lambda n: stochastic_batch(s, n, seed=0), lambda n: batchbald(lp, n),
+                   lambda n: TopScores(entropy)(lp, n), lambda n: as_acquisition('powerbald')(lp, n, seed=0),
+                   lambda n: BatchBALDAcquisition(num_samples=np_int(100))(lp, n), lambda n: RandomAcquisition()(lp, n, seed=0)]:
+        assert len(select(np_int(3))) == 3
+    with pytest.raises(TypeError, match="expected n as an int, got 3.0"): top_k(s, 3.0)
+    with pytest.raises(TypeError, match="expected n as an int, got True"): top_k(s, True)
 
 
 # ---------------------------------------------------------------- batchbald_redux 2.0.5 and baal fixtures

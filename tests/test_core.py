@@ -60,7 +60,34 @@ def test_seeded_is_reproducible_and_restores_global_state():
 
 
 def test_derive_seed_is_stable_across_processes():
-    # a fixed value: derive_seed must not depend on Python's hash randomisation
-    assert derive_seed(0, 'round', 1) == derive_seed(0, 'round', 1)
-    assert derive_seed(0, 'round', 1) != derive_seed(1, 'round', 1)
-    assert 0 <= derive_seed(123, 'x') < 2**63
+    # pinned values: seeds of runs recorded in ledgers and benchmarks must not change between processes or versions
+    # (a hash of the repr, not Python's randomised `hash`)
+    assert derive_seed(0, 'round', 1) == 5631288292430937096
+    assert derive_seed(1, 'round', 1) == 7231265095843293016
+    assert derive_seed(123, 'x') == 4159792037953616435
+    assert derive_seed(0, 'fit', 1, 0) == 428340208298462026
+    assert derive_seed(None, 'x') is None
+
+
+def test_derive_seed_is_the_same_in_another_interpreter():
+    import subprocess, sys
+    code = "from fastai_active.core import derive_seed; print(derive_seed(0, 'round', 1))"
+    for hashseed in ('1', '2'):
+        out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
+                             env={**__import__('os').environ, 'PYTHONHASHSEED': hashseed}).stdout.split()[-1]
+        assert int(out) == 5631288292430937096
+
+
+def test_labelling_from_a_dataframe_raises_no_numpy_warning():
+    "A DataFrame column is read-only under pandas' copy-on-write: torch used to warn 'not writable' on every label"
+    import warnings
+    import pandas as pd
+    from fastai_active.core import _as_idxs
+    from fastai_active.ledger import LabelLedger
+    df = pd.DataFrame({'ds_idx': [1, 2], 'label': ['a', 'b']})
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert _as_idxs(df['ds_idx'], 'ds_idxs').tolist() == [1, 2]
+        ledger = LabelLedger(10, vocab=['a', 'b'])
+        ledger.label(df['ds_idx'], df['label'], unrequested=True)
+    assert ledger.labels() == {1: 'a', 2: 'b'}

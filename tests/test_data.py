@@ -1,5 +1,5 @@
 "The label ledger and the labelled / unlabelled split: index spaces, atomic writes, persistence, DataBlocks."
-import json
+import json, sqlite3
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,7 @@ def id_split(n=50, **kwargs):
 @given(st.sets(st.integers(0, 49), max_size=45), st.data())
 def test_pool_index_conversion_round_trips(labelled, data):
     split = id_split(valid_pct=0.0)
-    if labelled: split.label(sorted(labelled), ['a'] * len(labelled))
+    if labelled: split.label(sorted(labelled), ['a'] * len(labelled), source='initial')
     pool = split.pool()
     assert pool.ds_idxs.tolist() == sorted(set(range(50)) - labelled)
     pool_idxs = data.draw(st.lists(st.integers(0, len(pool) - 1), unique=True, max_size=len(pool)))
@@ -45,7 +45,7 @@ def test_pool_index_conversion_round_trips(labelled, data):
 
 def test_pool_dataloader_rows_are_pool_order():
     split = id_split(valid_pct=0.5)
-    split.label([0, 3, 4, 7, 9, 12], ['a', 'a', 'b', 'b', 'a', 'a'])
+    split.label([0, 3, 4, 7, 9, 12], ['a', 'a', 'b', 'b', 'a', 'a'], source='initial')
     dls = split.dataloaders(bs=4, num_workers=0)
     pool = split.pool()
     dl = split.pool_dl(dls, pool, bs=7)
@@ -94,63 +94,69 @@ def test_image_folder_through_a_vision_datablock(tmp_path):
 
 def test_a_bad_call_writes_nothing():
     ledger = LabelLedger(10, vocab=['a', 'b'])
-    ledger.label([1], ['a'])
-    for args in [([2, 3], ['a', 'zz']), ([2, 1], ['a', 'b']), ([2, 11], ['a', 'b']), ([2, 2], ['a', 'a'])]:
-        with pytest.raises((ValueError, IndexError)): ledger.label(*args)
-    assert ledger.labels() == {1: 'a'}
+    ledger.label([1], ['a'], source='initial')
+    ledger.request([2, 3])
+    bad = [(([2, 3], ['a', 'zz']), ValueError, "not in the vocabulary"), (([2, 1], ['a', 'b']), ValueError, "already labelled"),
+           (([2, 11], ['a', 'b']), IndexError, r"in \[0, 10\), got \[11\]"), (([2, 2], ['a', 'a']), ValueError, "duplicates"),
+           (([2, 4], ['a', 'b']), ValueError, r"never requested \(no pending request\): \[4\]"),
+           (([2, 3], ['a', float('nan')]), ValueError, "no answer yet")]
+    for args, err, msg in bad:
+        with pytest.raises(err, match=msg): ledger.label(*args)
+    assert ledger.labels() == {1: 'a'} and ledger.pending().ds_idx.tolist() == [2, 3]
 
 
 def test_unique_constraint_rolls_back_a_whole_call(tmp_path):
     "Even when the database itself refuses a row, the rows before it in the same call are rolled back"
     ledger = LabelLedger(10, tmp_path/'l.db')
-    ledger.label([4], [1])
-    with pytest.raises(Exception):
+    ledger.label([4], [1], source='initial')
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         with ledger._transaction() as cur:
-            cur.execute("INSERT INTO labels VALUES (5, '1', 'human', 0, 0)")
-            cur.execute("INSERT INTO labels VALUES (4, '1', 'human', 0, 0)")
+            cur.execute("INSERT INTO labels (ds_idx, label, source, round, time) VALUES (5, '1', 'human', 0, 0)")
+            cur.execute("INSERT INTO labels (ds_idx, label, source, round, time) VALUES (4, '1', 'human', 0, 0)")
     assert LabelLedger(10, tmp_path/'l.db').labels() == {4: 1}
 
 
 @given(st.lists(st.tuples(st.integers(0, 29), st.sampled_from(['x', 'y', 'z'])), unique_by=lambda t: t[0], max_size=30),
        st.sampled_from(['initial', 'oracle', 'human']))
 def test_state_dict_round_trips_through_json(rows, source):
-    ledger = LabelLedger(30, vocab=['x', 'y', 'z'], fingerprint='f')
-    if rows: ledger.label([i for i, _ in rows], [l for _, l in rows], source=source)
+    ledger = LabelLedger(30, vocab=['x', 'y', 'z'])
+    if rows: ledger.label([i for i, _ in rows], [l for _, l in rows], source=source, unrequested=True, annotator='a')
+    if rows: ledger.correct([rows[0][0]], ['x'], reason='checked')
     free = [i for i in range(30) if i not in dict(rows)]
     if free: ledger.request(free[:3], scores=[0.5] * len(free[:3]))
     ledger.record_history(0, {'round': 0, 'accuracy': 0.5})
-    other = LabelLedger(30, vocab=['x', 'y', 'z'], fingerprint='f')
+    other = LabelLedger(30, vocab=['x', 'y', 'z'])
     other.load_state_dict(json.loads(json.dumps(ledger.state_dict())))
     assert other.state_dict() == ledger.state_dict()
 
 
 def test_ledger_file_survives_and_is_checked(tmp_path):
     items = [f'img_{i}.png' for i in range(12)]
-    fp = items_fingerprint(items)
-    ledger = LabelLedger(12, tmp_path/'labels.db', vocab=['a', 'b'], fingerprint=fp)
+    ledger = LabelLedger(keys=items, path=tmp_path/'labels.db', vocab=['a', 'b'])
     ledger.label([0, 5], ['a', 'b'], source='initial')
     ledger.request([7, 8], [0.9, 0.1])
     ledger.close()
-    again = LabelLedger(12, tmp_path/'labels.db', vocab=['a', 'b'], fingerprint=fp)
+    again = LabelLedger(keys=items[::-1], path=tmp_path/'labels.db', vocab=['a', 'b'])  # another listing order
     assert again.labels() == {0: 'a', 5: 'b'} and again.pending().ds_idx.tolist() == [7, 8] and again.round == 1
-    with pytest.raises(ValueError, match="belongs to other data"):
-        LabelLedger(12, tmp_path/'labels.db', vocab=['a', 'b'], fingerprint=items_fingerprint(items[::-1]))
-    with pytest.raises(ValueError, match="number of items"):
-        LabelLedger(13, tmp_path/'labels.db', vocab=['a', 'b'], fingerprint=fp)
+    assert again.keys([0, 5]) == ['img_0.png', 'img_5.png']
+    with pytest.raises(ValueError, match="belongs to other data: none of its 12 item keys"):
+        LabelLedger(keys=[f'other_{i}.png' for i in range(12)], path=tmp_path/'labels.db', vocab=['a', 'b'])
+    with pytest.raises(ValueError, match="belongs to other data: its vocab"):
+        LabelLedger(keys=items, path=tmp_path/'labels.db', vocab=['a', 'c'])
 
 
 def test_labels_keep_their_json_types():
     ledger = LabelLedger(4)
-    ledger.label([0, 1, 2], [3, 'x', [1, 2]])
-    ledger.label([3], np.array([7]))
+    ledger.label([0, 1, 2], [3, 'x', [1, 2]], source='initial')
+    ledger.label([3], np.array([7]), source='initial')
     assert ledger.labels() == {0: 3, 1: 'x', 2: [1, 2], 3: 7}
 
 
 def test_validation_share_is_stable_as_labels_grow():
     split = id_split(n=200, valid_pct=0.3, seed=5)
-    split.label(list(range(0, 60)), ['a'] * 60)
+    split.label(list(range(0, 60)), ['a'] * 60, source='initial')
     _, valid1 = split.train_valid_idxs()
-    split.label(list(range(60, 200)), ['b'] * 140)
+    split.label(list(range(60, 200)), ['b'] * 140, source='initial')
     train2, valid2 = split.train_valid_idxs()
     assert set(valid1.tolist()) <= set(valid2.tolist())
     assert 0.2 < len(valid2) / 200 < 0.4
@@ -159,6 +165,6 @@ def test_validation_share_is_stable_as_labels_grow():
 
 def test_vocab_is_fixed_from_the_start():
     split = id_split(valid_pct=0.5)
-    split.label([1, 2, 4, 5], ['b'] * 4)  # only one class labelled so far
+    split.label([1, 2, 4, 5], ['b'] * 4, source='initial')  # only one class labelled so far
     dls = split.dataloaders(num_workers=0)
     assert list(dls.vocab) == ['a', 'b'] and dls.c == 2

@@ -67,8 +67,8 @@ def test_redundancy_counts_copies_of_labelled_images_and_within_batches(tmp_path
     # 30 pool items = 3 copies of 10 images (item i shows image i % 10)
     ledger = LabelLedger(30, path=runs/'rep.db')
     ledger.label([0, 1], ['a', 'b'], source='initial', round=0)
-    ledger.label([10, 25, 5], ['a', 'c', 'c'], source='oracle', round=1)   # 10: copy of labelled 0; 25 and 5: image 5 twice
-    ledger.label([21, 7, 17], ['b', 'd', 'd'], source='oracle', round=2)   # 21: copy of labelled 1; 7 and 17: image 7 twice
+    ledger.label([10, 25, 5], ['a', 'c', 'c'], source='oracle', round=1, unrequested=True)   # 10: copy of labelled 0; 25 and 5: image 5 twice
+    ledger.label([21, 7, 17], ['b', 'd', 'd'], source='oracle', round=2, unrequested=True)   # 21: copy of labelled 1; 7 and 17: image 7 twice
     ledger.close()
     (runs/'rep.json').write_text(json.dumps(dict(dataset='repeated_digits', strategy='bald', sampler='mc', seed=0)))
     r = le.redundancy(tmp_path).iloc[0]

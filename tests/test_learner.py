@@ -105,7 +105,7 @@ def _next_round(al):
     "Acquire and label one item by hand, so the ledger moves to the next round"
     idx = int(al.split.pool().ds_idxs[0])
     al.ledger.request([idx])
-    al.split.label([idx], ['a'])
+    al.split.label([idx], ['a'])  # the request above makes it a requested item
 
 
 def test_warm_start_loads_last_weights_and_fresh_weights_differ():
@@ -214,9 +214,97 @@ def test_pseudo_labels_are_revised_and_never_labels():
     assert pseudo and not set(pseudo) & set(al.ledger.labelled_idxs().tolist())
     # a real label replaces a pseudo-label
     i = next(iter(pseudo))
-    al.label([i], ['b' if pseudo[i] == 'a' else 'a'])
+    al.label([i], ['b' if pseudo[i] == 'a' else 'a'], unrequested=True)
     assert i not in al.ledger.labels(pseudo=True) and al.ledger.labels()[i] != pseudo[i]
     # the pseudo-labelled items are in the next training set, validation is untouched
     dls = al.split.dataloaders(with_pseudo=True, num_workers=0)
     assert len(dls.train_ds) >= len(al.ledger.labels(pseudo=True)) + len(al.split.train_valid_idxs()[0])
     assert len(dls.valid_ds) == 40
+
+
+# ---------------------------------------------------------------- issue 9: item 4, counts, and what `fit` and `loop` show
+@pytest.mark.parametrize('acquisition', ['bald', 'batchbald', 'powerbald', 'variation_ratios'])
+def test_strategies_of_sample_disagreement_refuse_one_deterministic_pass(acquisition):
+    "Item 4: with K=1 every BALD score is 0 and the batch was the first n pool items; refused before any training"
+    from fastai_active.mc_dropout import MCDropout
+    with pytest.raises(ValueError, match=r"\(K=1\).*MCDropout\(n_samples=20\).*DeepEnsemble"):
+        make_al(acquisition=acquisition)                           # the default sampler: one deterministic pass
+    with pytest.raises(ValueError, match=r"\(K=1\)"): make_al(acquisition=acquisition, sampler=MCDropout(n_samples=1))
+    make_al(acquisition=acquisition, sampler=MCDropout(n_samples=2))
+
+
+def test_a_sampler_that_turns_out_to_give_k1_is_refused_at_acquisition():
+    "A user's sampler whose K is unknown until called: the strategy refuses K=1 log-probs, nothing is requested"
+    class OnePass(PosteriorSampler):
+        def __call__(self, learns, dl): return SinglePass()(learns, dl)
+    al = make_al(acquisition='powerbald', sampler=OnePass())
+    al.fit()
+    with pytest.raises(ValueError, match="got K=1"): al.acquire(4)
+    assert len(al.ledger.pending()) == 0
+
+
+def test_numpy_integer_counts_work_in_the_loop():
+    al = make_al(epochs=np.int64(1), bs=np.int64(16), pool_bs=np.int32(32))
+    h = al.loop(rounds=np.int64(1), n_per_round=np.int64(4))
+    assert h.n_acquired.tolist() == [0, 4] and al.learn.dls.bs == 16
+    with pytest.raises(TypeError, match="n_per_round as an int, got 2.5"): al.loop(rounds=2, n_per_round=2.5)
+    with pytest.raises(ValueError, match="epochs >= 1"): make_al(epochs=0)
+
+
+def test_fit_quiet_false_logs_only_the_columns_it_computes():
+    "UX: with the epoch validation skipped, the table used to name valid_loss and accuracy columns it had no values for"
+    al = make_al(epochs=2)
+    al.fit(quiet=False)
+    rec = al.learn.recorder
+    assert list(rec.metric_names) == ['epoch', 'train_loss', 'time']
+    assert len(rec.log) == len(rec.metric_names)
+    assert [m.name for m in al.learn.metrics] == ['accuracy'] and rec.valid_metrics   # put back after training
+    assert set(al.validate()) == {'valid_loss', 'accuracy'}
+    al2 = make_al(epochs=2, epoch_validation=True)
+    al2.fit(quiet=False)
+    assert list(al2.learn.recorder.metric_names) == ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
+    assert len(al2.learn.recorder.log) == 5
+
+
+def test_the_round_bar_is_completed_when_the_loop_ends(monkeypatch):
+    "UX: the loop's last step ends early; its progress bar was left at (n-1)/n, e.g. '75% [3/4]'"
+    import fastai_active.learner as learner_mod
+    bars = []
+    real = learner_mod.progress_bar
+    def recording(gen, **kwargs):
+        bar = real(gen, **kwargs)
+        bar.values = []
+        update = bar.update
+        def record(v):
+            bar.values.append(v)
+            update(v)
+        bar.update = record
+        bars.append(bar)
+        return bar
+    monkeypatch.setattr(learner_mod, 'progress_bar', recording)
+    al = make_al(show_progress=True)
+    al.loop(rounds=3, n_per_round=4)
+    assert len(bars) == 1 and bars[0].total == 4 and bars[0].values[-1] == 4
+
+
+def test_an_ensemble_trains_through_train_ensemble_with_the_same_seeds():
+    "One member-training loop: ActiveLearner.fit gives the members train_ensemble gives, weight for weight"
+    from fastai_active.uncertainty import DeepEnsemble, train_ensemble
+    from fastai_active.core import derive_seed, seeded
+    al = make_al(sampler=DeepEnsemble(2), epochs=2)
+    al.fit()
+    with seeded(derive_seed(al.seed, 'dls', al.round)):
+        dls = al.split.dataloaders(bs=al.bs, **al.dl_kwargs)
+    again = train_ensemble(make_learner, dls, n_members=2, fit=al._fit_member, seed=al.seed, round=al.round, quiet=True)
+    for a, b in zip(al.learns, again):
+        for (k, v), w in zip(a.model.state_dict().items(), b.model.state_dict().values()): assert torch.equal(v, w), k
+    assert not torch.equal(al.learns[0].model.net[0].weight, al.learns[1].model.net[0].weight)
+
+
+def test_mc_dropout_takes_more_samples_for_joint_acquisition():
+    "Item 11: K samples tell apart at most log K nats; without n_samples, BatchBALD gets JOINT_N_SAMPLES"
+    from fastai_active.mc_dropout import MCDropout, JOINT_N_SAMPLES, N_SAMPLES
+    assert (N_SAMPLES, JOINT_N_SAMPLES) == (20, 100)
+    assert make_al(acquisition='batchbald', sampler=MCDropout()).sampler.K == JOINT_N_SAMPLES
+    assert make_al(acquisition='bald', sampler=MCDropout()).sampler.K == N_SAMPLES
+    assert make_al(acquisition='batchbald', sampler=MCDropout(n_samples=30)).sampler.K == 30   # as given

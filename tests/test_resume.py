@@ -26,7 +26,7 @@ def read(path):
     try:
         try:
             labels = con.execute('SELECT ds_idx, label, source, round FROM labels ORDER BY ds_idx').fetchall()
-            requests = con.execute('SELECT ds_idx, round FROM requests ORDER BY rank').fetchall()
+            requests = con.execute("SELECT ds_idx, round FROM requests WHERE status = 'pending' ORDER BY rank").fetchall()
             history = [json.loads(r[0]) for r in con.execute('SELECT record FROM history ORDER BY round')]
         except sqlite3.OperationalError: return None  # tables not created yet
         return dict(labels=labels, requests=requests, history=history)

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.callback.progress import ProgressCallback  # registers Learner.no_bar
 from fastai.data.core import DataLoaders, Datasets
 from fastai.data.load import DataLoader
@@ -16,9 +16,11 @@ from fastai.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
 from fastai.torch_core import TensorImage
 from fastai.vision.augment import Flip
 
-from fastai_active.core import check_log_probs, derive_seed, seeded
-from fastai_active.uncertainty import (DeepEnsemble, MCDropout, MCDropoutSampling, SinglePass, SnapshotEnsemble,
-                                       TTASampler, dropout_modules, find_head_split, train_ensemble)
+from fastai_active.core import check_log_probs, derive_seed, mean_log_probs, seeded
+from fastai_active.uncertainty import DeepEnsemble, SinglePass, SnapshotEnsemble, TTASampler, train_ensemble
+from fastai_active.mc_dropout import MCDropout, MCDropoutSampling, dropout_modules, find_head_split
+from fastai_active.learner import ActiveLearner, SimulatedOracle
+from fastai_active.split import ActiveSplit
 
 
 def bald(log_probs_N_K_C):
@@ -110,14 +112,16 @@ class CheckModes(Callback):
 
 
 @pytest.mark.parametrize("head_only", [True, False])
-def test_batchnorm_stays_in_eval_mode(head_only):
+@pytest.mark.parametrize("consistent", [True, False])
+def test_batchnorm_stays_in_eval_mode(head_only, consistent):
     learn, x = make_learner()
     bn = learn.model[0][1]
     stats = bn.running_mean.clone(), bn.running_var.clone()
     check = CheckModes()
     learn.add_cb(check)
-    learn.get_mc_preds(pool_of(x), n_samples=3, head_only=head_only)
-    assert check.bn == [False] and check.dropout == [True, True]
+    learn.get_mc_preds(pool_of(x), n_samples=3, head_only=head_only, consistent_masks=consistent)
+    # masks per item: dropout in train mode; consistent masks: dropout in eval mode, the hooks apply the masks
+    assert check.bn == [False] and check.dropout == [not consistent] * 2
     assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
 
 
@@ -142,15 +146,16 @@ def test_head_only_matches_full_mc_in_distribution():
     learn, x = make_learner(n=8)
     with torch.no_grad(): learn.model[1][-1].weight.mul_(10)   # confident logits: samples that vary a lot
     K = 3000
-    fast = learn.get_mc_preds(pool_of(x), n_samples=K, seed=0, head_only=True)[0].exp()
-    full = learn.get_mc_preds(pool_of(x), n_samples=K, seed=1, head_only=False)[0].exp()
+    mc = dict(n_samples=K, consistent_masks=False)   # masks per item: the distribution of dropout itself
+    fast = learn.get_mc_preds(pool_of(x), seed=0, head_only=True, **mc)[0].exp()
+    full = learn.get_mc_preds(pool_of(x), seed=1, head_only=False, **mc)[0].exp()
     assert full.var(1).min() > 5e-3                   # there is variance to compare
     # standard error of a mean of K probabilities is below 0.5/sqrt(K) ~ 0.009; of a variance a few percent
     assert (fast.mean(1) - full.mean(1)).abs().max() < 0.035
     assert ((fast.var(1) - full.var(1)).abs() / full.var(1)).max() < 0.2
     # the test tells dropout rates apart: p=0.2 instead of 0.5 fails it
     learn.model[1][2].p = learn.model[1][5].p = 0.2
-    low = learn.get_mc_preds(pool_of(x), n_samples=K, seed=2, head_only=True)[0].exp()
+    low = learn.get_mc_preds(pool_of(x), seed=2, head_only=True, **mc)[0].exp()
     assert ((low.var(1) - full.var(1)).abs() / full.var(1)).max() > 0.2
 
 
@@ -163,8 +168,8 @@ def test_consistent_masks_head_only_equals_full_passes_and_masks_are_shared():
     assert torch.allclose(fast, full, atol=1e-5)
     assert torch.allclose(fast[0], fast[1], atol=1e-6)    # the same K networks for every item
     assert not torch.allclose(fast[:, 0], fast[:, 1])
-    indep = learn.get_mc_preds(pool_of(x), n_samples=6, seed=3)[0]
-    assert not torch.allclose(indep[0], indep[1])          # independent masks per item otherwise
+    indep = learn.get_mc_preds(pool_of(x), n_samples=6, seed=3, consistent_masks=False)[0]
+    assert not torch.allclose(indep[0], indep[1])          # independent masks per item only when asked for
 
 
 @pytest.mark.parametrize("layer", [nn.Dropout(0.3), nn.AlphaDropout(0.3), nn.Dropout1d(0.3),
@@ -198,7 +203,8 @@ def test_identical_ensemble_members_give_bald_zero():
         with seeded(5): learn.fit(1, 1e-2)
         members.append(learn)
     lp = DeepEnsemble(3)(members, pool_of(x))
-    assert lp.shape == (64, 3, 4)
+    for m, member in enumerate(members):   # column m is member m's own deterministic prediction
+        torch.testing.assert_close(lp[:, m], member.get_log_probs(pool_of(x))[0].float())
     assert bald(lp).abs().max() < 1e-6
     def make(dls):
         learn = Learner(dls, make_model(), loss_func=CrossEntropyLossFlat(), cbs=[])
@@ -253,7 +259,7 @@ def test_float16_storage_and_chunks_on_disk_equal_memory(tmp_path):
     half = learn.get_mc_preds(dl, n_samples=5, seed=0, dtype=torch.float16)[0]
     assert half.dtype == torch.float16 and torch.allclose(half.float(), mem, atol=1e-2)
     check_log_probs(half)
-    half_disk = MCDropout(5, seed=0, consistent_masks=False, dtype=torch.float16, path=tmp_path/'h.npy')([learn], dl)
+    half_disk = MCDropout(5, seed=0, dtype=torch.float16, path=tmp_path/'h.npy')([learn], dl)
     assert torch.equal(half_disk, half)
 
 
@@ -315,9 +321,17 @@ def test_samplers_follow_the_active_learner_contract(sampler):
             learn.add_cbs(sampler.fit_cbs())
             learn.fit(1, 1e-2)
         learns.append(learn)
-    lp = sampler(learns, dls.test_dl(range(10)))
+    pool = dls.test_dl(range(10))
+    lp = sampler(learns, pool)
     assert lp.device.type == 'cpu' and lp.is_floating_point() and lp.shape[0] == 10 and lp.shape[2] == 4
+    assert sampler.K in (None, lp.shape[1])
     check_log_probs(lp, dense=True)
+    if isinstance(sampler, (SinglePass, DeepEnsemble)):   # values, not only shapes: each member's own get_preds
+        for m, learn in enumerate(learns):
+            probs = learn.get_preds(dl=pool)[0]
+            torch.testing.assert_close(lp[:, m].exp(), probs, atol=1e-6, rtol=1e-5)
+    if isinstance(sampler, MCDropout):                    # the predictive mean is near the deterministic prediction
+        assert (lp.exp().mean(1) - learns[0].get_preds(dl=pool)[0]).abs().max() < 0.25
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -341,8 +355,7 @@ def test_cuda_results_come_back_on_cpu(kwargs):
 
 def test_every_sampler_drives_active_learner():
     "The samplers as ActiveLearner's uncertainty source, with no other change (runs where the loop exists)"
-    learner_mod = pytest.importorskip('fastai_active.learner')
-    data_mod = pytest.importorskip('fastai_active.split')
+    import fastai_active.learner as learner_mod, fastai_active.split as data_mod   # a broken import must fail
     import pandas as pd
     from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
     from fastai.data.transforms import ColReader
@@ -377,3 +390,116 @@ def test_every_sampler_drives_active_learner():
         al.loop(rounds=2, n_per_round=4)
         assert al.ledger.n_labelled == 14
         assert al.log_probs.shape == (len(al.pool), K, 2)
+
+
+# ---------------------------------------------------------------- issue 9, items 1-3: MC dropout never leaves the learner wrapped
+class RaiseAt(Callback):
+    "Raise `make()` before batch `at` of a pass"
+    order = 2
+    def __init__(self, make, at=1): self.make, self.at = make, at
+    def before_batch(self):
+        if self.iter == self.at: raise self.make()
+
+
+FAILURES = {'exception in a batch': lambda: RuntimeError('boom'), 'KeyboardInterrupt': KeyboardInterrupt,
+            'CancelFitException': CancelFitException}
+
+
+def assert_learner_usable(learn, x, cbs_before, tmp_path):
+    "A plain get_preds gives [N, C], fit works, save writes the model's own keys, callbacks and modes are as before"
+    assert type(learn.model) is nn.Sequential and not any(modes(learn.model))
+    assert all(not m._forward_hooks for m in learn.model.modules())
+    assert learn.cbs == cbs_before
+    assert learn.get_preds(dl=pool_of(x))[0].shape == (len(x), 4)
+    with learn.no_logging(): learn.fit(1, 1e-3)
+    learn.path = tmp_path
+    keys = torch.load(learn.save('after', with_opt=False), weights_only=True).keys()
+    assert keys == make_model().state_dict().keys() and not any(k.startswith('model.') for k in keys)
+
+
+@pytest.mark.parametrize("failure", FAILURES, ids=str)
+@pytest.mark.parametrize("path", ['get_preds(cbs=[MCDropoutSampling])', 'get_mc_preds', 'Learner(cbs=[MCDropoutSampling])'])
+def test_learner_restored_after_any_failure_during_mc_scoring(failure, path, tmp_path):
+    "Item 1: after a failure mid-scoring the model, dropout modes, callbacks and RNG state are the user's again"
+    learn, x = make_learner()
+    mc = MCDropoutSampling(n_samples=4, seed=0)
+    if path.startswith('Learner'): learn.add_cb(mc)
+    learn.model.eval()
+    cbs_before, rng = list(learn.cbs), torch.get_rng_state()
+    boom = RaiseAt(FAILURES[failure])
+    expected = type(FAILURES[failure]())
+    with pytest.raises(expected):
+        if path == 'get_mc_preds':
+            with learn.added_cbs(boom): learn.get_mc_preds(pool_of(x), n_samples=4, seed=0)
+        elif path.startswith('Learner'): learn.get_preds(dl=pool_of(x), cbs=boom)
+        else: learn.get_preds(dl=pool_of(x), cbs=[mc, boom])
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert learn.cbs == cbs_before
+    learn.remove_cbs([mc])   # (a carried sampler would make the plain get_preds below an MC one)
+    assert_learner_usable(learn, x, [c for c in cbs_before if c is not mc], tmp_path)
+
+
+@pytest.mark.parametrize("path", ['get_preds(cbs=[MCDropoutSampling])', 'Learner(cbs=[MCDropoutSampling])'])
+def test_cancelled_validation_restores_and_keeps_no_partial_samples(path, tmp_path):
+    learn, x = make_learner()
+    mc = MCDropoutSampling(n_samples=4, seed=0)
+    if path.startswith('Learner'): learn.add_cb(mc)
+    learn.model.eval()
+    cbs_before = list(learn.cbs)
+    # (reorder=False: fastai's own reordering fails on the partial predictions of a cancelled pass)
+    learn.get_preds(dl=pool_of(x), reorder=False, cbs=[RaiseAt(CancelValidException)] + ([] if path.startswith('Learner') else [mc]))
+    assert mc.log_probs is None and mc.cancelled == 16   # one batch of 16 had been seen
+    assert learn.cbs == cbs_before
+    learn.remove_cbs([mc])
+    assert_learner_usable(learn, x, [c for c in cbs_before if c is not mc], tmp_path)
+    with learn.added_cbs(RaiseAt(CancelValidException)):
+        with pytest.raises(RuntimeError, match="cancelled after 16 of 64 items"): learn.get_mc_preds(pool_of(x), n_samples=2)
+
+
+def test_mc_dropout_sampling_in_learner_cbs_is_idle_while_training():
+    "Item 2: as a Learner callback it used to crash `fit` ('... has no attribute n_seen'); it samples only when predicting"
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 8, 8, generator=g), torch.randint(0, 4, (64,), generator=g)
+    dls = DataLoaders(DataLoader(list(zip(x, y)), bs=16, shuffle=True), DataLoader(list(zip(x, y)), bs=16))
+    mc = MCDropoutSampling(n_samples=5, seed=0)
+    learn = Learner(dls, make_model(), loss_func=CrossEntropyLossFlat(), cbs=[mc])
+    learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+    with seeded(0): learn.fit(2, 1e-2)                       # trains, with its usual validation
+    assert mc.log_probs is None and type(learn.model) is nn.Sequential
+    assert len(learn.recorder.values) == 2 and all(np.isfinite(v).all() for v in learn.recorder.values)  # validated each epoch
+    probs = learn.get_preds(dl=pool_of(x))[0]                # predicts: the MC predictive
+    assert probs.shape == (64, 4) and mc.log_probs.shape == (64, 5, 4)
+    torch.testing.assert_close(probs.log(), mean_log_probs(mc.log_probs), atol=1e-5, rtol=1e-5)
+    # `validate` outside training also samples: its loss is the MC predictive's
+    loss = learn.validate()[0]
+    nll = -mean_log_probs(mc.log_probs).gather(1, y[:, None]).mean()
+    assert loss == pytest.approx(nll.item(), rel=1e-4)
+    # `get_mc_preds` on a learner that carries one: one sampler at a time, the carried one sits it out
+    assert learn.get_mc_preds(pool_of(x), n_samples=3, seed=0)[0].shape == (64, 3, 4)
+    assert mc.run and mc.log_probs.shape == (64, 5, 4)
+
+
+@pytest.mark.parametrize("entry", ['MCDropout', 'MCDropoutSampling', 'get_mc_preds'])
+def test_consistent_masks_are_the_default_everywhere(entry):
+    "Item 3: sample k is one network for every item unless `consistent_masks=False` is asked for by name"
+    learn, x = make_learner()
+    x = x.clone()
+    x[5] = x[0]                                              # copies of one image, in the same batch and in another
+    x[20] = x[0]
+    if entry == 'MCDropout': lp = MCDropout(6, seed=0)([learn], pool_of(x))
+    elif entry == 'get_mc_preds': lp = learn.get_mc_preds(pool_of(x), n_samples=6, seed=0)[0]
+    else:
+        cb = MCDropoutSampling(n_samples=6, seed=0)
+        learn.get_preds(dl=pool_of(x), cbs=cb)
+        lp = cb.log_probs
+    torch.testing.assert_close(lp[5], lp[0], atol=1e-5, rtol=0)    # copies get the same K samples
+    torch.testing.assert_close(lp[20], lp[0], atol=1e-5, rtol=0)
+    assert MCDropout().consistent and MCDropoutSampling().consistent_masks
+    indep = learn.get_mc_preds(pool_of(x), n_samples=6, seed=0, consistent_masks=False)[0]
+    assert (indep[5] - indep[0]).abs().max() > 1e-3
+
+
+def test_uncertainty_still_exports_the_mc_dropout_names():
+    import fastai_active.uncertainty as u, fastai_active.mc_dropout as mcd
+    assert u.MCDropout is mcd.MCDropout and u.MCDropoutSampling is mcd.MCDropoutSampling
+    with pytest.raises(AttributeError, match="no attribute 'nope'"): u.nope
