@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install export readme bench-venv docs docs-serve docs-check
+.PHONY: demo test install export readme bench-venv docs docs-serve docs-check integration
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,3 +45,17 @@ docs-serve: docs
 docs-check: docs
 	bash .ci/chromium.sh
 	$(BIN)/python docs/check.py
+
+# Tests that start a real Label Studio server and a headless browser on 127.0.0.1 (minutes each: not in CI).
+# Label Studio goes in its own venv and never into the project's; the browser is the OS package
+# (apt-get install -y chromium chromium-driver).
+LS_VENV := .venv-ls
+$(LS_VENV)/.installed:
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --disable-pip-version-check label-studio==1.23.2
+	touch $@
+
+integration: $(STAMP) $(LS_VENV)/.installed
+	bash .ci/chromium.sh
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,labelstudio,integration]"
+	FASTAI_ACTIVE_INTEGRATION=1 MPLBACKEND=Agg $(BIN)/pytest -q -s -p no:cacheprovider tests/integration

@@ -5,6 +5,7 @@ One entry point, two steps:
     python benchmarks/label_efficiency.py run --dataset digits --strategies random entropy bald batchbald \
         --sampler mc --seeds 0 1 2 3 4 --initial 20 --per-round 10 --budget 150 --out benchmarks/results/digits
     python benchmarks/label_efficiency.py report --out benchmarks/results/digits --targets 0.9 0.95
+    python benchmarks/label_efficiency.py cold --dataset digits --out benchmarks/results/cold_start_digits
 
 `run` trains each (strategy, seed) with the same recipe; every run keeps its labels and history in its own ledger
 file under OUT/runs/, so a killed benchmark continues where it stopped when the same command is run again.
@@ -136,9 +137,9 @@ def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512):
     allX, ally = np.concatenate([X, Xt]), np.concatenate([y, yt])
     dblock = DataBlock(blocks=(TransformBlock, CategoryBlock(vocab=vocab)), get_x=ArrayX(allX), get_y=ArrayY(ally))
     test_items = list(range(len(X), len(X) + len(Xt)))
-    split = ActiveSplit(dblock, list(range(len(X))), path=out_runs/f'{run_name}.db', vocab=vocab,
+    split = ActiveSplit(dblock, list(range(len(X))), path=None if run_name is None else out_runs/f'{run_name}.db', vocab=vocab,
                         valid_items=test_items, min_epoch_items=epoch_items, seed=seed)
-    if split.ledger.n_labelled == 0: split.label_random(n_initial, balanced=True, seed=seed)
+    if n_initial and split.ledger.n_labelled == 0: split.label_random(n_initial, balanced=True, seed=seed)
     return split, size
 
 
@@ -222,6 +223,90 @@ def run(args):
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+# --- cold start ---------------------------------------------------------------------------------------------
+
+def pool_features(kind, X, seed):
+    "Features of the pool items with no labels and no pretrained weights: 'pca' of the raw inputs, or a 'simclr' body"
+    import torch.nn.functional as F
+    from fastai_active.cold_start import pca_features, contrastive_features
+    x = torch.from_numpy(np.asarray(X)).float()
+    x = x.div(255).unsqueeze(1) if X.dtype == np.uint8 else x.unsqueeze(1)  # images [N, 1, H, W]; signals [N, 1, L]
+    if kind == 'pca': return pca_features(x, 32)
+    if kind != 'simclr': raise SystemExit(f"unknown features {kind!r}")
+    image = x.ndim == 4
+    def augment(xb, gen):
+        "A random shift of up to one pixel (images) or three steps (signals), and Gaussian noise"
+        m = 1 if image else 3
+        pad = F.pad(xb, (m, m, m, m) if image else (m, m))
+        dx, dy = torch.randint(0, 2 * m + 1, (2,), generator=gen).tolist()
+        out = pad[..., dy:dy + xb.shape[-2], dx:dx + xb.shape[-1]] if image else pad[..., dx:dx + xb.shape[-1]]
+        return out + 0.1 * torch.randn(xb.shape, generator=gen)
+    torch.manual_seed(seed)
+    conv, pool = (nn.Conv2d, nn.AdaptiveAvgPool2d(2)) if image else (nn.Conv1d, nn.AdaptiveAvgPool1d(4))
+    body = nn.Sequential(conv(1, 32, 3, padding=1), nn.ReLU(), conv(32, 64, 3, padding=1), nn.ReLU(), pool, nn.Flatten())
+    return contrastive_features(x, body, augment, epochs=30, bs=256, seed=seed)
+
+
+def cold(args):
+    "Test accuracy of one model trained on n first labels chosen with no model, by each strategy on each kind of features"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, args.threads))
+    path = out/'cold_start.csv'
+    rows = pd.read_csv(path).to_dict('records') if path.exists() else []
+    done = {(r['features'], r['strategy'], r['n'], r['seed']) for r in rows}
+    for seed in args.seeds:
+        (X, y), _, size = load_dataset(args.dataset, seed=seed)
+        feats = {}
+        for kind in args.features:
+            for strategy in args.strategies:
+                for n in args.n:
+                    f_name = 'none' if strategy == 'random' else kind
+                    if (f_name, strategy, n, seed) in done: continue
+                    if strategy != 'random' and kind not in feats:
+                        start = time.perf_counter()
+                        feats[kind] = pool_features(kind, X, seed)
+                        print(f"{kind} features of seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+                    split, size = make_split(args.dataset, out, None, seed, 0, args.epoch_items)
+                    if strategy == 'random': split.label_random(n, seed=seed)
+                    else: split.label_initial(n, strategy, features=feats[kind], seed=seed)
+                    al = ActiveLearner(split, make_learner_for(args.dataset, size, args.model), acquisition='random',
+                                       epochs=args.epochs, lr=args.lr, dl_kwargs=dict(num_workers=0), seed=seed, show_progress=False)
+                    al.fit()
+                    acc = al.validate()['accuracy']
+                    classes = len(set(split.ledger.labels().values()))
+                    rows.append(dict(dataset=args.dataset, features=f_name, strategy=strategy, n=n, seed=seed, accuracy=acc,
+                                     classes_labelled=classes))
+                    done.add((f_name, strategy, n, seed))
+                    pd.DataFrame(rows).to_csv(path, index=False)
+                    print(f"{args.dataset} {f_name} {strategy} n={n} seed={seed}: accuracy {acc:.3f}, {classes} classes", flush=True)
+    cold_report(out)
+
+
+def cold_report(out:Path):
+    "Median accuracy and classes covered per (features, strategy, n), with the paired difference to random and its t-test"
+    from scipy import stats
+    df = pd.read_csv(out/'cold_start.csv')
+    rand = df[df.strategy == 'random'].set_index(['n', 'seed']).accuracy
+    rows = []
+    for (feat, strategy, n), g in df.groupby(['features', 'strategy', 'n'], sort=False):
+        g = g.set_index('seed')
+        row = dict(features=feat, strategy=strategy, n=n, accuracy_median=g.accuracy.median(),
+                   classes_median=g.classes_labelled.median(), seeds=len(g))
+        if strategy != 'random':
+            r = rand.xs(n, level='n').reindex(g.index)
+            ok = r.notna()
+            diff = g.accuracy[ok] - r[ok]
+            row['vs_random_median'] = diff.median()
+            if ok.sum() >= 2: row['paired_t_p'] = stats.ttest_rel(g.accuracy[ok], r[ok]).pvalue
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values(['n', 'features', 'strategy'])
+    table.to_csv(out/'cold_start_report.csv', index=False)
+    text = f"## {df.dataset.iloc[0]}: test accuracy after training on n first labels (no model to choose them)\n\n" + markdown_table(table, 3) + "\n"
+    (out/'cold_start.md').write_text(text)
+    print(text)
 
 
 # --- report -------------------------------------------------------------------------------------------------
@@ -380,8 +465,20 @@ def main(argv=None):
     q = sub.add_parser('report')
     q.add_argument('--out', required=True)
     q.add_argument('--targets', type=float, nargs='+', default=[0.9, 0.95])
+    c = sub.add_parser('cold', help="cold start: accuracy with n first labels chosen by each strategy, no model")
+    c.add_argument('--dataset', default='digits', choices=['digits', 'repeated_digits', 'mnist1d'])
+    c.add_argument('--strategies', nargs='+', default=['random', 'typiclust', 'probcover', 'coreset', 'kmeans'])
+    c.add_argument('--features', nargs='+', default=['pca', 'simclr'])
+    c.add_argument('--n', type=int, nargs='+', default=[10, 20])
+    c.add_argument('--model', default='default', choices=['default', 'cnn'])
+    c.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    c.add_argument('--epochs', type=int, default=10)
+    c.add_argument('--epoch-items', type=int, default=512)
+    c.add_argument('--lr', type=float, default=1e-2)
+    c.add_argument('--threads', type=int, default=torch.get_num_threads())
+    c.add_argument('--out', required=True)
     args = p.parse_args(argv)
-    (run if args.cmd == 'run' else report)(args)
+    {'run': run, 'report': report, 'cold': cold}[args.cmd](args)
 
 
 if __name__ == '__main__': main()

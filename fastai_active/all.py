@@ -14,6 +14,7 @@ from .split import *
 from .tabular import *
 from .uncertainty import *
 from .mc_dropout import *
+from .embeddings import *
 from .semi import *
 from .augment import *
 from .fixmatch import *
@@ -21,8 +22,12 @@ from .spreading import *
 from .scores import *
 from .selection import *
 from .joint import *
+from .diversity import *
+from .diversity_acquisition import *
+from .cold_start import *
 from .strategies import *
 from .learner import *
+from .stopping import *
 from .metrics import *
 from .correlation import *
 from .ood import *
@@ -30,9 +35,12 @@ from .triage import *
 from .interpretation import *
 from .datasets import *
 from .models import *
+from .answers import *
+from .widgets import *
+from .label_studio import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'uncertainty', 'mc_dropout', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'strategies', 'learner', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models']
+_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'uncertainty', 'mc_dropout', 'embeddings', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'learner', 'stopping', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_learner.ipynb #c1c7c81a
 from __future__ import annotations
-import math, os, tempfile, time
+import copy, math, os, tempfile, time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable
@@ -30,6 +30,7 @@ from .selection import Acquisition
 from .strategies import as_acquisition, check_sampler
 from .uncertainty import PosteriorSampler, SinglePass, to_log_probs, train_ensemble, _quiet
 import fastai_active.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
+from .embeddings import sample_with_embeddings
 
 # %% auto #0
 __all__ = ['Oracle', 'SimulatedOracle', 'ActiveLearner', 'SkipValidation', 'MeanOfMembers', 'plot_learning_curves']
@@ -176,7 +177,7 @@ def score(self:ActiveLearner, pool:Pool|None=None)->Tensor:
     with ExitStack() as stack:
         for learn in self.learns: stack.enter_context(_quiet(learn))
         stack.enter_context(seeded(derive_seed(self.seed, 'score', self.round)))  # samplers without a seed of their own
-        log_probs = self.sampler(self.learns, dl)
+        log_probs = self._sample(dl)
     check_log_probs(log_probs, dense=True, name='posterior log-probs of the pool')
     if len(log_probs) != len(pool):
         raise RuntimeError(f"the sampler returned {len(log_probs)} rows for a pool of {len(pool)} items")
@@ -200,7 +201,7 @@ def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
     if self.acquisition.needs_preds:
         log_probs = self.score(pool)
         start = time.perf_counter()
-        batch = self.acquisition(log_probs, n, seed=seed)
+        batch = self.acquisition(log_probs, n, seed=seed, **self._embedding_inputs())
     else:
         self.times['score_s'], start = 0., time.perf_counter()
         batch = self.acquisition(len(pool), n, seed=seed)
@@ -247,6 +248,46 @@ def _label_pending(self:ActiveLearner)->int:
     ds_idxs = torch.tensor(self.ledger.pending().ds_idx.tolist(), dtype=torch.long)
     if not len(ds_idxs): return 0
     return self.ledger.label(ds_idxs, self.oracle(ds_idxs), source=self.oracle.source)
+
+# %% ../nbs/10_learner.ipynb #777face2
+def _layer_of(acquisition, model):
+    layer = getattr(acquisition, 'layer', None)
+    return layer(model) if callable(layer) and not isinstance(layer, nn.Module) else layer
+
+@patch
+def _sample(self:ActiveLearner, dl)->Tensor:
+    "The sampler's log-probs of `dl`, and in `self.embeddings` the embeddings of the same pass if the acquisition needs them"
+    self.embeddings = None
+    if not getattr(self.acquisition, 'needs_embeddings', False): return self.sampler(self.learns, dl)
+    log_probs, self.embeddings = sample_with_embeddings(self.sampler, self.learns, dl, layer=_layer_of(self.acquisition, self.learns[0].model))
+    return log_probs
+
+@patch
+def labelled_embeddings(self:ActiveLearner)->Tensor:
+    "Embeddings `[L, D]` of the labelled items, from the same sampler and layer as the pool's"
+    if not self.learns: raise RuntimeError("no trained learner: call `fit()` first")
+    ds_idxs = self.ledger.labelled_idxs()
+    if not len(ds_idxs):
+        D = self.embeddings.shape[1] if getattr(self, 'embeddings', None) is not None else 0
+        return torch.zeros(0, D)
+    sampler = self.sampler
+    if getattr(sampler, 'path', None) is not None:  # keep the pool's log-probs file: the labelled pass stays in memory
+        sampler = copy.copy(sampler)
+        sampler.path = None
+    dl = self.split.pool_dl(self.dls, Pool(ds_idxs, self.split.items_at), bs=self.pool_bs)
+    with ExitStack() as stack:
+        for learn in self.learns: stack.enter_context(_quiet(learn))
+        stack.enter_context(seeded(derive_seed(self.seed, 'score', self.round)))  # the pool's seed: the same dropout masks
+        return sample_with_embeddings(sampler, self.learns, dl, layer=_layer_of(self.acquisition, self.learns[0].model))[1]
+
+@patch
+def _embedding_inputs(self:ActiveLearner)->dict:
+    "The keyword arguments an acquisition with `needs_embeddings` is called with"
+    if not getattr(self.acquisition, 'needs_embeddings', False): return {}
+    if getattr(self, 'embeddings', None) is None: raise RuntimeError(f"{self.acquisition!r} needs embeddings: call `score()` first")
+    out = dict(embeddings=self.embeddings)
+    if getattr(self.acquisition, 'needs_labelled', False): out['labelled_embeddings'] = self.labelled_embeddings()
+    return out
 
 # %% ../nbs/10_learner.ipynb #ff217bb7
 @patch
@@ -340,9 +381,12 @@ def _n_acquired(self:ActiveLearner)->int:
     return self.ledger._q('SELECT COUNT(*) FROM labels WHERE round > 0')[0][0]
 
 @patch
-def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:int|None=None)->pd.DataFrame:
-    "Fit, validate, acquire `n_per_round` and label until `rounds` rounds or `budget` acquired labels in total"
-    if rounds is None and budget is None: raise ValueError("expected `rounds` or `budget` (or both)")
+def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:int|None=None,
+         stop=None, # A stopping criterion or a list of them (see `11_stopping`): `criterion(al) -> (values, stop)`
+        )->pd.DataFrame:
+    "Fit, validate, acquire `n_per_round` and label until `rounds` rounds, `budget` acquired labels in total, or a `stop` criterion fires"
+    stops = [] if stop is None else list(stop) if isinstance(stop, (list, tuple)) else [stop]
+    if rounds is None and budget is None and not stops: raise ValueError("expected `rounds`, `budget` or `stop` (or several)")
     if self.oracle is None:
         raise RuntimeError("loop needs an oracle; with a person labelling, use `acquire` and `label` round by round")
     n_per_round = _check_n(n_per_round, 'n_per_round')
@@ -353,9 +397,12 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
         left = []
         if rounds is not None: left.append(max(rounds - self.round, 0))
         if budget is not None: left.append(math.ceil(max(budget - self._n_acquired(), 0) / n_per_round))
+        if not left: left.append(math.ceil(len(self.ledger.unlabelled_idxs()) / n_per_round))  # `stop` alone: at most until the pool is empty
         return min(left)
     h = self.history
-    if remaining() == 0 and len(h) and (h['round'].iloc[-1], h.n_labelled.iloc[-1]) == (self.round, self.ledger.n_labelled):
+    fired = str(h.stopped_by.iloc[-1]).split(' | ') if stops and len(h) and 'stopped_by' in h else []
+    stopped = bool(set(fired) & {repr(c) for c in stops})  # one of these criteria stopped the run already
+    if (remaining() == 0 or stopped) and len(h) and (h['round'].iloc[-1], h.n_labelled.iloc[-1]) == (self.round, self.ledger.n_labelled):
         return h  # a finished run: nothing to train, acquire or record
     steps = range(remaining() + 1)
     bar = progress_bar(steps, leave=False) if self.show_progress else None
@@ -364,10 +411,11 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
             if self._fitted != (self.round, self.ledger.n_labelled): self.fit()
             n = n_per_round if budget is None else min(n_per_round, budget - self._n_acquired())
             n = min(n, len(self.ledger.unlabelled_idxs()))
-            if remaining() == 0 or n <= 0:
-                self._record()
+            values, halt = self._check_stop(stops)
+            if remaining() == 0 or n <= 0 or halt:
+                self._record(**values)
                 break
-            rec = self._record()
+            rec = self._record(**values)
             self.acquire(n)
             self.ledger.record_history(rec['round'], {**rec, 'score_s': self.times['score_s'], 'acquire_s': self.times['acquire_s']})
             if self.pseudo is not None: self.pseudo_label()
@@ -378,6 +426,19 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
     # the last step ends in `break`: complete the bar (cleared, `leave=False`) rather than leave it at (n-1)/n
     if bar is not None and bar.last_v is not None: bar.update(len(steps))
     return self.history
+
+@patch
+def _check_stop(self:ActiveLearner, stops:list)->tuple[dict, bool]:
+    "Every criterion's values for the history, with `stopped_by` naming those that fired"
+    values, fired = {}, []
+    for crit in stops:
+        res = crit(self)
+        if not (isinstance(res, tuple) and len(res) == 2 and isinstance(res[0], dict)):
+            raise TypeError(f"expected a stopping criterion to return (dict of values, bool), got {res!r} from {crit!r}")
+        values.update(res[0])
+        if res[1]: fired.append(repr(crit))
+    if stops: values['stopped_by'] = ' | '.join(fired)
+    return values, bool(fired)
 
 @patch(as_prop=True)
 def history(self:ActiveLearner)->pd.DataFrame:

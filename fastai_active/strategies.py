@@ -9,6 +9,7 @@ from .scores import *
 from .scores import SAMPLERS_FOR_K
 from .selection import *
 from .joint import *
+from .diversity_acquisition import *
 
 # %% auto #0
 __all__ = ['as_acquisition', 'check_sampler']
@@ -18,6 +19,7 @@ _SCORES = dict(entropy=entropy, bald=bald, margin=margin, least_confidence=least
                variation_ratios=variation_ratios, mean_std=mean_std,
                expected_iou_loss=expected_iou_loss, mask_disagreement=mask_disagreement)  # the last two: image level, no `reduce`
 _MODES = ('power', 'softmax', 'softrank')
+_DIVERSITY = dict(coreset=CoreSet, badge=BADGE, typiclust=TypiClust, probcover=ProbCover, cluster_margin=ClusterMargin)  # defined in 08a
 
 def as_acquisition(acq)->Acquisition:
     "An `Acquisition` from a strategy, a score function, or a name ('random', 'batchbald', 'bald', 'powerentropy', ...)"
@@ -26,10 +28,13 @@ def as_acquisition(acq)->Acquisition:
         if acq == 'random': return RandomAcquisition()
         if acq == 'batchbald': return BatchBALDAcquisition()
         if acq in _SCORES: return TopScores(_SCORES[acq])
+        if acq in _DIVERSITY: return _DIVERSITY[acq]()
+        if acq.startswith('diverse_'): return DiverseCandidates(as_acquisition(acq[len('diverse_'):]))
         for mode in _MODES:
             if acq.startswith(mode) and acq[len(mode):] in _SCORES: return StochasticAcquisition(_SCORES[acq[len(mode):]], mode=mode)
-        raise ValueError(f"expected 'random', 'batchbald', a score name {sorted(_SCORES)}, or a score name after one of "
-                         f"{list(_MODES)} (e.g. 'powerbald'), got {acq!r}")
+        raise ValueError(f"expected 'random', 'batchbald', a score name {sorted(_SCORES)}, a score name after one of "
+                         f"{list(_MODES)} (e.g. 'powerbald'), a diversity strategy {list(_DIVERSITY)}, or 'diverse_' "
+                         f"before another name (e.g. 'diverse_batchbald'), got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
 
