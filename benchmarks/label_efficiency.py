@@ -212,7 +212,6 @@ def run(args):
                            show_progress=False,
                            pseudo=PseudoLabeller(args.pseudo, max_per_class=args.pseudo_max_per_class) if args.pseudo else None,
                            semi=make_semi(args))
-        h = al.loop(budget=args.budget, n_per_round=args.per_round)
         meta = dict(dataset=args.dataset, strategy=strategy, sampler=args.sampler, seed=seed, epochs=args.epochs,
                     lr=args.lr, pool_subset=args.pool_subset, initial=args.initial, per_round=args.per_round,
                     epoch_items=args.epoch_items, mc_samples=args.mc_samples, model=args.model,
@@ -220,7 +219,9 @@ def run(args):
                     semi=(args.semi + ('-align' if args.semi_align else '')) if args.semi else None,
                     semi_mu=args.semi_mu, semi_lambda=args.semi_lambda, semi_threshold=args.semi_threshold,
                     semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule)
+        # written before the loop: `report` also reads a run that was stopped part-way (its ledger holds the rounds done)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
+        h = al.loop(budget=args.budget, n_per_round=args.per_round)
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
 
