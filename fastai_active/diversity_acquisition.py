@@ -151,6 +151,8 @@ class DiverseCandidates(EmbeddingAcquisition):
     @property
     def joint(self): return getattr(self.inner, 'joint', False)
     @property
+    def needs_samples(self): return getattr(self.inner, 'needs_samples', False)
+    @property
     def needs_labelled(self): return self.method == 'coreset' or getattr(self.inner, 'needs_labelled', False)
     def __call__(self, log_probs_N_K_C, n, seed=None, embeddings=None, labelled_embeddings=None):
         emb, lab = self._embeddings(log_probs_N_K_C, embeddings, labelled_embeddings)

@@ -482,7 +482,7 @@ def test_strategies():
     acq = TopScores(margin, reduce='topq', q=0.4)
     assert acq.dense
     assert acq(seg, 2).idxs.tolist() == top_k(reduce_dense(margin(seg, dense=True), 'topq', q=0.4), 2).idxs.tolist()
-    with pytest.raises(ValueError, match="expected 'random'"): as_acquisition('coreset')
+    with pytest.raises(ValueError, match="expected 'random'"): as_acquisition('nonesuch')
 
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32])

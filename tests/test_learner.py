@@ -160,7 +160,7 @@ def test_errors_are_clear(tmp_path):
     al = make_al(oracle=None)
     with pytest.raises(RuntimeError, match="needs an oracle"): al.loop(rounds=1)
     with pytest.raises(RuntimeError, match="call `fit\\(\\)`"): al.score()
-    with pytest.raises(ValueError, match="expected `rounds` or `budget`"): make_al().loop()
+    with pytest.raises(ValueError, match="expected `rounds`, `budget` or `stop`"): make_al().loop()
     with pytest.raises(TypeError, match="PosteriorSampler"): make_al(sampler=lambda learns, dl: None)
     from fastai_active.uncertainty import MCDropout, TTASampler
     with pytest.raises(ValueError, match="same model for every item"):
