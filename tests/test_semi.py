@@ -341,3 +341,8 @@ def test_label_spreading_in_the_loop_never_reads_pool_labels():
     al2.pseudo = SpreadingPseudoLabeller(threshold=0.6)
     h2 = al2.loop(rounds=1, n_per_round=4)
     assert h2.n_pseudo.iloc[-1] > 0 and 0 <= h2.pseudo_accuracy.iloc[-1] <= 1
+
+
+def test_active_learner_refuses_a_semi_that_is_not_a_method():
+    with pytest.raises(TypeError, match="expected a SemiSupervised method as semi.*got str"):
+        image_al('fixmatch')
