@@ -39,6 +39,8 @@ from fastai_active.demo import digits_learner
 from fastai_active.learner import ActiveLearner, PseudoLabeller, SimulatedOracle, plot_learning_curves
 from fastai_active.models import gal_cnn
 from fastai_active.uncertainty import SinglePass
+from fastai_active.augment import SignalAugment
+from fastai_active.fixmatch import FixMatch
 
 
 # --- data ---------------------------------------------------------------------------------------------------
@@ -163,6 +165,37 @@ def make_learner_for(dataset, size, model='default'):
     return make_learner
 
 
+def make_semi(args):
+    "The semi-supervised method of `--semi`, with views for the dataset (images: the defaults; MNIST-1D: signal views)"
+    if not args.semi: return None
+    if args.semi in ('fixmatch', 'flexmatch'):
+        views = dict(weak=SignalAugment(), strong=SignalAugment.strong()) if args.dataset == 'mnist1d' else {}
+        return FixMatch(mu=args.semi_mu, lambda_u=args.semi_lambda, threshold=args.semi_threshold,
+                        flex=args.semi == 'flexmatch', align=args.semi_align, max_items=args.semi_max_items, **views)
+    from fastai_active.spreading import LabelSpreadingStep
+    return LabelSpreadingStep(threshold=args.semi_threshold, mu=args.semi_mu, lambda_u=args.semi_lambda,
+                              max_items=args.semi_max_items)
+
+
+def with_optimiser(make_learner, args):
+    "`--opt sgd`: SGD with momentum 0.9 and weight decay `--wd` instead of the learner's own optimiser"
+    if args.opt == 'adam': return make_learner
+    from functools import partial
+    from fastai.optimizer import SGD
+    def make(dls):
+        learn = make_learner(dls)
+        learn.opt_func = partial(SGD, mom=0.9, wd=args.wd, decouple_wd=False)
+        return learn
+    return make
+
+
+def fit_recipe(args):
+    "`--schedule cos`: cosine decay from `--lr` with no warm-up (FixMatch's schedule); default: fastai's one-cycle"
+    if args.schedule == 'one_cycle': return None
+    from fastai_active.learner import SkipValidation
+    return lambda learn: learn.fit_flat_cos(args.epochs, args.lr, pct_start=0., cbs=SkipValidation())
+
+
 def make_sampler(name, n_samples):
     if name == 'single': return SinglePass()
     from fastai_active import uncertainty
@@ -180,21 +213,27 @@ def run(args):
     torch.set_num_threads(max(1, args.threads))
     jobs = [(s, seed) for seed in args.seeds for s in args.strategies]
     for strategy, seed in progress_bar(jobs):
-        name = f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "") + f"-seed{seed}"
+        name = (f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "")
+                + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "") if args.semi else "") + f"-seed{seed}")
         start = time.perf_counter()
         split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items, args.per_item)
         sampler = SinglePass() if strategy == 'random' else make_sampler(args.sampler, args.mc_samples)
-        al = ActiveLearner(split, make_learner_for(args.dataset, size, args.model), acquisition=as_acquisition(strategy), sampler=sampler,
+        al = ActiveLearner(split, with_optimiser(make_learner_for(args.dataset, size, args.model), args), fit=fit_recipe(args), acquisition=as_acquisition(strategy), sampler=sampler,
                            oracle=SimulatedOracle.from_split(split), epochs=args.epochs, lr=args.lr,
                            pool_max_items=args.pool_subset, pool_bs=512, dl_kwargs=dict(num_workers=0), seed=seed,
                            show_progress=False,
-                           pseudo=PseudoLabeller(args.pseudo, max_per_class=args.pseudo_max_per_class) if args.pseudo else None)
-        h = al.loop(budget=args.budget, n_per_round=args.per_round)
+                           pseudo=PseudoLabeller(args.pseudo, max_per_class=args.pseudo_max_per_class) if args.pseudo else None,
+                           semi=make_semi(args))
         meta = dict(dataset=args.dataset, strategy=strategy, sampler=args.sampler, seed=seed, epochs=args.epochs,
                     lr=args.lr, pool_subset=args.pool_subset, initial=args.initial, per_round=args.per_round,
                     epoch_items=args.epoch_items, mc_samples=args.mc_samples, model=args.model,
-                    pseudo=args.pseudo, pseudo_max_per_class=args.pseudo_max_per_class)
+                    pseudo=args.pseudo, pseudo_max_per_class=args.pseudo_max_per_class,
+                    semi=(args.semi + ('-align' if args.semi_align else '')) if args.semi else None,
+                    semi_mu=args.semi_mu, semi_lambda=args.semi_lambda, semi_threshold=args.semi_threshold,
+                    semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule)
+        # written before the loop: `report` also reads a run that was stopped part-way (its ledger holds the rounds done)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
+        h = al.loop(budget=args.budget, n_per_round=args.per_round)
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -302,6 +341,8 @@ def read_runs(out:Path)->pd.DataFrame:
         df.loc[model_based, 'strategy'] = df.strategy[model_based] + ' (' + df.sampler[model_based] + ')'
     if 'pseudo' in df and df.pseudo.notna().any():
         df.loc[df.pseudo.notna(), 'strategy'] = df.strategy[df.pseudo.notna()] + ' + pseudo-labels'
+    if 'semi' in df and df.semi.notna().any():
+        df.loc[df.semi.notna(), 'strategy'] = df.strategy[df.semi.notna()] + ' + ' + df.semi[df.semi.notna()]
     twice = df.groupby(['strategy', 'seed']).n_acquired.apply(lambda a: a.duplicated().any())
     if twice.any(): raise SystemExit(f"runs recorded twice under {out/'runs'}: {list(twice.index[twice])}")
     return df
@@ -413,6 +454,13 @@ def main(argv=None):
     r.add_argument('--mc-samples', type=int, default=20)
     r.add_argument('--pseudo', type=float, default=None, help="also train on pool items predicted with at least this probability")
     r.add_argument('--pseudo-max-per-class', type=int, default=None, help="at most this many pseudo-labels per class")
+    r.add_argument('--semi', default=None, choices=['fixmatch', 'flexmatch', 'spreading'],
+                   help="semi-supervised training on the pool in every round")
+    r.add_argument('--semi-mu', type=int, default=7, help="unlabelled items per labelled item in a batch")
+    r.add_argument('--semi-lambda', type=float, default=1.0, help="weight of the unlabelled loss")
+    r.add_argument('--semi-threshold', type=float, default=0.95, help="confidence a pseudo-label needs")
+    r.add_argument('--semi-align', action='store_true', help="distribution alignment of the weak views (fixmatch, flexmatch)")
+    r.add_argument('--semi-max-items', type=int, default=None, help="draw unlabelled batches from a random subset of the pool")
     r.add_argument('--model', default='default', choices=['default', 'cnn'], help="MNIST-1D: 'cnn' instead of the MLP")
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     r.add_argument('--initial', type=int, default=20)
@@ -423,6 +471,9 @@ def main(argv=None):
     r.add_argument('--epoch-items', type=int, default=512, help="repeat the labelled items to at least this many per epoch")
     r.add_argument('--lr', type=float, default=1e-2)
     r.add_argument('--per-item', action='store_true', help="read items one at a time through a DataBlock (slower; as before ArraySplit)")
+    r.add_argument('--opt', default='adam', choices=['adam', 'sgd'], help="sgd: momentum 0.9, weight decay --wd")
+    r.add_argument('--wd', type=float, default=5e-4, help="weight decay of --opt sgd")
+    r.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'cos'], help="cos: cosine decay, no warm-up")
     r.add_argument('--threads', type=int, default=torch.get_num_threads())
     r.add_argument('--out', required=True)
     q = sub.add_parser('report')

@@ -1,6 +1,13 @@
 """Do pseudo-labels help? Active learning on generated segmentation data with and without them, same seeds.
 
     python benchmarks/pseudo_labels.py --seeds 0 1 2 --rounds 5 --out benchmarks/results/pseudo_segmentation
+    python benchmarks/pseudo_labels.py --seeds 0 1 2 --rounds 5 --settings plain pseudo-labels fixmatch \
+        --out benchmarks/results/semi_segmentation
+
+`--settings` picks the loops to run per seed: `plain`, `pseudo-labels` (`PseudoLabeller(threshold)`) and `fixmatch`
+(per-pixel consistency training in every round: `FixMatch(mu, semi_threshold)` with flips and shifts as the weak
+view and a photometric `RandAugment` as the strong one). Each loop keeps its ledger under OUT/runs/, so a killed
+run continues where it stopped.
 
 Each seed runs the same loop twice (mean pixel entropy acquisition, a small U-Net with dropout retrained from
 scratch each round), once plain and once with `PseudoLabeller(threshold)`: confident pool images are trained on
@@ -24,6 +31,8 @@ from fastai_active.selection import TopScores
 from fastai_active.split import ActiveSplit
 from fastai_active.datasets import shapes_folder, mask_of
 from fastai_active.learner import ActiveLearner, SimulatedOracle, PseudoLabeller, plot_learning_curves
+from fastai_active.fixmatch import FixMatch
+from fastai_active.augment import ImageWeak, RandAugment
 from fastai_active.models import SmallUNet
 
 
@@ -40,8 +49,13 @@ def main(argv=None):
     p.add_argument('--pool', type=int, default=300)
     p.add_argument('--threshold', type=float, default=0.97)
     p.add_argument('--epochs', type=int, default=8)
+    p.add_argument('--settings', nargs='+', default=['plain', 'pseudo-labels'], choices=['plain', 'pseudo-labels', 'fixmatch'])
+    p.add_argument('--mu', type=int, default=2, help="fixmatch: unlabelled images per labelled one")
+    p.add_argument('--semi-threshold', type=float, default=0.95, help="fixmatch: confidence a pixel's pseudo-label needs")
+    p.add_argument('--threads', type=int, default=torch.get_num_threads())
     p.add_argument('--out', default='benchmarks/results/pseudo_segmentation')
     args = p.parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     out = Path(args.out)
     data = Path(out/'data')
     pool_path = shapes_folder(data/'pool', n=args.pool, size=32, seed=0)
@@ -49,13 +63,16 @@ def main(argv=None):
     dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files, get_y=mask_of)
     rows, curves = [], {}
     for seed in args.seeds:
-        for name, pseudo in [('plain', None), ('pseudo-labels', PseudoLabeller(args.threshold))]:
+        for name in args.settings:
+            pseudo = PseudoLabeller(args.threshold) if name == 'pseudo-labels' else None
+            semi = FixMatch(mu=args.mu, threshold=args.semi_threshold, weak=ImageWeak(flip=True, vflip=True),
+                            strong=RandAugment(geometric=False)) if name == 'fixmatch' else None
             start = time.perf_counter()
             split = ActiveSplit(dblock, pool_path/'images', path=out/'runs'/f'{name}-seed{seed}.db',
                                 valid_items=get_image_files(valid_path/'images'), min_epoch_items=256, seed=seed)
             if split.ledger.n_labelled == 0: split.label_random(args.initial, seed=seed)
             al = ActiveLearner(split, make_learner, acquisition=TopScores(entropy, reduce='mean'),
-                               oracle=SimulatedOracle.from_split(split), pseudo=pseudo, epochs=args.epochs, lr=3e-3,
+                               oracle=SimulatedOracle.from_split(split), pseudo=pseudo, semi=semi, epochs=args.epochs, lr=3e-3,
                                bs=16, dl_kwargs=dict(num_workers=0), seed=seed, show_progress=False)
             h = al.loop(rounds=args.rounds, n_per_round=args.per_round).assign(setting=name, seed=seed)
             curves.setdefault(name, []).append(h)
@@ -66,15 +83,18 @@ def main(argv=None):
     df.to_csv(out/'results.csv', index=False)
     table = df.pivot_table(index='n_labelled', columns='setting', values='dice', aggfunc='median')
     per_seed = df.groupby(['setting', 'seed']).dice.mean().unstack('setting')
-    per_seed['gain'] = per_seed['pseudo-labels'] - per_seed['plain']
+    gains = {s: (per_seed[s] - per_seed['plain']).round(4).to_dict() for s in per_seed.columns if s != 'plain' and 'plain' in per_seed}
     ax = plot_learning_curves(curves, metric='dice', title='shapes segmentation: validation Dice (median, quartiles)')
     ax.figure.savefig(out/'learning_curves.png', dpi=110, bbox_inches='tight')
-    summary = dict(median_dice_by_labels=table.round(4).to_dict(), mean_dice_gain_per_seed=per_seed.gain.round(4).to_dict(),
-                   n_pseudo_median=float(df[df.setting == 'pseudo-labels'].n_pseudo.median()),
-                   pseudo_accuracy_note="pseudo_accuracy is not defined for masks; see Dice")
+    fit_s = df.groupby('setting').fit_s.median().round(1).to_dict()
+    summary = dict(median_dice_by_labels=table.round(4).to_dict(), mean_dice_gain_vs_plain_per_seed=gains,
+                   median_fit_s=fit_s, pseudo_accuracy_note="pixel agreement of pseudo-labelled masks with the true masks")
+    if 'pseudo-labels' in args.settings: summary['n_pseudo_median'] = float(df[df.setting == 'pseudo-labels'].n_pseudo.median())
+    if 'fixmatch' in args.settings: summary['n_confident_median'] = float(df[df.setting == 'fixmatch'].n_confident.median())
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
     print(table.round(4).to_string())
-    print("mean Dice over rounds, pseudo-labels minus plain, per seed:", per_seed.gain.round(4).to_dict())
+    print("mean Dice over rounds minus plain, per seed:", gains)
+    print("median seconds of training per round:", fit_s)
 
 
 if __name__ == '__main__': main()

@@ -18,6 +18,9 @@ from .uncertainty import *
 from .mc_dropout import *
 from .embeddings import *
 from .semi import *
+from .augment import *
+from .fixmatch import *
+from .spreading import *
 from .scores import *
 from .selection import *
 from .joint import *
@@ -44,6 +47,6 @@ from .label_studio import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'arrays', 'uncertainty', 'mc_dropout', 'embeddings', 'semi', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
+_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'arrays', 'uncertainty', 'mc_dropout', 'embeddings', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

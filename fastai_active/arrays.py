@@ -72,7 +72,7 @@ class TensorDataLoaders(DataLoaders):
     def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, **kwargs):
         "A `TensorDL` over the inputs `test_items` (an array or tensor `[N, ...]`), in order"
         tensors = tuple(test_items) if with_labels else (test_items,)
-        return self.valid.new(tensors=tensors, n_inp=1, shuffle=False, drop_last=False, **kwargs)
+        return self.valid.new(tensors=tensors, **{'n_inp': 1, 'shuffle': False, 'drop_last': False, **kwargs})
 
 # %% ../nbs/02c_arrays.ipynb #047a1587
 class ArraySplit(ActiveSplit):

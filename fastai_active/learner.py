@@ -25,7 +25,7 @@ from fastprogress.fastprogress import progress_bar
 from .core import *
 from .core import _as_idxs, _check_n
 from .split import ActiveSplit, Pool
-from .semi import PseudoLabeller
+from .semi import PseudoLabeller, SemiSupervised
 from .selection import Acquisition
 from .strategies import as_acquisition, check_sampler, check_target_strategy
 from .targets import target_of, check_target, output_activation, samples_to_output, check_outputs
@@ -76,11 +76,13 @@ class ActiveLearner:
                  dl_kwargs:dict|None=None, # More keyword arguments for `split.dataloaders` (e.g. `num_workers`)
                  pseudo:PseudoLabeller|None=None, # Also train on confident pool items with the model's labels
                  pseudo_dir:str|Path|None=None, # Where predicted masks are written (default: beside the ledger file)
+                 semi:SemiSupervised|None=None, # Also train on the pool in every round (`FixMatch`, `LabelSpreadingStep`)
                  seed:int=0, # Seed of everything random in the loop
                  show_progress:bool=True, # Progress bar over rounds (training bars are always quiet in `loop`)
                  target:str|None=None, # 'classification', 'multilabel', 'regression' or 'gaussian'; `None`: from the loss and data (`target_of`)
                 ):
         store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,pseudo,pseudo_dir,seed,show_progress')
+        self.semi = _check_semi(semi)
         self.fit_fn, self.dl_kwargs = fit, ifnone(dl_kwargs, {})
         self.target = None if target is None else check_target(target)
         self._acquisition_arg = acquisition   # a name is resolved again once the target is known (see `_set_target`)
@@ -144,7 +146,7 @@ def fit(self:ActiveLearner, quiet:bool=True):
     with seeded(derive_seed(self.seed, 'dls', self.round)):  # fastai seeds batch order from global state
         self.dls = self.split.dataloaders(bs=self.bs, with_pseudo=self.pseudo is not None, **self.dl_kwargs)
     learns = train_ensemble(self.make_learner, self.dls, n_members=self.sampler.n_members, fit=self._fit_member,
-                            seed=self.seed, round=self.round, cbs=self.sampler.fit_cbs,
+                            seed=self.seed, round=self.round, cbs=self._member_cbs(),
                             warm_start=self.learns if self.warm_start else None, quiet=quiet)
     target = self._check_target(ifnone(self.target, target_of(learns[0])))  # refused: the last round's learners stay
     for learn in learns: learn.active_target = target   # the samplers read it (`target_of`)
@@ -352,6 +354,7 @@ def _record(self:ActiveLearner, **extra)->dict:
                n_valid=len(valid_idxs) if self.split.valid_items is None else len(self.split.valid_items),
                n_acquired=self._n_acquired())
     if self.pseudo is not None: rec.update(self._pseudo_stats())
+    if self.semi is not None: rec.update(self._semi_stats())
     start = time.perf_counter()
     metrics = self.validate()
     rec.update(**metrics, fit_s=self.times.get('fit_s', 0.), valid_s=time.perf_counter() - start, **extra)
@@ -374,7 +377,7 @@ def pseudo_label(self:ActiveLearner)->int:
     "Replace the ledger's pseudo-labels by the `pseudo` labeller's picks among the scored pool; returns how many"
     if self.pseudo is None: raise RuntimeError("no `pseudo` labeller was given to this ActiveLearner")
     if self.log_probs is None or self._scored != self._fitted: self.score()
-    pool_idxs, cls, conf = self.pseudo(self.log_probs)
+    pool_idxs, cls, conf = self.pseudo.pick(self)
     ds_idxs = self.pool.to_ds(pool_idxs)
     pending = torch.tensor(self.ledger.pending().ds_idx.tolist(), dtype=torch.long)
     free = ~torch.isin(ds_idxs, self.ledger.labelled_idxs()) & ~torch.isin(ds_idxs, pending)
@@ -501,12 +504,41 @@ def history(self:ActiveLearner)->pd.DataFrame:
     "One row per round: labelled counts, validation metrics, and seconds spent training, scoring and acquiring"
     return self.ledger.history()
 
+# %% ../nbs/10_learner.ipynb #62597d4f
+def _check_semi(semi):
+    if semi is not None and not isinstance(semi, SemiSupervised):
+        raise TypeError(f"expected a SemiSupervised method as semi (e.g. FixMatch()), got {type(semi).__name__}")
+    return semi
+
+@patch
+def _member_cbs(self:ActiveLearner):
+    "A factory of each member's fit callbacks (the sampler's, then the `semi` method's for that member), in member order"
+    members = iter(range(self.sampler.n_members))
+    return lambda: list(self.sampler.fit_cbs()) + self._semi_cbs(next(members))
+
+@patch
+def _semi_cbs(self:ActiveLearner, member:int)->list:
+    "The `semi` method's callbacks for learner `member` of this round"
+    return [] if self.semi is None else list(self.semi.fit_cbs(self, member))
+
+@patch
+def _semi_stats(self:ActiveLearner)->dict:
+    "Pool items the `semi` method was confident about in the last fit and, with a simulated oracle, the share right"
+    ds_idxs, cls = self.semi.confident()
+    stats = {'n_confident': len(ds_idxs), 'confident_accuracy': float('nan')}
+    if len(ds_idxs) and isinstance(self.oracle, SimulatedOracle) and (cls >= 0).all():  # dense methods give no classes (-1)
+        vocab = self.split.vocab if self.split.vocab is not None else range(int(cls.max()) + 1)
+        truth = self.oracle(ds_idxs)
+        stats['confident_accuracy'] = float(np.mean([vocab[c] == t for c, t in zip(cls.tolist(), truth)]))
+    return stats
+
 # %% ../nbs/10_learner.ipynb #152585cd
 def _metric_of(history:pd.DataFrame, metric:str|None)->str:
     if metric is not None:
         if metric not in history: raise KeyError(f"no column {metric!r} in the history; it has {list(history.columns)}")
         return metric
-    skip = {'round', 'n_labelled', 'n_train', 'n_valid', 'n_acquired', 'fit_s', 'score_s', 'acquire_s', 'valid_loss', 'class_counts'}
+    skip = {'round', 'n_labelled', 'n_train', 'n_valid', 'n_acquired', 'fit_s', 'score_s', 'acquire_s', 'valid_loss', 'class_counts',
+            'n_pseudo', 'pseudo_accuracy', 'n_confident', 'confident_accuracy'}
     return next((c for c in history.columns if c not in skip), 'valid_loss')
 
 def plot_learning_curves(curves:dict, # `{name: [history DataFrame per seed, ...]}`

@@ -13,7 +13,7 @@ from fastcore.basics import store_attr
 from .core import *
 
 # %% auto #0
-__all__ = ['PseudoLabeller']
+__all__ = ['PseudoLabeller', 'SemiSupervised']
 
 # %% ../nbs/04_semi.ipynb #8f5cb0a4
 class PseudoLabeller:
@@ -42,4 +42,19 @@ class PseudoLabeller:
             idxs = idxs[rank < self.max_per_class]
         return idxs, cls[idxs], conf[idxs]
 
+    def pick(self, al)->tuple[Tensor, Tensor, Tensor]:
+        "The picks among the pool an `ActiveLearner` `al` scored last (its `log_probs`)"
+        return self(al.log_probs)
+
     def __repr__(self): return f"PseudoLabeller(threshold={self.threshold}, max_per_class={self.max_per_class})"
+
+# %% ../nbs/04_semi.ipynb #21f89339
+class SemiSupervised:
+    "Base class of semi-supervised methods for `ActiveLearner(..., semi=...)`"
+    def fit_cbs(self, al, member:int)->list:
+        "Callbacks that train learner `member` of `al` (an `ActiveLearner`) on its pool too"
+        raise NotImplementedError
+    def confident(self)->tuple[Tensor, Tensor]:
+        "Dataset indices and class indices of the pool items whose pseudo-labels passed the threshold in the last fit"
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    def __repr__(self): return f"{type(self).__name__}()"
