@@ -36,7 +36,8 @@ from fastai_active.strategies import as_acquisition
 from fastai_active.split import ActiveSplit
 from fastai_active.arrays import ArraySplit
 from fastai_active.demo import digits_learner
-from fastai_active.learner import ActiveLearner, PseudoLabeller, SimulatedOracle, plot_learning_curves
+from fastai_active.learner import ActiveLearner, PseudoLabeller, SimulatedOracle
+from fastai_active.learning_curves import plot_learning_curves
 from fastai_active.models import gal_cnn
 from fastai_active.uncertainty import SinglePass
 from fastai_active.augment import SignalAugment

@@ -30,7 +30,8 @@ from fastai_active.scores import entropy
 from fastai_active.selection import TopScores
 from fastai_active.split import ActiveSplit
 from fastai_active.datasets import shapes_folder, mask_of
-from fastai_active.learner import ActiveLearner, SimulatedOracle, PseudoLabeller, plot_learning_curves
+from fastai_active.learner import ActiveLearner, SimulatedOracle, PseudoLabeller
+from fastai_active.learning_curves import plot_learning_curves
 from fastai_active.fixmatch import FixMatch
 from fastai_active.augment import ImageWeak, RandAugment
 from fastai_active.models import SmallUNet

@@ -16,7 +16,8 @@ from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, PILImageBW,
 from .scores import entropy
 from .split import ActiveSplit
 from .datasets import digits_folder
-from .learner import ActiveLearner, SimulatedOracle, plot_learning_curves
+from .learner import ActiveLearner, SimulatedOracle
+from .learning_curves import plot_learning_curves
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'digits_learner', 'digits_block', 'run_digits_demo', 'main']

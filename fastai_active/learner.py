@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_learner.ipynb #c1c7c81a
 from __future__ import annotations
-import copy, math, os, tempfile, time
+import math, time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable
@@ -12,7 +12,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch import Tensor, nn
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
@@ -31,10 +30,9 @@ from .strategies import as_acquisition, check_sampler, check_target_strategy
 from .targets import target_of, check_target, output_activation, samples_to_output, check_outputs
 from .uncertainty import PosteriorSampler, SinglePass, to_log_probs, train_ensemble, _quiet
 import fastai_active.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
-from .embeddings import sample_with_embeddings
 
 # %% auto #0
-__all__ = ['Oracle', 'SimulatedOracle', 'ActiveLearner', 'SkipValidation', 'MeanOfMembers', 'plot_learning_curves']
+__all__ = ['Oracle', 'SimulatedOracle', 'ActiveLearner', 'SkipValidation', 'MeanOfMembers']
 
 # %% ../nbs/10_learner.ipynb #1bdb1333
 class Oracle:
@@ -55,6 +53,12 @@ class SimulatedOracle(Oracle):
         "Reveal the labels the split's `DataBlock` reads from the items themselves (`get_y`)"
         return cls(split.true_labels)
     def __repr__(self): return f"SimulatedOracle({getattr(self.labels, '__name__', type(self.labels).__name__)})"
+
+# %% ../nbs/10_learner.ipynb #7154066d
+def _check_semi(semi):
+    if semi is not None and not isinstance(semi, SemiSupervised):
+        raise TypeError(f"expected a SemiSupervised method as semi (e.g. FixMatch()), got {type(semi).__name__}")
+    return semi
 
 # %% ../nbs/10_learner.ipynb #58401559
 class ActiveLearner:
@@ -285,67 +289,6 @@ def _label_pending(self:ActiveLearner)->int:
     if not len(ds_idxs): return 0
     return self.ledger.label(ds_idxs, self.oracle(ds_idxs), source=self.oracle.source)
 
-# %% ../nbs/10_learner.ipynb #a7c3e9f1
-import warnings
-
-@patch
-def _score_and_pick(self:ActiveLearner, pool:Pool, n:int, seed:int|None):
-    "The `scorer`'s path of `acquire`: score `pool` chunk by chunk (or on Ray) and pick `n` items as it goes"
-    start = time.perf_counter()
-    with ExitStack() as stack:
-        for learn in self.learns: stack.enter_context(_quiet(learn))
-        stack.enter_context(seeded(derive_seed(self.seed, 'score', self.round)))  # as in `score`: the same unseeded masks
-        res = self.scorer.score(self.learns, self.split.items, self.sampler, rows=pool.ds_idxs, scores={},
-                                acquisition=self.acquisition, n=n, seed=seed, bs=self.pool_bs)
-    self.pool, self.log_probs, self._scored = pool, None, None
-    self.failed = {int(pool.ds_idxs[i]): e for i, e in res.failed.items()}
-    if self.failed:
-        i = min(self.failed)
-        warnings.warn(f"{len(self.failed)} pool items could not be loaded and were not scored (see `.failed`), "
-                      f"e.g. dataset index {i}: {self.failed[i]}")
-    self.times['score_s'] = time.perf_counter() - start
-    return res.batch
-
-# %% ../nbs/10_learner.ipynb #777face2
-def _layer_of(acquisition, model):
-    layer = getattr(acquisition, 'layer', None)
-    return layer(model) if callable(layer) and not isinstance(layer, nn.Module) else layer
-
-@patch
-def _sample(self:ActiveLearner, dl)->Tensor:
-    "The sampler's log-probs of `dl`, and in `self.embeddings` the embeddings of the same pass if the acquisition needs them"
-    self.embeddings = None
-    if not getattr(self.acquisition, 'needs_embeddings', False): return self.sampler(self.learns, dl)
-    log_probs, self.embeddings = sample_with_embeddings(self.sampler, self.learns, dl, layer=_layer_of(self.acquisition, self.learns[0].model))
-    return log_probs
-
-@patch
-def labelled_embeddings(self:ActiveLearner)->Tensor:
-    "Embeddings `[L, D]` of the labelled items, from the same sampler and layer as the pool's"
-    if not self.learns: raise RuntimeError("no trained learner: call `fit()` first")
-    ds_idxs = self.ledger.labelled_idxs()
-    if not len(ds_idxs):
-        D = self.embeddings.shape[1] if getattr(self, 'embeddings', None) is not None else 0
-        return torch.zeros(0, D)
-    sampler = self.sampler
-    if getattr(sampler, 'path', None) is not None:  # keep the pool's log-probs file: the labelled pass stays in memory
-        sampler = copy.copy(sampler)
-        sampler.path = None
-    dl = self.split.pool_dl(self.dls, Pool(ds_idxs, self.split.items_at), bs=self.pool_bs)
-    with ExitStack() as stack:
-        for learn in self.learns: stack.enter_context(_quiet(learn))
-        stack.enter_context(seeded(derive_seed(self.seed, 'score', self.round)))  # the pool's seed: the same dropout masks
-        return sample_with_embeddings(sampler, self.learns, dl, layer=_layer_of(self.acquisition, self.learns[0].model))[1]
-
-@patch
-def _embedding_inputs(self:ActiveLearner)->dict:
-    "The keyword arguments an acquisition with `needs_embeddings` is called with"
-    if not getattr(self.acquisition, 'needs_embeddings', False): return {}
-    if getattr(self, 'embeddings', None) is None: raise RuntimeError(f"{self.acquisition!r} needs embeddings: call `score()` first")
-    out = dict(embeddings=self.embeddings)
-    if getattr(self.acquisition, 'needs_labelled', False): out['labelled_embeddings'] = self.labelled_embeddings()
-    return out
-
 # %% ../nbs/10_learner.ipynb #ff217bb7
 @patch
 def _record(self:ActiveLearner, **extra)->dict:
@@ -371,68 +314,6 @@ def evaluate(self:ActiveLearner)->dict:
                            f"ledger now holds {self.ledger.n_labelled} in round {self.round}: call `fit()` first, so that "
                            "the history shows the model of these labels")
     return self._record()
-
-@patch
-def pseudo_label(self:ActiveLearner)->int:
-    "Replace the ledger's pseudo-labels by the `pseudo` labeller's picks among the scored pool; returns how many"
-    if self.pseudo is None: raise RuntimeError("no `pseudo` labeller was given to this ActiveLearner")
-    if self.log_probs is None or self._scored != self._fitted: self.score()
-    pool_idxs, cls, conf = self.pseudo.pick(self)
-    ds_idxs = self.pool.to_ds(pool_idxs)
-    pending = torch.tensor(self.ledger.pending().ds_idx.tolist(), dtype=torch.long)
-    free = ~torch.isin(ds_idxs, self.ledger.labelled_idxs()) & ~torch.isin(ds_idxs, pending)
-    ds_idxs, cls, conf = ds_idxs[free], cls[free], conf[free]
-    if cls.ndim > 1: labels = self._write_masks(ds_idxs, cls)
-    else:
-        vocab = self.split.vocab if self.split.vocab is not None else list(range(self.log_probs.shape[2]))
-        labels = [vocab[c] for c in cls.tolist()]
-    n = self.ledger.set_pseudo(ds_idxs, labels, scores=conf.tolist())
-    if cls.ndim > 1: self._remove_stale_masks(labels)
-    return n
-
-@patch
-def _pseudo_dir(self:ActiveLearner)->Path:
-    "Where pseudo-label masks are written: beside the ledger file, or in a temporary folder for an in-memory ledger"
-    if self.pseudo_dir is None:
-        path = self.ledger.path
-        self.pseudo_dir = Path(path.with_name(path.name + '.pseudo') if path is not None else tempfile.mkdtemp(prefix='pseudo-'))
-    Path(self.pseudo_dir).mkdir(parents=True, exist_ok=True)
-    return Path(self.pseudo_dir)
-
-@patch
-def _write_masks(self:ActiveLearner, ds_idxs:Tensor, masks:Tensor)->list[str]:
-    "Write predicted masks as PNG files (atomically: a temporary file, then a rename); return their paths"
-    folder, paths = self._pseudo_dir(), []
-    for i, mask in zip(ds_idxs.tolist(), masks.to(torch.uint8).numpy()):
-        path = folder/f'{i}-round{self.round}.png'
-        tmp = path.with_suffix('.tmp.png')
-        Image.fromarray(mask).save(tmp)
-        os.replace(tmp, path)
-        paths.append(str(path))
-    return paths
-
-@patch
-def _remove_stale_masks(self:ActiveLearner, keep:list[str]):
-    "Delete mask files of earlier rounds that no pseudo-label points at any more"
-    keep = {Path(p).name for p in keep}
-    for f in self._pseudo_dir().glob('*-round*.png'):
-        if f.name not in keep: f.unlink()
-
-@patch
-def _pseudo_stats(self:ActiveLearner)->dict:
-    "How many pseudo-labels this round trained on and, with a simulated oracle, how many were right (pixels for masks)"
-    pseudo = self.ledger.labels(pseudo=True)
-    stats = {'n_pseudo': len(pseudo), 'pseudo_accuracy': float('nan')}
-    if pseudo and isinstance(self.oracle, SimulatedOracle):
-        truth = self.oracle(torch.tensor(list(pseudo)))
-        stats['pseudo_accuracy'] = float(np.mean([_agreement(p, t) for p, t in zip(pseudo.values(), truth)]))
-    return stats
-
-def _agreement(pseudo, truth)->float:
-    "1/0 for a class label; the share of equal pixels for a mask file"
-    if isinstance(pseudo, str) and pseudo.endswith('.png') and isinstance(truth, (str, os.PathLike)):
-        return float((np.array(Image.open(pseudo)) == np.array(Image.open(truth))).mean())
-    return float(pseudo == truth)
 
 @patch
 def _n_acquired(self:ActiveLearner)->int:
@@ -504,65 +385,7 @@ def history(self:ActiveLearner)->pd.DataFrame:
     "One row per round: labelled counts, validation metrics, and seconds spent training, scoring and acquiring"
     return self.ledger.history()
 
-# %% ../nbs/10_learner.ipynb #62597d4f
-def _check_semi(semi):
-    if semi is not None and not isinstance(semi, SemiSupervised):
-        raise TypeError(f"expected a SemiSupervised method as semi (e.g. FixMatch()), got {type(semi).__name__}")
-    return semi
-
-@patch
-def _member_cbs(self:ActiveLearner):
-    "A factory of each member's fit callbacks (the sampler's, then the `semi` method's for that member), in member order"
-    members = iter(range(self.sampler.n_members))
-    return lambda: list(self.sampler.fit_cbs()) + self._semi_cbs(next(members))
-
-@patch
-def _semi_cbs(self:ActiveLearner, member:int)->list:
-    "The `semi` method's callbacks for learner `member` of this round"
-    return [] if self.semi is None else list(self.semi.fit_cbs(self, member))
-
-@patch
-def _semi_stats(self:ActiveLearner)->dict:
-    "Pool items the `semi` method was confident about in the last fit and, with a simulated oracle, the share right"
-    ds_idxs, cls = self.semi.confident()
-    stats = {'n_confident': len(ds_idxs), 'confident_accuracy': float('nan')}
-    if len(ds_idxs) and isinstance(self.oracle, SimulatedOracle) and (cls >= 0).all():  # dense methods give no classes (-1)
-        vocab = self.split.vocab if self.split.vocab is not None else range(int(cls.max()) + 1)
-        truth = self.oracle(ds_idxs)
-        stats['confident_accuracy'] = float(np.mean([vocab[c] == t for c, t in zip(cls.tolist(), truth)]))
-    return stats
-
-# %% ../nbs/10_learner.ipynb #152585cd
-def _metric_of(history:pd.DataFrame, metric:str|None)->str:
-    if metric is not None:
-        if metric not in history: raise KeyError(f"no column {metric!r} in the history; it has {list(history.columns)}")
-        return metric
-    skip = {'round', 'n_labelled', 'n_train', 'n_valid', 'n_acquired', 'fit_s', 'score_s', 'acquire_s', 'valid_loss', 'class_counts',
-            'n_pseudo', 'pseudo_accuracy', 'n_confident', 'confident_accuracy'}
-    return next((c for c in history.columns if c not in skip), 'valid_loss')
-
-def plot_learning_curves(curves:dict, # `{name: [history DataFrame per seed, ...]}`
-                         metric:str|None=None, # Column to plot (default: the first metric)
-                         x:str='n_labelled', # Column for the x axis
-                         ax=None, title:str|None=None):
-    "Median and quartile band over seeds of `metric` against `x`, one line per strategy"
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 4))
-    for name, runs in curves.items():
-        runs = [runs] if isinstance(runs, pd.DataFrame) else list(runs)
-        m = _metric_of(runs[0], metric)
-        table = pd.concat([r.set_index(x)[m].rename(i) for i, r in enumerate(runs)], axis=1).sort_index()
-        q = table.quantile([.25, .5, .75], axis=1).T
-        line, = ax.plot(q.index, q[.5], marker='o', ms=3, label=f"{name} (n={len(runs)})")
-        if len(runs) > 1: ax.fill_between(q.index, q[.25], q[.75], alpha=.2, color=line.get_color())
-    ax.set_xlabel(x.replace('_', ' '))
-    ax.set_ylabel(m.replace('_', ' '))
-    if title: ax.set_title(title)
-    ax.grid(alpha=.3)
-    ax.legend()
-    return ax
-
-@patch
-def plot_history(self:ActiveLearner, metric:str|None=None, ax=None):
-    "The learning curve of this run: `metric` (default: the first metric) against the number of labels"
-    return plot_learning_curves({repr(self.acquisition): self.history}, metric=metric, ax=ax)
+# %% ../nbs/10_learner.ipynb #2b11a0c2
+# patched onto `ActiveLearner` in these modules: the pool's embeddings and the scorer's path (`10c_learner_pool`),
+# pseudo-labels and the `semi=` callbacks (`10a_learner_semi`), the learning curves (`10b_learning_curves`)
+from . import learner_pool, learner_semi, learning_curves
