@@ -77,6 +77,10 @@ def check_target_strategy(acquisition, # An `Acquisition`
     if isinstance(acquisition, RandomAcquisition) or not getattr(acquisition, 'needs_preds', True): return
     score = getattr(acquisition, 'score', None)
     if target in ('regression', 'gaussian'):
+        if getattr(acquisition, 'needs_embeddings', False):
+            raise ValueError(f"{acquisition!r} is a diversity strategy built and tested on classifiers' embeddings and "
+                             f"log-probs; the learner's outputs are regression moments [N, K, 2] (mean, variance; target "
+                             f"{target!r}): {_REGRESSION_HINT}")
         if getattr(score, 'target', None) != 'regression':
             raise ValueError(f"{acquisition!r} scores log-probs of classes, but the learner's outputs are regression "
                              f"moments [N, K, 2] (mean, variance; target {target!r}): {_REGRESSION_HINT}")
