@@ -398,7 +398,7 @@ def area_under_curves(df:pd.DataFrame, baseline:str='random')->pd.DataFrame:
         if baseline in auc.index and strategy != baseline:
             common = auc.columns[auc.loc[strategy].notna() & auc.loc[baseline].notna()]
             diff = auc.loc[strategy, common] - auc.loc[baseline, common]
-            row['vs_random_median'] = float(diff.median())
+            row[f'vs_{baseline}_median'] = float(diff.median())
             if len(common) >= 2:
                 row['paired_t_p'] = float(stats.ttest_rel(auc.loc[strategy, common], auc.loc[baseline, common]).pvalue)
                 if (diff != 0).any(): row['wilcoxon_p'] = float(stats.wilcoxon(diff).pvalue)
@@ -431,6 +431,11 @@ def report(args):
     text = (f"## {df.dataset.iloc[0]}: acquired labels to reach a test accuracy (quartiles over seeds)\n\n"
             + markdown_table(reach, 0) + "\n\n## Area under the learning curve (mean accuracy), vs random\n\n"
             + markdown_table(auc, 4) + "\n")
+    bb = next((s for s in ('batchbald', 'batchbald (mc)') if s in set(df.strategy)), None)
+    if bb is not None and df.strategy.nunique() > 2:  # other strategies against BatchBALD too, paired the same way
+        vs_bb = area_under_curves(df, bb).rename(columns={f'vs_{bb}_median': 'vs_batchbald_median'})
+        vs_bb.to_csv(out/'auc_vs_batchbald.csv', index=False)
+        text += "\n## Area under the learning curve, vs BatchBALD\n\n" + markdown_table(vs_bb, 4) + "\n"
     red = redundancy(out)
     if len(red):
         if red.loc[red.strategy != 'random', 'sampler'].nunique() > 1:
