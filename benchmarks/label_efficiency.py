@@ -208,6 +208,13 @@ def make_sampler(name, n_samples):
 
 # --- run ----------------------------------------------------------------------------------------------------
 
+def stop_criteria(names):
+    "Stopping criteria with their default thresholds, only recorded (`RecordOnly`): the run still goes to its budget"
+    from fastai_active.stopping import RecordOnly, StabilizingPredictions, OverallUncertainty
+    make = dict(kappa=StabilizingPredictions, uncertainty=OverallUncertainty)
+    return [RecordOnly(make[n](), n) for n in names or []]
+
+
 def run(args):
     out = Path(args.out)
     (out/'runs').mkdir(parents=True, exist_ok=True)
@@ -231,10 +238,11 @@ def run(args):
                     pseudo=args.pseudo, pseudo_max_per_class=args.pseudo_max_per_class,
                     semi=(args.semi + ('-align' if args.semi_align else '')) if args.semi else None,
                     semi_mu=args.semi_mu, semi_lambda=args.semi_lambda, semi_threshold=args.semi_threshold,
-                    semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule)
+                    semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule,
+                    stop=args.stop)
         # written before the loop: `report` also reads a run that was stopped part-way (its ledger holds the rounds done)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
-        h = al.loop(budget=args.budget, n_per_round=args.per_round)
+        h = al.loop(budget=args.budget, n_per_round=args.per_round, stop=stop_criteria(args.stop))
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -476,6 +484,8 @@ def main(argv=None):
     r.add_argument('--wd', type=float, default=5e-4, help="weight decay of --opt sgd")
     r.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'cos'], help="cos: cosine decay, no warm-up")
     r.add_argument('--threads', type=int, default=torch.get_num_threads())
+    r.add_argument('--stop', nargs='*', default=[], choices=['kappa', 'uncertainty'],
+                   help="record these stopping criteria (default thresholds) every round, without stopping the run")
     r.add_argument('--out', required=True)
     q = sub.add_parser('report')
     q.add_argument('--out', required=True)
