@@ -31,10 +31,6 @@ _IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'
 
 def _is_path(o)->bool: return isinstance(o, (str, os.PathLike)) and Path(o).suffix.lower() in _IMAGE_EXTS | {'.txt', '.csv', '.json'}
 
-def _items_root(items)->Path:
-    "The folder that holds all the (path) items"
-    return Path(os.path.commonpath(sorted({str(Path(o).parent.absolute()) for o in items})))
-
 def _as_image(item)->Image.Image|None:
     "An image item (a file, an array, a PIL image) as RGB, or `None` for other items"
     if isinstance(item, Image.Image): return item.convert('RGB')
@@ -45,30 +41,13 @@ def _as_image(item)->Image.Image|None:
 
 def item_keys(split:ActiveSplit, # The split whose items are keyed
               ds_idxs=None, # Dataset indices (all items by default)
-             )->list[str]:
-    "Stable keys of the items at `ds_idxs`: a DataFrame's index label, a path relative to the items' folder, or the position"
-    if hasattr(split.ledger, 'keys'): return split.ledger.keys(ds_idxs)  # a ledger that keys the items itself
-    ds_idxs = torch.arange(len(split)) if ds_idxs is None else _as_idxs(ds_idxs, 'ds_idxs')
-    items = split.items
-    if isinstance(items, pd.DataFrame):
-        if not items.index.is_unique:
-            dup = items.index[items.index.duplicated()].unique().tolist()
-            raise ValueError(f"expected a DataFrame with a unique index (it keys the items), got duplicates {dup[:10]}")
-        return [str(items.index[i]) for i in ds_idxs.tolist()]
-    if len(items) and all(isinstance(items[i], (str, os.PathLike)) for i in (0, len(items) - 1)):
-        root = _items_root(items)
-        return [Path(items[i]).absolute().relative_to(root).as_posix() for i in ds_idxs.tolist()]
-    return [str(i) for i in ds_idxs.tolist()]
+             )->list:
+    "Stable keys of the items at `ds_idxs`, as the ledger keeps them: a DataFrame's index label, a path relative to the items' folder, or the position"
+    return split.ledger.keys(ds_idxs)
 
 def ds_idxs_of_keys(split:ActiveSplit, keys:Sequence[str])->Tensor:
     "Dataset indices of the items with `keys`; a `KeyError` naming the keys that match no item"
-    if hasattr(split, 'idxs_of'): return split.idxs_of(list(keys))  # a ledger that keys the items itself
-    pos = {k: i for i, k in enumerate(item_keys(split))}
-    missing = [k for k in keys if k not in pos]
-    if missing:
-        raise KeyError(f"no item with the key(s) {missing[:10]} among the {len(pos)} items of this split "
-                       f"(keys look like {list(pos)[:3]})")
-    return torch.tensor([pos[k] for k in keys], dtype=torch.long)
+    return split.idxs_of(list(keys))
 
 # %% ../nbs/13_answers.ipynb #54eb9a79
 _ANSWERS_SCHEMA = """CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY AUTOINCREMENT, ds_idx INTEGER NOT NULL,
@@ -87,10 +66,6 @@ def _check_annotator(annotator)->str:
     return annotator.strip()
 
 def _answers_table(cur): cur.execute(_ANSWERS_SCHEMA)
-
-def _provenance(ledger)->bool:
-    "Whether the ledger records annotator, time and ref with each label itself (and keeps corrected labels)"
-    return hasattr(ledger, 'correct')
 
 def _encode_labels(ledger, labels, n:int)->list[str]:
     "Labels as JSON, checked against the vocabulary; a multi-label answer (a list) is checked class by class"
@@ -125,7 +100,7 @@ def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that recor
     split = _split_of(obj)
     ledger = split.ledger
     idxs = ledger._check_idxs(ds_idxs)
-    encoded = _encode_labels(ledger, labels, len(idxs))
+    _encode_labels(ledger, labels, len(idxs))  # labels outside the vocabulary, or a wrong count, refused before anything else
     one = isinstance(annotator, str) or annotator is None
     who = [_check_annotator(annotator)] * len(idxs) if one else [_check_annotator(a) for a in annotator]
     refs = [None] * len(idxs) if refs is None else [None if r is None else str(r) for r in refs]
@@ -133,55 +108,29 @@ def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that recor
     if not len(refs) == len(times) == len(idxs) == len(who):
         raise ValueError(f"expected one annotator, ref and time per item ({len(idxs)}), got {len(who)}, {len(refs)} and {len(times)}")
     keys = item_keys(split, idxs) if idxs else []
-    if _provenance(ledger): return _record_answers_in_ledger(split, idxs, labels, who, refs, times, keys, via)
-    with ledger._transaction() as cur:
-        _answers_table(cur)
-        seen = {r[0] for r in cur.execute("SELECT ref FROM answers WHERE ref IS NOT NULL AND action = 'label'")}
-        rows = [r for r in zip(idxs, encoded, keys, refs, times, who) if r[3] is None or r[3] not in seen]
-        if not rows: return 0
-        new = [r[0] for r in rows]
-        marks = ','.join('?' * len(new))
-        done = cur.execute(f'SELECT ds_idx, label, source FROM labels WHERE ds_idx IN ({marks})', new).fetchall()
-        if done:
-            key_of = dict(zip(idxs, keys))
-            raise ValueError(f"items already labelled (key, label, source): {[(key_of[d], l, s) for d, l, s in done][:10]}; "
-                             "a label is never overwritten: undo the first answer to change it")
-        requested = {r[0]: r[1:] for r in cur.execute(
-            f'SELECT ds_idx, round, rank, score FROM requests WHERE ds_idx IN ({marks})', new).fetchall()}
-        if len(requested) < len(new):
-            key_of = dict(zip(idxs, keys))
-            raise ValueError(f"items not requested: {[key_of[d] for d in new if d not in requested][:10]}; "
-                             "expected items that `acquire` picked and that wait for a label (`pending()`)")
-        cur.executemany('INSERT INTO labels (ds_idx, label, source, round, time) VALUES (?, ?, ?, ?, ?)',
-                        [(d, e, 'human', requested[d][0], t) for d, e, _, _, t, _ in rows])
-        cur.execute(f'DELETE FROM requests WHERE ds_idx IN ({marks})', new)
-        cur.execute(f'DELETE FROM pseudo WHERE ds_idx IN ({marks})', new)
-        cur.executemany(f"INSERT INTO answers (ds_idx, key, label, annotator, time, via, ref, action, req_round, req_rank, "
-                        f"req_score) VALUES (?, ?, ?, ?, ?, ?, ?, 'label', ?, ?, ?)",
-                        [(d, k, e, a, t, via, r, *requested[d]) for d, e, k, r, t, a in rows])
-    return len(rows)
+    return _write_answers(split, idxs, labels, who, refs, times, keys, via)
 
 # %% ../nbs/13_answers.ipynb #d8119d35
-def _record_answers_in_ledger(split, idxs, labels, who, refs, times, keys, via)->int:
-    "`record_answers` with a ledger that records provenance: the same checks and messages, then its `label`, then the log"
+def _write_answers(split, idxs, labels, who, refs, times, keys, via)->int:
+    "The labels through the ledger's `label` (its checks) and their log in `answers`, in one transaction: both or neither"
     ledger = split.ledger
     labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
-    seen = set(answers(split).ref.dropna())
-    keep = [j for j, r in enumerate(refs) if r is None or r not in seen]
-    if not keep: return 0
-    idxs, labels, who, refs, times, keys = ([a[j] for j in keep] for a in (idxs, labels, who, refs, times, keys))
-    done = ledger.labels(idxs)
-    if done:
-        key_of = dict(zip(idxs, keys))
-        raise ValueError(f"items already labelled (key, label): {[(key_of[d], l) for d, l in done.items()][:10]}; "
-                         "a label is never overwritten: undo the first answer to change it")
-    pending = ledger.pending().set_index('ds_idx')
-    missing = [k for d, k in zip(idxs, keys) if d not in pending.index]
-    if missing: raise ValueError(f"items not requested: {missing[:10]}; expected items that `acquire` picked and that wait "
-                                 "for a label (`pending()`)")
-    n = ledger.label(idxs, labels, source='human', annotator=who, time=times, ref=refs)  # checks again, in one transaction
     with ledger._transaction() as cur:
         _answers_table(cur)
+        seen = {r[0] for r in cur.execute('SELECT ref FROM answers WHERE ref IS NOT NULL')}
+        keep = [j for j, r in enumerate(refs) if r is None or r not in seen]
+        if not keep: return 0
+        idxs, labels, who, refs, times, keys = ([a[j] for j in keep] for a in (idxs, labels, who, refs, times, keys))
+        done = ledger.labels(idxs)
+        if done:
+            key_of = dict(zip(idxs, keys))
+            raise ValueError(f"items already labelled (key, label): {[(key_of[d], l) for d, l in done.items()][:10]}; "
+                             "a label is never overwritten: undo the first answer to change it")
+        pending = ledger.pending().set_index('ds_idx')
+        missing = [k for d, k in zip(idxs, keys) if d not in pending.index]
+        if missing: raise ValueError(f"items not requested: {missing[:10]}; expected items that `acquire` picked and that "
+                                     "wait for a label (`pending()`)")
+        n = ledger.label(idxs, labels, source='human', annotator=who, time=times, ref=refs)  # its checks, in this transaction
         cur.executemany(f"INSERT INTO answers (ds_idx, key, label, annotator, time, via, ref, action, req_round, req_rank, "
                         f"req_score) VALUES (?, ?, ?, ?, ?, ?, ?, 'label', ?, ?, ?)",
                         [(d, json.dumps(k) if not isinstance(k, str) else k, json.dumps(_jsonable_label(l)), a, t, via, r,
@@ -208,15 +157,11 @@ def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget')->None:
         src = cur.execute('SELECT source FROM labels WHERE ds_idx = ?', (ds_idx,)).fetchone()
         if src is None or src[0] != 'human':
             raise ValueError(f"the item at ds_idx {ds_idx} has no label from a person to undo (found {src})")
-        if _provenance(ledger):
-            # the withdrawn label is kept among the superseded ones, and its request waits again
-            request = cur.execute('SELECT request FROM labels WHERE ds_idx = ?', (ds_idx,)).fetchone()[0]
-            cur.execute('INSERT INTO superseded SELECT *, ?, ? FROM labels WHERE ds_idx = ?', (time.time(), 'undone', ds_idx))
-            cur.execute('DELETE FROM labels WHERE ds_idx = ?', (ds_idx,))
-            if request is not None: cur.execute("UPDATE requests SET status = 'pending' WHERE id = ?", (request,))
-        else:
-            cur.execute('DELETE FROM labels WHERE ds_idx = ?', (ds_idx,))
-            cur.execute('INSERT INTO requests VALUES (?, ?, ?, ?, ?)', (ds_idx, last[2], last[3], last[4], time.time()))
+        # the withdrawn label is kept among the superseded ones, and its request waits again
+        request = cur.execute('SELECT request FROM labels WHERE ds_idx = ?', (ds_idx,)).fetchone()[0]
+        cur.execute('INSERT INTO superseded SELECT *, ?, ? FROM labels WHERE ds_idx = ?', (time.time(), 'undone', ds_idx))
+        cur.execute('DELETE FROM labels WHERE ds_idx = ?', (ds_idx,))
+        if request is not None: cur.execute("UPDATE requests SET status = 'pending' WHERE id = ?", (request,))
         cur.execute("INSERT INTO answers (ds_idx, key, label, annotator, time, via, action) VALUES (?, ?, NULL, ?, ?, ?, 'undo')",
                     (ds_idx, last[1], annotator, time.time(), via))
 

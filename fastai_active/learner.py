@@ -29,6 +29,7 @@ from .selection import Acquisition
 from .strategies import as_acquisition, check_sampler, check_target_strategy
 from .targets import target_of, check_target, output_activation, samples_to_output, check_outputs
 from .uncertainty import PosteriorSampler, SinglePass, to_log_probs, train_ensemble, _quiet
+from .chunked import ChunkedScorer
 import fastai_active.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
 
 # %% auto #0
@@ -76,7 +77,7 @@ class ActiveLearner:
                  bs:int=64, # Training batch size (capped at the number of training items)
                  pool_bs:int|None=None, # Batch size for scoring the pool (default: the validation batch size)
                  pool_max_items:int|None=None, # Score a seeded random subset of at most this many pool items
-                 scorer=None, # Score the pool chunk by chunk (`ChunkedScorer`) or on Ray (`RayScorer`) instead of all at once
+                 scorer:ChunkedScorer|None=None, # Score the pool chunk by chunk (`ChunkedScorer`) or on Ray (`RayScorer`, a `ChunkedScorer`) instead of all at once
                  dl_kwargs:dict|None=None, # More keyword arguments for `split.dataloaders` (e.g. `num_workers`)
                  pseudo:PseudoLabeller|None=None, # Also train on confident pool items with the model's labels
                  pseudo_dir:str|Path|None=None, # Where predicted masks are written (default: beside the ledger file)

@@ -198,8 +198,11 @@ class LabelLedger:
 
     @contextmanager
     def _transaction(self):
-        "One `BEGIN IMMEDIATE` ... `COMMIT`; rolled back on any error"
+        "One `BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error; inside another transaction, a part of that one"
         cur = self.conn.cursor()
+        if self.conn.in_transaction:  # nested: the outer transaction commits, or rolls everything back
+            yield cur
+            return
         cur.execute('BEGIN IMMEDIATE')
         try:
             yield cur

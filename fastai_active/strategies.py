@@ -34,13 +34,16 @@ def as_acquisition(acq, target:str|None=None)->Acquisition:
         if acq in _SCORES: return TopScores(_SCORES[acq], reduce=reduce if acq in _PER_ELEMENT else None)
         if acq in _DIVERSITY: return _DIVERSITY[acq]()
         if acq.startswith('diverse_'): return DiverseCandidates(as_acquisition(acq[len('diverse_'):], target))
+        if acq.startswith('balanced_'):
+            from .balanced import ClassBalanced  # its module builds on this one
+            return ClassBalanced(as_acquisition(acq[len('balanced_'):], target))
         for mode in _MODES:
             name = acq[len(mode):]
             if acq.startswith(mode) and name in _SCORES:
                 return StochasticAcquisition(_SCORES[name], mode=mode, reduce=reduce if name in _PER_ELEMENT else None)
         raise ValueError(f"expected 'random', 'batchbald', a score name {sorted(_SCORES)}, a score name after one of "
                          f"{list(_MODES)} (e.g. 'powerbald'), a diversity strategy {list(_DIVERSITY)}, or 'diverse_' "
-                         f"before another name (e.g. 'diverse_batchbald'), got {acq!r}")
+                         f"before another name (e.g. 'diverse_batchbald'), or 'balanced_' (e.g. 'balanced_powerbald'), got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
 
@@ -77,6 +80,10 @@ def check_target_strategy(acquisition, # An `Acquisition`
     if isinstance(acquisition, RandomAcquisition) or not getattr(acquisition, 'needs_preds', True): return
     score = getattr(acquisition, 'score', None)
     if target in ('regression', 'gaussian'):
+        if getattr(acquisition, 'needs_embeddings', False):
+            raise ValueError(f"{acquisition!r} is a diversity strategy built and tested on classifiers' embeddings and "
+                             f"log-probs; the learner's outputs are regression moments [N, K, 2] (mean, variance; target "
+                             f"{target!r}): {_REGRESSION_HINT}")
         if getattr(score, 'target', None) != 'regression':
             raise ValueError(f"{acquisition!r} scores log-probs of classes, but the learner's outputs are regression "
                              f"moments [N, K, 2] (mean, variance; target {target!r}): {_REGRESSION_HINT}")

@@ -219,7 +219,7 @@ def _keys_help(self)->str:
 @patch_to(LabelWidget)
 def _record_round(self)->dict:
     "Record the validation figures of the round just trained (the ledger's history)"
-    return self.al.evaluate() if hasattr(self.al, 'evaluate') else self.al._record()
+    return self.al.evaluate()
 
 @patch_to(LabelWidget)
 def train_next(self, n:int|None=None)->dict:

@@ -136,3 +136,19 @@ def test_real_label_studio_export_file(tmp_path):
     bad[0]['annotations'][0]['result'][0]['value']['choices'] = ['eleven']
     with pytest.raises(ValueError, match="'eleven'"): import_annotations(split, bad)
     assert len(answers(split)) == 4
+
+
+def test_an_answer_and_its_log_are_written_together(tmp_path, monkeypatch):
+    "When writing the log fails after the ledger took the labels, neither is kept: the items still wait for an answer"
+    import fastai_active.answers as answers_module
+    split = table_split(tmp_path)
+    split.ledger.request([2, 4], scores=[.5, .9])
+    def full_disk(label): raise OSError("disk full")
+    monkeypatch.setattr(answers_module, '_jsonable_label', full_disk)  # called while the log rows are built
+    with pytest.raises(OSError, match='disk full'): record_answers(split, [2, 4], ['a', 'b'], annotator='ana')
+    assert split.ledger.labels([2, 4]) == {} and len(answers(split)) == 0
+    assert sorted(split.ledger.pending().ds_idx.tolist()) == [2, 4]
+    monkeypatch.undo()
+    assert record_answers(split, [2, 4], ['a', 'b'], annotator='ana') == 2
+    assert split.ledger.labels([2, 4]) == {2: 'a', 4: 'b'}
+    assert answers(split)[['key', 'label', 'annotator']].values.tolist() == [['row02', 'a', 'ana'], ['row04', 'b', 'ana']]
