@@ -9,7 +9,10 @@ its own process (one timed call after a warm-up on 1,000 items), every implement
 threads (--threads, default 1: on 2 cores shared with other jobs, a second thread mostly waits for a core); peak memory is the largest resident set size during
 the call (polled every 5 ms) minus the resident set size just before it, so the inputs themselves are not counted.
 Peers get the same arrays in the layout they take (float64 where they convert to it anyway, outside the timing).
-A run past --timeout seconds is stopped and reported as such. Writes results/diversity_speed.{json,md}.
+A run past --timeout seconds is stopped and reported as such. CPU seconds (of the one thread doing the work) are
+recorded beside wall seconds: on a machine shared with other jobs, wall time depends on who else runs, CPU time much
+less, so the ratio uses CPU seconds where both sides have them. Each row records when it was measured; --rerun
+measures a strategy again. Writes results/diversity_speed.{json,md}.
 """
 from __future__ import annotations
 import argparse, json, multiprocessing as mp, os, sys, threading, time
@@ -39,7 +42,7 @@ def rss_mb():
 
 
 def measure(fn):
-    "Seconds and peak MiB beyond the starting resident set of one call"
+    "Wall seconds, CPU seconds of the calling thread (every implementation runs on one thread) and peak MiB of one call"
     import ctypes
     try: ctypes.CDLL('libc.so.6').malloc_trim(0)
     except OSError: pass
@@ -50,12 +53,12 @@ def measure(fn):
             time.sleep(0.005)
     t = threading.Thread(target=poll, daemon=True)
     t.start()
-    start = time.perf_counter()
+    start, cpu_start, proc_start = time.perf_counter(), time.thread_time(), time.process_time()
     out = fn()
-    secs = time.perf_counter() - start
+    secs, cpu, proc = time.perf_counter() - start, time.thread_time() - cpu_start, time.process_time() - proc_start
     done.set()
     t.join()
-    return secs, max(peak[0], rss_mb()) - base, out
+    return secs, cpu, proc, max(peak[0], rss_mb()) - base, out
 
 
 # --- the methods: each returns a callable on the inputs ----------------------------------------------------
@@ -119,8 +122,9 @@ def worker(key, N, q):
     w = make(emb[:1000], lab, logp[:1000])  # warm-up: imports, first-call costs
     w()
     fn = make(emb, lab, logp)
-    secs, peak, picks = measure(fn)
-    q.put(dict(strategy=key[0], impl=key[1], N=N, seconds=secs, peak_mib=peak, picks=np.asarray(picks).tolist()[:10]))
+    secs, cpu, proc, peak, picks = measure(fn)  # proc: every thread's CPU, the memory poller's included (a check that no
+    q.put(dict(strategy=key[0], impl=key[1], N=N, seconds=secs, cpu_seconds=cpu, process_cpu_seconds=proc, peak_mib=peak,  # hidden thread worked)
+               picks=np.asarray(picks).tolist()[:10], measured=time.strftime('%Y-%m-%d %H:%M')))
 
 
 def run_one(key, N, timeout):
@@ -143,19 +147,22 @@ def main(argv=None):
     ap.add_argument('--threads', type=int, default=1, help="threads for every implementation (BLAS, OpenMP, torch)")
     ap.add_argument('--skip', nargs='*', default=['small-text@1000000', 'typiclust@1000000'],
                     help="impl@N or strategy@N pairs not to run (default: those that cannot finish in the timeout)")
+    ap.add_argument('--rerun', nargs='*', default=[], help="strategies (or strategy@N) to measure again though results exist")
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results'))
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / 'diversity_speed.json'
     rows = json.loads(path.read_text())['rows'] if path.exists() else []
-    done = {(r['strategy'], r['impl'], r['N']) for r in rows if r.get('seconds') is not None}
+    done = {(r['strategy'], r['impl'], r['N']) for r in rows if r.get('seconds') is not None
+            and r['strategy'] not in args.rerun and f"{r['strategy']}@{r['N']}" not in args.rerun}
     load = os.getloadavg()[0]
     for N in args.sizes:
         for key in METHODS:
             if (key[0], key[1], N) in done: continue
             if f'{key[1]}@{N}' in args.skip or f'{key[0]}@{N}' in args.skip:
-                rows.append(dict(strategy=key[0], impl=key[1], N=N, seconds=None, note='not run (see --skip)'))
+                if not any((x['strategy'], x['impl'], x['N']) == (key[0], key[1], N) for x in rows):
+                    rows.append(dict(strategy=key[0], impl=key[1], N=N, seconds=None, note='not run (see --skip)'))
                 continue
             r = run_one(key, N, args.timeout)
             r['load_avg'] = os.getloadavg()[0]
@@ -163,21 +170,29 @@ def main(argv=None):
             print(r, flush=True)
             path.write_text(json.dumps(dict(rows=rows, load_avg_at_start=load), indent=1))
     path.write_text(json.dumps(dict(rows=rows, load_avg_at_start=load), indent=1))
-    md = ["| strategy | N | ours (s) | ours peak MiB | scikit-activeml (s) | peak MiB | small-text (s) | peak MiB | fastest peer / ours |",
-          "|---|---|---|---|---|---|---|---|---|"]
+    md = ["| strategy | N | ours (s) | ours CPU (s) | ours peak MiB | scikit-activeml (s) | CPU (s) | peak MiB | small-text (s) | CPU (s) | peak MiB | fastest peer / ours | measured |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for strategy in ['coreset', 'badge', 'typiclust']:
         for N in args.sizes:
             get = {r['impl']: r for r in rows if r['strategy'] == strategy and r['N'] == N}
             if 'ours' not in get: continue
             def cell(impl):
                 r = get.get(impl)
-                if r is None: return '-', '-'
-                if r.get('seconds') is None: return r.get('note', '-'), '-'
-                return f"{r['seconds']:.2f}", f"{r['peak_mib']:.0f}"
-            peers = [get[i]['seconds'] for i in ('scikit-activeml', 'small-text') if i in get and get[i].get('seconds')]
-            ratio = f"{min(peers) / get['ours']['seconds']:.0f}x" if peers and get['ours'].get('seconds') else '-'
+                if r is None: return '-', '-', '-'
+                if r.get('seconds') is None: return r.get('note', '-'), '-', '-'
+                cpu = f"{r['cpu_seconds']:.2f}" if r.get('cpu_seconds') is not None else '-'
+                return f"{r['seconds']:.2f}", cpu, f"{r['peak_mib']:.0f}"
+            # the ratio on CPU seconds where every row has them (a loaded machine stretches wall time unevenly), else wall
+            timed = [get[i] for i in ('scikit-activeml', 'small-text') if i in get and get[i].get('seconds')]
+            ours_r = get['ours']
+            if timed and ours_r.get('seconds'):
+                use_cpu = ours_r.get('cpu_seconds') is not None and all(r.get('cpu_seconds') is not None for r in timed)
+                col = 'cpu_seconds' if use_cpu else 'seconds'
+                ratio = f"{min(r[col] for r in timed) / ours_r[col]:.0f}x ({'CPU' if use_cpu else 'wall'})"
+            else: ratio = '-'
+            when = ', '.join(sorted({r['measured'] for r in get.values() if r.get('measured')})) or 'earlier run'
             md.append(f"| {strategy} | {N:,} | {' | '.join(cell('ours'))} | {' | '.join(cell('scikit-activeml'))} | "
-                      f"{' | '.join(cell('small-text'))} | {ratio} |")
+                      f"{' | '.join(cell('small-text'))} | {ratio} | {when} |")
     text = '\n'.join(md) + f"\n\nLoad average at start: {load:.1f} (2 shared cores); {os.environ.get('OMP_NUM_THREADS')} thread(s) for everyone.\n"
     (out / 'diversity_speed.md').write_text(text)
     print(text)

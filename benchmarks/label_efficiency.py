@@ -208,6 +208,13 @@ def make_sampler(name, n_samples):
 
 # --- run ----------------------------------------------------------------------------------------------------
 
+def stop_criteria(names):
+    "Stopping criteria with their default thresholds, only recorded (`RecordOnly`): the run still goes to its budget"
+    from fastai_active.stopping import RecordOnly, StabilizingPredictions, OverallUncertainty
+    make = dict(kappa=StabilizingPredictions, uncertainty=OverallUncertainty)
+    return [RecordOnly(make[n](), n) for n in names or []]
+
+
 def run(args):
     out = Path(args.out)
     (out/'runs').mkdir(parents=True, exist_ok=True)
@@ -231,10 +238,11 @@ def run(args):
                     pseudo=args.pseudo, pseudo_max_per_class=args.pseudo_max_per_class,
                     semi=(args.semi + ('-align' if args.semi_align else '')) if args.semi else None,
                     semi_mu=args.semi_mu, semi_lambda=args.semi_lambda, semi_threshold=args.semi_threshold,
-                    semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule)
+                    semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule,
+                    stop=args.stop)
         # written before the loop: `report` also reads a run that was stopped part-way (its ledger holds the rounds done)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
-        h = al.loop(budget=args.budget, n_per_round=args.per_round)
+        h = al.loop(budget=args.budget, n_per_round=args.per_round, stop=stop_criteria(args.stop))
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -398,12 +406,37 @@ def area_under_curves(df:pd.DataFrame, baseline:str='random')->pd.DataFrame:
         if baseline in auc.index and strategy != baseline:
             common = auc.columns[auc.loc[strategy].notna() & auc.loc[baseline].notna()]
             diff = auc.loc[strategy, common] - auc.loc[baseline, common]
-            row['vs_random_median'] = float(diff.median())
+            row[f'vs_{baseline}_median'] = float(diff.median())
             if len(common) >= 2:
                 row['paired_t_p'] = float(stats.ttest_rel(auc.loc[strategy, common], auc.loc[baseline, common]).pvalue)
                 if (diff != 0).any(): row['wilcoxon_p'] = float(stats.wilcoxon(diff).pvalue)
             row['seeds'] = str(len(common))
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def stopping_table(df:pd.DataFrame)->pd.DataFrame:
+    "Per recorded criterion (`run --stop`) and strategy: where it would have stopped, the accuracy there, and what it saves"
+    rows = []
+    for col in [c for c in df.columns if c.startswith('would_stop_')]:
+        for strategy, g in df.groupby('strategy', sort=False):
+            at, acc, best, saved, fired = [], [], [], [], 0
+            budget = int(g.n_acquired.max())
+            for _, run in g.sort_values('n_acquired').groupby('seed'):
+                if run.n_acquired.max() < budget: continue  # a run stopped part-way: what it saves is not known yet
+                hit = run[run[col].fillna(False).astype(bool)]
+                stop = hit.iloc[0] if len(hit) else run.iloc[-1]  # never fired: the run goes to its budget
+                fired += bool(len(hit))
+                at.append(stop.n_acquired); acc.append(stop.accuracy); best.append(run.accuracy.max())
+                saved.append(run.n_acquired.max() - stop.n_acquired)
+            q = lambda v: np.percentile(np.asarray(v, float), [25, 50, 75])
+            qa, qs = q(at), q(saved)
+            rows.append(dict(criterion=col[len('would_stop_'):], strategy=strategy, fired=f"{fired}/{len(at)}",
+                             stop_at=f"{qa[1]:.0f} [{qa[0]:.0f}, {qa[2]:.0f}]", accuracy_at_stop=float(np.median(acc)),
+                             best_accuracy=float(np.median(best)),
+                             accuracy_given_up=float(np.median(np.subtract(best, acc))),
+                             labels_saved=f"{qs[1]:.0f} [{qs[0]:.0f}, {qs[2]:.0f}]",
+                             budget=budget))
     return pd.DataFrame(rows)
 
 
@@ -431,6 +464,11 @@ def report(args):
     text = (f"## {df.dataset.iloc[0]}: acquired labels to reach a test accuracy (quartiles over seeds)\n\n"
             + markdown_table(reach, 0) + "\n\n## Area under the learning curve (mean accuracy), vs random\n\n"
             + markdown_table(auc, 4) + "\n")
+    bb = next((s for s in ('batchbald', 'batchbald (mc)') if s in set(df.strategy)), None)
+    if bb is not None and df.strategy.nunique() > 2:  # other strategies against BatchBALD too, paired the same way
+        vs_bb = area_under_curves(df, bb).rename(columns={f'vs_{bb}_median': 'vs_batchbald_median'})
+        vs_bb.to_csv(out/'auc_vs_batchbald.csv', index=False)
+        text += "\n## Area under the learning curve, vs BatchBALD\n\n" + markdown_table(vs_bb, 4) + "\n"
     red = redundancy(out)
     if len(red):
         if red.loc[red.strategy != 'random', 'sampler'].nunique() > 1:
@@ -441,6 +479,12 @@ def report(args):
         red.to_csv(out/'redundancy.csv', index=False)
         text += ("\n## Acquired labels that were copies of an already labelled image (over seeds)\n\n"
                  + markdown_table(red, 0) + "\n")
+    stops = stopping_table(df)
+    if len(stops):
+        stops.to_csv(out/'stopping.csv', index=False)
+        text += ("\n## Where each recorded stopping criterion would have stopped (over seeds: median [quartiles] of acquired "
+                 "labels; accuracies are medians; a criterion that never fired counts as stopping at the budget)\n\n"
+                 + markdown_table(stops, 3) + "\n")
     (out/'report.md').write_text(text)
     print(text)
 
@@ -476,6 +520,8 @@ def main(argv=None):
     r.add_argument('--wd', type=float, default=5e-4, help="weight decay of --opt sgd")
     r.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'cos'], help="cos: cosine decay, no warm-up")
     r.add_argument('--threads', type=int, default=torch.get_num_threads())
+    r.add_argument('--stop', nargs='*', default=[], choices=['kappa', 'uncertainty'],
+                   help="record these stopping criteria (default thresholds) every round, without stopping the run")
     r.add_argument('--out', required=True)
     q = sub.add_parser('report')
     q.add_argument('--out', required=True)

@@ -207,29 +207,41 @@ def _draw(weights_N:Tensor, picked_N:Tensor, gen:torch.Generator)->int:
 # %% ../nbs/08_diversity.ipynb #c70bd27f
 def kmeans(emb_N_D:Tensor, # Points `[N, D]`
            k:int, # Number of clusters
-           n_iter:int=20, # Lloyd iterations at most (stops early when no assignment changes)
-           seed:int|None=None, # Seed of the k-means++ seeding and of the fitting sample
+           n_iter:int=20, # Lloyd iterations at most (stops early when no assignment changes, or on `tol`)
+           seed:int|None=None, # Seed of the k-means++ seeding and of the samples
            max_fit_items:int|None=100_000, # Fit the centers on a sample of at most this many items (`None`: all)
+           init_items:int|None=10_000, # Seed the centers (k-means++) on a sample of at most this many of those (`None`: all)
+           tol:float=1e-4, # Stop when the centers' total squared shift is at most `tol` x the mean per-feature variance
           )->tuple[Tensor, Tensor]:
     "Centers `[k, D]` and the cluster of each item `[N]` from k-means++ seeding and Lloyd iterations"
     check_embeddings(emb_N_D)
     N = len(emb_N_D)
     if not isinstance(k, int) or not 1 <= k <= N: raise ValueError(f"expected 1 <= k <= N={N} clusters, got k={k!r}")
+    if not tol >= 0: raise ValueError(f"expected tol >= 0, got {tol!r}")
     gen = torch_generator(seed)
-    fit = emb_N_D
-    if max_fit_items is not None and N > max_fit_items:
-        fit = emb_N_D[torch.randperm(N, generator=gen)[:max(max_fit_items, k)].to(emb_N_D.device)]
-    centers = fit[_kmeanspp(fit, k, gen)].clone()
+    fit = _sample_rows(emb_N_D, max_fit_items, k, gen)
+    init = _sample_rows(fit, init_items, k, gen)
+    centers = init[_kmeanspp(init, k, gen)].clone()
+    x_sq_F = _sq_norms(fit)
+    mean_D = fit.sum(0, dtype=torch.float64) / len(fit)
+    tol_abs = tol * max((x_sq_F.double().mean() - mean_D.square().sum()).item(), 0.) / fit.shape[1]
     assign = None
     for _ in range(n_iter):
-        new = min_sq_dists(fit, centers)[1]
+        new = min_sq_dists(fit, centers, x_sq_N=x_sq_F)[1]
         if assign is not None and torch.equal(new, assign): break
         assign = new
         sums = torch.zeros_like(centers).index_add_(0, assign, fit)
         counts = torch.bincount(assign, minlength=k).to(fit.dtype)
         full = counts > 0  # an empty cluster keeps its center
+        old = centers[full]
         centers[full] = sums[full] / counts[full, None]
+        if (centers[full] - old).square().sum().item() <= tol_abs: break
     return centers, min_sq_dists(emb_N_D, centers)[1]
+
+def _sample_rows(x_N_D:Tensor, m:int|None, k:int, gen:torch.Generator)->Tensor:
+    "`x_N_D` itself, or a seeded sample of `max(m, k)` of its rows when it has more"
+    if m is None or len(x_N_D) <= max(m, k): return x_N_D
+    return x_N_D[torch.randperm(len(x_N_D), generator=gen)[:max(m, k)].to(x_N_D.device)]
 
 def _kmeanspp(x_N_D:Tensor, k:int, gen:torch.Generator, n_trials:int|None=None)->list[int]:
     "Greedy k-means++ seeding (as scikit-learn): of `2 + log k` candidates drawn by `D²`, the one lowering the potential most"
@@ -282,6 +294,7 @@ def typiclust(emb_N_D:Tensor, # Pool embeddings `[N, D]`
               min_cluster_size:int=5, # Clusters of at most this many items are skipped
               k_nn:int=20, # Neighbours in the typicality
               seed:int|None=None, # Seed of the k-means
+              fit_items:int|None=20_000, # The k-means centers are fitted on a seeded sample of at most this many items (`None`: all)
              )->CandidateBatch:
     "TypiClust (Hacohen et al. 2022): the most typical unlabelled item of each least-covered k-means cluster"
     check_embeddings(emb_N_D)
@@ -289,7 +302,7 @@ def typiclust(emb_N_D:Tensor, # Pool embeddings `[N, D]`
     lab = _labelled(labelled_L_D, emb_N_D)
     L, N = len(lab), len(emb_N_D)
     all_X_D = torch.cat([lab, emb_N_D]) if L else emb_N_D
-    if clusters is None: clusters = kmeans(all_X_D, min(L + n, max_clusters, L + N), seed=seed)[1]
+    if clusters is None: clusters = kmeans(all_X_D, min(L + n, max_clusters, L + N), seed=seed, max_fit_items=fit_items)[1]
     clusters = torch.as_tensor(clusters).to(emb_N_D.device).long()
     if clusters.shape != (L + N,): raise ValueError(f"expected clusters of shape [L + N] = [{L + N}], got {tuple(clusters.shape)}")
     ids, sizes = torch.unique(clusters, return_counts=True)

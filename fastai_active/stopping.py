@@ -15,7 +15,7 @@ from .split import Pool
 from .learner import ActiveLearner, _quiet
 
 # %% auto #0
-__all__ = ['cohen_kappa', 'StopCriterion', 'StabilizingPredictions', 'OverallUncertainty', 'LabelBudget']
+__all__ = ['cohen_kappa', 'StopCriterion', 'StabilizingPredictions', 'OverallUncertainty', 'LabelBudget', 'RecordOnly']
 
 # %% ../nbs/11_stopping.ipynb #a40e734e
 def cohen_kappa(a_N:Tensor, # Labels from one rater (class indices)
@@ -118,3 +118,19 @@ class LabelBudget(StopCriterion):
     def __call__(self, al):
         n = al._n_acquired()
         return dict(stop_acquired=n), n >= self.budget
+
+# %% ../nbs/11_stopping.ipynb #25cbde82
+class RecordOnly(StopCriterion):
+    "Record `criterion`'s values and whether it would stop (`would_stop_<name>`) every round, never stopping the loop"
+    def __init__(self, criterion:StopCriterion, # The criterion to record
+                 name:str|None=None, # Suffix of the `would_stop_` column (default: the criterion's class name)
+                ):
+        if not callable(criterion): raise TypeError(f"expected a stopping criterion (a callable), got {type(criterion).__name__}")
+        if isinstance(criterion, RecordOnly): raise TypeError("expected a stopping criterion, got one already wrapped in RecordOnly")
+        self.criterion, self.name = criterion, name or type(criterion).__name__
+    def _params(self): return dict(criterion=self.criterion, name=self.name)
+    def __call__(self, al):
+        res = self.criterion(al)
+        if not (isinstance(res, tuple) and len(res) == 2 and isinstance(res[0], dict)):
+            raise TypeError(f"expected a stopping criterion to return (dict of values, bool), got {res!r} from {self.criterion!r}")
+        return {**res[0], f'would_stop_{self.name}': bool(res[1])}, False

@@ -35,6 +35,18 @@ def test_area_under_curves_is_paired_against_random():
     assert auc.loc['bald', 'seeds'] == '4' and auc.loc['bald', 'paired_t_p'] < 0.01
 
 
+def test_stopping_table_first_round_a_criterion_fires_and_runs_that_never_fire():
+    df = curves({'bald': {0: [.5, .8, .9, .85], 1: [.5, .7, .8, .9], 2: [.5, .6, .7]}})  # seed 2 stopped part-way
+    df['would_stop_kappa'] = [False, False, True, True, False, False, False, False, False, True, True]
+    t = le.stopping_table(df).set_index('strategy').loc['bald']
+    assert t.criterion == 'kappa' and t.budget == 30 and t.fired == '1/2'  # seed 2 (to 20 only) left out
+    # seed 0 stops at 20 (accuracy .9, saves 10); seed 1 never fires: at the budget, 30 (accuracy .9, saves 0)
+    assert t.stop_at == '25 [22, 28]' and t.labels_saved == '5 [2, 8]'
+    assert t.accuracy_at_stop == pytest.approx(0.9) and t.best_accuracy == pytest.approx(0.9)
+    assert t.accuracy_given_up == pytest.approx(0.0)
+    assert len(le.stopping_table(curves({'bald': {0: [.5, .6]}}))) == 0  # no recorded criterion: no table
+
+
 def test_restricted_unpickler_refuses_other_globals(tmp_path):
     import gzip, io, os, pickle
     ok = pickle.dumps((np.arange(6, dtype=np.uint8).reshape(2, 3), np.array([1, 2])))
@@ -47,13 +59,17 @@ def test_restricted_unpickler_refuses_other_globals(tmp_path):
 def test_smoke_run_and_report_on_digits(tmp_path):
     out = tmp_path/'digits'
     le.main(['run', '--dataset', 'digits', '--strategies', 'random', 'entropy', '--sampler', 'single', '--seeds', '0',
-             '--initial', '20', '--per-round', '10', '--budget', '10', '--epochs', '2', '--threads', '1', '--out', str(out)])
+             '--initial', '20', '--per-round', '10', '--budget', '10', '--epochs', '2', '--threads', '1', '--out', str(out),
+             '--stop', 'uncertainty'])
     le.main(['report', '--out', str(out), '--targets', '0.5'])
     df = pd.read_csv(out/'curves.csv')
     assert sorted(df.strategy.unique()) == ['entropy', 'random']
     assert df.groupby('strategy').n_acquired.max().tolist() == [10, 10]
     assert (out/'learning_curves.png').stat().st_size > 10_000
     assert 'acquired labels to reach' in (out/'report.md').read_text()
+    # the criterion is recorded every round, and the runs still went to their budget
+    assert df.would_stop_uncertainty.notna().all() and df.stop_uncertainty.between(0, 1).all()
+    assert 'would have stopped' in (out/'report.md').read_text()
     # resumable: the same command again acquires nothing more
     le.main(['run', '--dataset', 'digits', '--strategies', 'random', '--sampler', 'single', '--seeds', '0',
              '--initial', '20', '--per-round', '10', '--budget', '10', '--epochs', '2', '--threads', '1', '--out', str(out)])
