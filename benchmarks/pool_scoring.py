@@ -6,18 +6,21 @@ the PowerBALD batch of 100 (streamed in the chunked and Ray runs):
 
   images: N small PNG files (8x8 grayscale digits from scikit-learn, each shifted by up to one pixel and given noise),
           read through the fastai `DataBlock` of `digits_block()` (PILImageBW, ToTensor, IntToFloatTensor);
-  rows:   N rows of a memory-mapped float32 .npy file (64 pixels and a label), read through a `DataBlock` whose
-          `get_x` turns a row into a 1x8x8 tensor.
+  rows:   N rows of a memory-mapped float32 .npy file (64 pixels and a label), read through `TensorDataLoaders`
+          (`fastai_active.arrays`): each chunk's rows are read from the file as one array and each batch is gathered
+          from it with one indexing, its `x_tfm` (`pixel_rows`) turning a batch of rows into 1x8x8 images.
 
 Scorers: `memory` (what `ActiveLearner.score` does: the sampler over `dls.test_dl(all items)`, `[N, K, C]` in memory,
 then `bald` and `stochastic_batch`), `chunked` (`ChunkedScorer(chunk_size=4096)`), `ray2` (`RayScorer(num_workers=2,
-num_cpus=1, chunk_size=4096)` on `local_ray(num_cpus=2)`: one torch thread an actor; the single-process
-scorers use torch's default threads, two here). Each (pool, N, scorer) runs in a fresh process. Reported:
-items/s over the scoring call (Ray's start-up is reported apart), the process's CPU seconds (for Ray: the driver
-alone), and the peak growth of the driver's private memory (RssAnon, sampled every 2 ms) during the call. The machine
-is a 2-core VM shared with other engineers' jobs: the load average at the start of each run is in the table.
+num_cpus=1, chunk_size=4096)` on `local_ray(num_cpus=2)`: one torch thread an actor; the single-process scorers use
+torch's default threads, two here). Every scorer runs batches of `--bs` (1024) items. Ray runs its workers at nice 15
+(its `worker_niceness`), below the driver and below other jobs at nice 0..14; `--ray-niceness 0` runs them at the single
+process's priority. Each (pool, N, scorer) runs in a fresh process. Reported: items/s over the scoring call (Ray's
+start-up is reported apart), the process's CPU seconds (for Ray: the driver alone), and the peak growth of the driver's
+private memory (RssAnon, sampled every 2 ms) during the call. The machine is a 2-core VM shared with other engineers'
+jobs: the load average at the start of each run is in the table.
 
-    nice -n 10 .venv/bin/python benchmarks/pool_scoring.py                      # 100k images, 1M rows (long)
+    .venv/bin/python benchmarks/pool_scoring.py --tag full                      # 100k images, 1M rows (long)
     nice -n 10 .venv/bin/python benchmarks/pool_scoring.py --images 2000 --rows 20000 --tag quick
 """
 import argparse, json, os, platform, resource, subprocess, sys, tempfile, threading, time
@@ -101,19 +104,15 @@ def row_pool(path, n, seed=2):
     return np.load(path, mmap_mode='r')
 
 
-def row_x(r):
-    import torch
-    return torch.as_tensor(np.array(r[:64], dtype=np.float32)).view(1, 8, 8)
-
-
-def row_y(r): return str(int(r[64]))
+def pixel_rows(x):
+    "A batch of rows `[B, 65]` as 1x8x8 images; the label column stays out"
+    return x[:, :64].reshape(-1, 1, 8, 8)
 
 
 def trained_learner(kind, work):
     "The digits CNN trained for 3 epochs on scikit-learn's digits, as PNG files (images) or as rows (rows)"
     import torch
     from fastai.callback.progress import ProgressCallback
-    from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
     from fastai.data.transforms import RandomSplitter
     from fastai_active.core import seeded
     from fastai_active.datasets import digits_folder
@@ -124,11 +123,15 @@ def trained_learner(kind, work):
             dblock.splitter = RandomSplitter(0.1, seed=0)
             dls = dblock.dataloaders(digits_folder(Path(work)/'digits')/'train', bs=64, num_workers=0)
         else:
+            from fastai_active.arrays import TensorDL, TensorDataLoaders
             X, y = digits_xy()
             rows = np.concatenate([X / 255, y[:, None]], 1).astype(np.float32)
-            dblock = DataBlock(blocks=(TransformBlock, CategoryBlock(vocab=[str(i) for i in range(10)])),
-                               get_x=row_x, get_y=row_y, splitter=RandomSplitter(0.1, seed=0))
-            dls = dblock.dataloaders(rows, bs=64, num_workers=0)
+            order = np.random.default_rng(0).permutation(len(rows))
+            n_valid = len(rows) // 10
+            vocab = [str(i) for i in range(10)]
+            dls = TensorDataLoaders(*[TensorDL((rows[i], torch.as_tensor(y[i])), bs=64, shuffle=train, drop_last=train,
+                                               x_tfm=pixel_rows, vocab=vocab)
+                                      for i, train in ((order[n_valid:], True), (order[:n_valid], False))])
         learn = digits_learner(dls)
         learn.remove_cb(ProgressCallback)
         with learn.no_logging(): learn.fit(3, 1e-2)
@@ -136,7 +139,7 @@ def trained_learner(kind, work):
 
 
 # ---------------------------------------------------------------- one measurement, in its own process
-def run_one(kind, n, scorer, work, chunk):
+def run_one(kind, n, scorer, work, chunk, bs):
     import torch
     from fastai_active.chunked import ChunkedScorer
     from fastai_active.scores import bald
@@ -149,13 +152,13 @@ def run_one(kind, n, scorer, work, chunk):
     out = {'pool': kind, 'N': n, 'scorer': scorer, 'load': os.getloadavg()[0], 'startup_s': 0.}
     def score():
         if scorer == 'memory':
-            lp = sampler([learn], learn.dls.test_dl(items, num_workers=0))
+            lp = sampler([learn], learn.dls.test_dl(items, bs=bs, num_workers=0))
             s = bald(lp)
             return stochastic_batch(s, BATCH, seed=0).idxs
         kwargs = dict(scores={'bald': bald}, acquisition=acq, n=BATCH, seed=0)
-        if scorer == 'chunked': return ChunkedScorer(chunk_size=chunk).score(learn, items, sampler, **kwargs).batch.idxs
+        if scorer == 'chunked': return ChunkedScorer(chunk_size=chunk, bs=bs).score(learn, items, sampler, **kwargs).batch.idxs
         from fastai_active.distributed import RayScorer
-        return RayScorer(num_workers=2, num_cpus=1, chunk_size=chunk).score(learn, items, sampler, **kwargs).batch.idxs
+        return RayScorer(num_workers=2, num_cpus=1, chunk_size=chunk, bs=bs).score(learn, items, sampler, **kwargs).batch.idxs
     ctx = None
     if scorer == 'ray2':
         from fastai_active.distributed import local_ray
@@ -181,15 +184,17 @@ def main():
     p.add_argument('--rows', type=int, default=1_000_000)
     p.add_argument('--steps', type=int, default=3, help="pool sizes: the largest, halved steps-1 times")
     p.add_argument('--chunk', type=int, default=4096)
+    p.add_argument('--bs', type=int, default=1024, help="batch size of every scorer")
     p.add_argument('--scorers', nargs='+', default=['memory', 'chunked', 'ray2'])
     p.add_argument('--memory-at', default='largest', choices=['largest', 'all'], help="pool sizes for the in-memory scorer")
     p.add_argument('--work', default=str(Path(tempfile.gettempdir())/'fastai_active-pool-bench'))
+    p.add_argument('--ray-niceness', type=int, default=None, help="nice value of Ray's workers (Ray's default: 15)")
     p.add_argument('--tag', default='')
     p.add_argument('--one', nargs=3, metavar=('KIND', 'N', 'SCORER'), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         kind, n, scorer = args.one
-        print('RESULT ' + json.dumps(run_one(kind, int(n), scorer, args.work, args.chunk)), flush=True)
+        print('RESULT ' + json.dumps(run_one(kind, int(n), scorer, args.work, args.chunk, args.bs)), flush=True)
         return
     Path(args.work).mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -203,8 +208,11 @@ def main():
         for n in sizes:
             for scorer in args.scorers:
                 if scorer == 'memory' and args.memory_at == 'largest' and n != largest: continue
-                cmd = [sys.executable, __file__, '--one', kind, str(n), scorer, '--work', args.work, '--chunk', str(args.chunk)]
-                res = subprocess.run(cmd, capture_output=True, text=True)
+                cmd = [sys.executable, __file__, '--one', kind, str(n), scorer, '--work', args.work, '--chunk', str(args.chunk),
+                       '--bs', str(args.bs)]
+                env = dict(os.environ)
+                if args.ray_niceness is not None: env['RAY_worker_niceness'] = str(args.ray_niceness)  # read by Ray's raylet
+                res = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 line = next((l for l in res.stdout.splitlines() if l.startswith('RESULT ')), None)
                 if line is None:
                     print(res.stdout[-2000:], res.stderr[-4000:], file=sys.stderr)
@@ -219,10 +227,12 @@ def main():
             picks = {r['scorer']: r['picks'] for r in rows if r['pool'] == kind and r['N'] == n}
             assert len({tuple(v) for v in picks.values()}) == 1, (kind, n, picks)
     out = HERE/'results'/f"pool_scoring{'-' + args.tag if args.tag else ''}"
-    meta = {'machine': f"{os.cpu_count()} CPU cores, {platform.machine()}", 'K': K, 'chunk': args.chunk,
+    meta = {'machine': f"{os.cpu_count()} CPU cores, {platform.machine()}", 'K': K, 'chunk': args.chunk, 'bs': args.bs,
+            'ray_worker_niceness': 15 if args.ray_niceness is None else args.ray_niceness,
             'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}
     out.with_suffix('.json').write_text(json.dumps({'meta': meta, 'rows': rows}, indent=1))
-    lines = [f"Machine: {meta['machine']}, shared; MC dropout K={K}, chunks of {args.chunk}, {meta['date']}.", '',
+    lines = [f"Machine: {meta['machine']}, shared; MC dropout K={K}, chunks of {args.chunk}, batches of {args.bs}, "
+             f"Ray workers at nice {meta['ray_worker_niceness']}, {meta['date']}.", '',
              '| pool | N | scorer | items/s | scoring (s) | Ray start (s) | CPU s (driver) | driver peak private memory (MiB) | max RSS (MiB) | load |',
              '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:

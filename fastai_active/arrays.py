@@ -73,6 +73,10 @@ class TensorDataLoaders(DataLoaders):
         "A `TensorDL` over the inputs `test_items` (an array or tensor `[N, ...]`), in order"
         tensors = tuple(test_items) if with_labels else (test_items,)
         return self.valid.new(tensors=tensors, **{'n_inp': 1, 'shuffle': False, 'drop_last': False, **kwargs})
+    def new_empty(self):
+        "These loaders with no rows (what `learn.export()` saves): settings, transforms and vocab, not the data"
+        return type(self)(*[dl.new(tensors=tuple(t[:0] for t in dl.tensors)) for dl in self.loaders],
+                          path=self.path, device=self.device)
 
 # %% ../nbs/02c_arrays.ipynb #047a1587
 class ArraySplit(ActiveSplit):

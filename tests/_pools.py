@@ -14,6 +14,7 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.vision.all import get_image_files
 
+from fastai_active.arrays import TensorDL, TensorDataLoaders
 from fastai_active.core import seeded
 from fastai_active.datasets import digits_folder
 from fastai_active.demo import digits_block, digits_learner
@@ -52,6 +53,18 @@ def wide_pool(path, N, C, seed=0):
         learn = Learner(dls, model, loss_func=CrossEntropyLossFlat())
     learn.remove_cb(ProgressCallback)
     return rows, learn
+
+
+def row_features(x): return x[:, :8]  # a batch of `wide_pool` rows as features; the class column stays out
+
+
+def tensor_learner(learn, rows):
+    "`learn`'s model with `TensorDataLoaders` over `rows` (`wide_pool`'s): batches gathered from arrays, not per row"
+    x = np.array(rows[:64])
+    y = torch.as_tensor(x[:, 8]).long()
+    vocab = list(learn.dls.vocab)
+    tdls = TensorDataLoaders(*[TensorDL((x, y), bs=64, x_tfm=row_features, vocab=vocab) for _ in range(2)])
+    return Learner(tdls, learn.model, loss_func=learn.loss_func)
 
 
 class PeakMemory:

@@ -11,7 +11,7 @@ from fastai_active.scores import bald
 from fastai_active.strategies import as_acquisition
 from fastai_active.uncertainty import MCDropout
 
-from _pools import PeakMemory, digits_al, wide_pool
+from _pools import PeakMemory, digits_al, tensor_learner, wide_pool
 
 
 @pytest.fixture(scope='module')
@@ -84,3 +84,22 @@ def test_memory_is_bounded_by_the_chunk_not_the_pool(tmp_path):
     # what was written is what the sampler gives for those rows
     i = np.array([0, 777, N - 1])
     np.testing.assert_allclose(res.log_probs[i], sampler([learn], learn.dls.test_dl(rows[i])).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason="reads /proc/self/status")
+def test_memory_mapped_rows_gathered_a_batch_at_a_time_give_the_per_item_scores(tmp_path):
+    """The same model on `TensorDataLoaders` (one indexing a batch) scores a `np.memmap` chunk by chunk: the scores and
+    picks of the per-item `DataBlock` in memory, the process growing by a small part of the log-probs"""
+    N, K, C, chunk = 4000, 8, 250, 250
+    rows, learn = wide_pool(tmp_path/'rows.npy', N, C)
+    tlearn, sampler, acq = tensor_learner(learn, rows), MCDropout(K, seed=0), as_acquisition('powerbald')
+    scorer = ChunkedScorer(chunk_size=chunk)
+    scorer.score(tlearn, rows[:2 * chunk], sampler)  # warm-up
+    gc.collect()
+    with PeakMemory() as mem:
+        res = scorer.score(tlearn, rows, sampler, scores={'bald': bald}, acquisition=acq, n=10, seed=0)
+    full = N * K * C * 4
+    assert mem.growth < full / 3, f"grew by {mem.growth / 2**20:.1f} MiB for {full / 2**20:.0f} MiB of log-probs"
+    lp = sampler([learn], learn.dls.test_dl(rows))  # per row through the DataBlock, all in memory
+    np.testing.assert_allclose(res.scores['bald'], bald(lp).numpy(), rtol=1e-5, atol=1e-7)
+    assert res.batch.idxs.tolist() == acq(lp, 10, seed=0).idxs.tolist()

@@ -1,6 +1,7 @@
 """Scoring on Ray (local, 2 CPUs, loopback only): the single-process results (an ensemble; MC dropout below), the
-ActiveLearner's path with unreadable files, a killed worker, the driver's memory. Three Ray runs, each starting two
-workers. Skipped where Ray is not installed (`pip install fastai_active[ray]`)."""
+ActiveLearner's path with unreadable files, memory-mapped rows gathered a batch at a time, a killed worker,
+the driver's memory. Four Ray runs, each starting two workers. Skipped where Ray is not installed
+(`pip install fastai_active[ray]`)."""
 import gc, ipaddress, os, sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from fastai_active.scores import bald, entropy
 from fastai_active.strategies import as_acquisition
 from fastai_active.uncertainty import DeepEnsemble, MCDropout
 
-from _pools import PeakMemory, digits_al, wide_pool
+from _pools import PeakMemory, digits_al, tensor_learner, wide_pool
 
 
 @pytest.fixture(scope='module')
@@ -96,6 +97,18 @@ def test_active_learner_on_ray_reports_unreadable_files_and_picks_as_in_one_proc
     al.ledger.cancel_requests()
     assert got.ds_idx.tolist() == want.ds_idx.tolist()
 
+
+
+def test_ray_reads_memory_mapped_rows_a_batch_at_a_time(cluster, tmp_path):
+    """A learner on `TensorDataLoaders` exported to the actors, which read their chunks of the file and gather each
+    batch with one indexing: the scores and picks of the per-item `DataBlock` in memory, with the same model"""
+    rows, learn = wide_pool(tmp_path/'rows.npy', 1000, 10)
+    tlearn, sampler, acq = tensor_learner(learn, rows), MCDropout(8, seed=0), as_acquisition('powerbald')
+    res = RayScorer(num_workers=2, chunk_size=250).score(tlearn, rows, sampler, scores={'bald': bald},
+                                                         acquisition=acq, n=10, seed=0)
+    lp = sampler([learn], learn.dls.test_dl(rows))
+    np.testing.assert_allclose(res.scores['bald'], bald(lp).numpy(), rtol=1e-5, atol=1e-7)
+    assert res.batch.idxs.tolist() == acq(lp, 10, seed=0).idxs.tolist() and res.failed == {}
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason="reads /proc/self/status")
 def test_a_killed_worker_still_gives_every_item_once_and_the_driver_stays_small(cluster, tmp_path):
