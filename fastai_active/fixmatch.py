@@ -275,21 +275,10 @@ class FixMatch(SemiSupervised):
         _check_args(mu, lambda_u, threshold, weak, strong)
         if max_items is not None and max_items < 1: raise ValueError(f"expected max_items >= 1 or None, got {max_items}")
         store_attr()
-        self._pool = self._cb = None
 
-    def fit_cbs(self, al, member:int)->list:
-        pool = al.split.pool(self.max_items, seed=derive_seed(al.seed, 'semi-pool', al.round))
-        if not len(pool): return []
-        cb = FixMatchCallback(pool.items(), mu=self.mu, lambda_u=self.lambda_u, threshold=self.threshold, flex=self.flex,
-                              align=self.align, weak=self.weak, strong=self.strong, seed=derive_seed(al.seed, 'semi', al.round, member),
-                              dl_kwargs=self.dl_kwargs)
-        if member == 0: self._pool, self._cb = pool, cb
-        return [cb]
-
-    def confident(self)->tuple[Tensor, Tensor]:
-        if self._cb is None: return super().confident()
-        pos, cls, _ = self._cb.confident()
-        return self._pool.to_ds(pos), cls
+    def pool_callback(self, items, seed:int|None):
+        return FixMatchCallback(items, mu=self.mu, lambda_u=self.lambda_u, threshold=self.threshold, flex=self.flex,
+                                align=self.align, weak=self.weak, strong=self.strong, seed=seed, dl_kwargs=self.dl_kwargs)
 
     def __repr__(self):
         return (f"FixMatch(mu={self.mu}, lambda_u={self.lambda_u}, threshold={self.threshold}{', flex' if self.flex else ''}"

@@ -50,11 +50,22 @@ class PseudoLabeller:
 
 # %% ../nbs/04_semi.ipynb #21f89339
 class SemiSupervised:
-    "Base class of semi-supervised methods for `ActiveLearner(..., semi=...)`"
+    "Base class of semi-supervised methods for `ActiveLearner(..., semi=...)`: a callback that also trains on the pool"
+    max_items:int|None = None  # Draw the unlabelled items from a seeded random subset of the pool of this size
+    _pool = _cb = None  # the pool and callback of the last fit's first learner
+    def pool_callback(self, items, seed:int|None):
+        "The callback that trains a learner on the unlabelled `items` too; its `confident()` gives (positions, classes, confidences)"
+        raise NotImplementedError
     def fit_cbs(self, al, member:int)->list:
         "Callbacks that train learner `member` of `al` (an `ActiveLearner`) on its pool too"
-        raise NotImplementedError
+        pool = al.split.pool(self.max_items, seed=derive_seed(al.seed, 'semi-pool', al.round))
+        if not len(pool): return []
+        cb = self.pool_callback(pool.items(), seed=derive_seed(al.seed, 'semi', al.round, member))
+        if member == 0: self._pool, self._cb = pool, cb
+        return [cb]
     def confident(self)->tuple[Tensor, Tensor]:
         "Dataset indices and class indices of the pool items whose pseudo-labels passed the threshold in the last fit"
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        if self._cb is None: return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        pos, cls, _ = self._cb.confident()
+        return self._pool.to_ds(pos), cls
     def __repr__(self): return f"{type(self).__name__}()"

@@ -204,20 +204,9 @@ class LabelSpreadingStep(SemiSupervised):
                  max_items:int|None=None): # Spread over a seeded random subset of the pool of this size
         store_attr()
         LabelSpreadingCallback([], start=start, threshold=threshold, mu=mu)  # the same checks, now
-        self._pool = self._cb = None
 
-    def fit_cbs(self, al, member:int)->list:
-        pool = al.split.pool(self.max_items, seed=derive_seed(al.seed, 'semi-pool', al.round))
-        if not len(pool): return []
-        cb = LabelSpreadingCallback(pool.items(), start=self.start, threshold=self.threshold, mu=self.mu,
-                                    lambda_u=self.lambda_u, n_neighbors=self.n_neighbors, alpha=self.alpha,
-                                    weak=self.weak, seed=derive_seed(al.seed, 'semi', al.round, member))
-        if member == 0: self._pool, self._cb = pool, cb
-        return [cb]
-
-    def confident(self)->tuple[Tensor, Tensor]:
-        if self._cb is None: return super().confident()
-        pos, cls, _ = self._cb.confident()
-        return self._pool.to_ds(pos), cls
+    def pool_callback(self, items, seed:int|None):
+        return LabelSpreadingCallback(items, start=self.start, threshold=self.threshold, mu=self.mu, lambda_u=self.lambda_u,
+                                      n_neighbors=self.n_neighbors, alpha=self.alpha, weak=self.weak, seed=seed)
 
     def __repr__(self): return f"LabelSpreadingStep(start={self.start}, threshold={self.threshold}, mu={self.mu})"
