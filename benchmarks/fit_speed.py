@@ -80,17 +80,17 @@ def make_learner(opt=None):
 def timed_round(split, opt, args):
     al = ActiveLearner(split, make_learner(opt), acquisition='batchbald', sampler=MCDropout(20, seed=0), epochs=args.epochs,
                        lr=3e-3, pool_bs=512, dl_kwargs=dict(num_workers=0), seed=0, show_progress=False)
-    fit_s = cpu_time(al.fit)
-    with al.learn.no_bar(): valid_s = cpu_time(al.learn.validate)
-    score_s = cpu_time(al.score)
+    fit_s = timed(al.fit)
+    with al.learn.no_bar(): valid_s = timed(al.learn.validate)
+    score_s = timed(al.score)
     return dict(fit_s=fit_s, valid_s=valid_s, score_s=score_s,
-                acquire_s=cpu_time(lambda: al.acquisition(al.log_probs, 10, seed=0)))
+                acquire_s=timed(lambda: al.acquisition(al.log_probs, 10, seed=0)))
 
 
 CLOCK = time.process_time  # `--clock wall`: time.perf_counter
 
 
-def cpu_time(fn):
+def timed(fn):
     "Process CPU time of `fn()` (steadier than wall time on a shared machine; one thread: no spinning counted), or wall time"
     start = CLOCK()
     fn()
