@@ -71,8 +71,8 @@ def load_mnist():
     return (X[:60000], y[:60000]), (X[60000:], y[60000:])
 
 
-def load_dataset(name:str, seed:int=0):
-    "Pool and test arrays, image size and channel count of a benchmark dataset"
+def load_dataset(name:str, seed:int=0, repeat_base:int|None=None):
+    "Pool and test arrays, image size and channel count of a benchmark dataset (`repeat_base`: repeated_mnist from that many images)"
     if name in ('digits', 'repeated_digits'):
         from sklearn.datasets import load_digits
         X, y = load_digits(return_X_y=True)
@@ -91,7 +91,12 @@ def load_dataset(name:str, seed:int=0):
         return (d['x'].astype(np.float32), d['y'].astype(np.int64)), (d['x_test'].astype(np.float32), d['y_test'].astype(np.int64)), 40
     if name in ('mnist', 'repeated_mnist'):
         (X, y), test = load_mnist()
-        if name == 'repeated_mnist': X, y = repeat_with_noise(X, y, seed)
+        if name == 'repeated_mnist':
+            if repeat_base is not None:  # a seeded subset of the images, so that every copy of each fits in one scoring
+                if not 0 < repeat_base <= len(X): raise SystemExit(f"expected 0 < --repeat-base <= {len(X)}, got {repeat_base}")
+                keep = np.sort(np.random.default_rng(seed).permutation(len(X))[:repeat_base])
+                X, y = X[keep], y[keep]
+            X, y = repeat_with_noise(X, y, seed)
         return (X, y), test, 28
     raise SystemExit(f"unknown dataset {name!r}")
 
@@ -132,9 +137,9 @@ def cnn_1d(n_classes=10, channels=25, p=0.5):
     return nn.Sequential(body, nn.Sequential(nn.Dropout(p), nn.Linear(n_feats, n_classes)))
 
 
-def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, per_item=False):
+def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, per_item=False, repeat_base=None):
     "The pool and test arrays as an `ArraySplit` (batches gathered from tensors), or with `per_item` a `DataBlock` split"
-    (X, y), (Xt, yt), size = load_dataset(dataset, seed=seed)
+    (X, y), (Xt, yt), size = load_dataset(dataset, seed=seed, repeat_base=repeat_base)
     path = None if run_name is None else out_runs/f'{run_name}.db'   # no name: a ledger in memory
     if per_item: split = per_item_split(X, y, Xt, yt, path, seed, epoch_items)
     else:
@@ -215,8 +220,19 @@ def stop_criteria(names):
     return [RecordOnly(make[n](), n) for n in names or []]
 
 
+class ReachedAccuracy:
+    "Stop once a recorded round reached `target` test accuracy (the next round is trained and validated, then the run ends)"
+    def __init__(self, target:float): self.target = target
+    def __repr__(self): return f"ReachedAccuracy({self.target})"
+    def __call__(self, al):
+        acc = al.history.get('accuracy')
+        best = float(acc.max()) if acc is not None and len(acc) else math.nan
+        return dict(best_accuracy=best), best >= self.target
+
+
 def run(args):
     out = Path(args.out)
+    if args.repeat_base is not None and args.dataset != 'repeated_mnist': raise SystemExit("--repeat-base is for --dataset repeated_mnist")
     (out/'runs').mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, args.threads))
     jobs = [(s, seed) for seed in args.seeds for s in args.strategies]
@@ -224,7 +240,8 @@ def run(args):
         name = (f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "")
                 + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "") if args.semi else "") + f"-seed{seed}")
         start = time.perf_counter()
-        split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items, args.per_item)
+        split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items, args.per_item,
+                                 args.repeat_base)
         sampler = SinglePass() if strategy == 'random' else make_sampler(args.sampler, args.mc_samples)
         al = ActiveLearner(split, with_optimiser(make_learner_for(args.dataset, size, args.model), args), fit=fit_recipe(args), acquisition=as_acquisition(strategy), sampler=sampler,
                            oracle=SimulatedOracle.from_split(split), epochs=args.epochs, lr=args.lr,
@@ -239,10 +256,11 @@ def run(args):
                     semi=(args.semi + ('-align' if args.semi_align else '')) if args.semi else None,
                     semi_mu=args.semi_mu, semi_lambda=args.semi_lambda, semi_threshold=args.semi_threshold,
                     semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule,
-                    stop=args.stop)
+                    stop=args.stop, until=args.until, repeat_base=args.repeat_base)
         # written before the loop: `report` also reads a run that was stopped part-way (its ledger holds the rounds done)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
-        h = al.loop(budget=args.budget, n_per_round=args.per_round, stop=stop_criteria(args.stop))
+        until = [] if args.until is None else [ReachedAccuracy(args.until)]
+        h = al.loop(budget=args.budget, n_per_round=args.per_round, stop=stop_criteria(args.stop) + until)
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -396,9 +414,15 @@ def labels_to_reach(df:pd.DataFrame, target:float)->pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def common_range(df:pd.DataFrame)->int:
+    "The most acquired labels every run reached"
+    return int(df.groupby(['strategy', 'seed']).n_acquired.max().min())
+
+
 def area_under_curves(df:pd.DataFrame, baseline:str='random')->pd.DataFrame:
     "Mean accuracy over the acquisition steps (the normalised area under the learning curve), paired over seeds"
     from scipy import stats
+    df = df[df.n_acquired <= common_range(df)]  # runs that ended early (`--until`): compare over the range all share
     auc = df.groupby(['strategy', 'seed']).accuracy.mean().unstack('seed')
     rows = []
     for strategy in auc.index:
@@ -462,7 +486,9 @@ def report(args):
     reach.to_csv(out/'labels_to_reach.csv', index=False)
     auc.to_csv(out/'auc.csv', index=False)
     text = (f"## {df.dataset.iloc[0]}: acquired labels to reach a test accuracy (quartiles over seeds)\n\n"
-            + markdown_table(reach, 0) + "\n\n## Area under the learning curve (mean accuracy), vs random\n\n"
+            + markdown_table(reach, 0) + "\n\n## Area under the learning curve (mean accuracy), vs random"
+            + (f" (up to {common_range(df)} acquired, the range every run covers)" if df.groupby(['strategy', 'seed']).n_acquired.max().nunique() > 1 else "")
+            + "\n\n"
             + markdown_table(auc, 4) + "\n")
     bb = next((s for s in ('batchbald', 'batchbald (mc)') if s in set(df.strategy)), None)
     if bb is not None and df.strategy.nunique() > 2:  # other strategies against BatchBALD too, paired the same way
@@ -522,6 +548,10 @@ def main(argv=None):
     r.add_argument('--threads', type=int, default=torch.get_num_threads())
     r.add_argument('--stop', nargs='*', default=[], choices=['kappa', 'uncertainty'],
                    help="record these stopping criteria (default thresholds) every round, without stopping the run")
+    r.add_argument('--until', type=float, default=None,
+                   help="end a run once it reached this test accuracy (its first crossing is kept; AUC is then over the common range)")
+    r.add_argument('--repeat-base', type=int, default=None,
+                   help="repeated_mnist: build the pool from a seeded subset of this many training images (all copies scored)")
     r.add_argument('--out', required=True)
     q = sub.add_parser('report')
     q.add_argument('--out', required=True)

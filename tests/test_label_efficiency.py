@@ -35,6 +35,24 @@ def test_area_under_curves_is_paired_against_random():
     assert auc.loc['bald', 'seeds'] == '4' and auc.loc['bald', 'paired_t_p'] < 0.01
 
 
+def test_area_under_curves_over_the_range_every_run_covers():
+    "Runs ended by `--until` are compared over the acquired labels every run reached, not over their own lengths"
+    df = curves({'random': {0: [.5, .6, .7, .8], 1: [.5, .6, .7, .8]}, 'bald': {0: [.5, .9], 1: [.5, .7, .95]}})
+    assert le.common_range(df) == 10
+    auc = le.area_under_curves(df).set_index('strategy')
+    assert auc.loc['random', 'auc_median'] == pytest.approx(0.55)
+    assert auc.loc['bald', 'auc_median'] == pytest.approx(np.median([0.7, 0.6]))
+
+
+def test_reached_accuracy_stops_after_the_first_round_at_the_target():
+    class Hist:  # what the criterion reads of an ActiveLearner
+        def __init__(self, accs): self.history = pd.DataFrame(dict(accuracy=accs))
+    crit = le.ReachedAccuracy(0.9)
+    assert crit(Hist([])) [1] is False and crit(Hist([.5, .89]))[1] is False
+    values, stop = crit(Hist([.5, .91, .88]))
+    assert stop and values == dict(best_accuracy=.91)
+
+
 def test_stopping_table_first_round_a_criterion_fires_and_runs_that_never_fire():
     df = curves({'bald': {0: [.5, .8, .9, .85], 1: [.5, .7, .8, .9], 2: [.5, .6, .7]}})  # seed 2 stopped part-way
     df['would_stop_kappa'] = [False, False, True, True, False, False, False, False, False, True, True]
