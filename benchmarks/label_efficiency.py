@@ -487,7 +487,7 @@ def report(args):
     auc.to_csv(out/'auc.csv', index=False)
     text = (f"## {df.dataset.iloc[0]}: acquired labels to reach a test accuracy (quartiles over seeds)\n\n"
             + markdown_table(reach, 0) + "\n\n## Area under the learning curve (mean accuracy), vs random"
-            + (f" (up to {common_range(df)} acquired, the range every run covers)" if df.groupby(['strategy', 'seed']).n_acquired.max().nunique() > 1 else "")
+            + (f" (up to {common_range(df)} acquired, the range every run covers)" if common_range(df) < df.n_acquired.max() else "")
             + "\n\n"
             + markdown_table(auc, 4) + "\n")
     bb = next((s for s in ('batchbald', 'batchbald (mc)') if s in set(df.strategy)), None)
