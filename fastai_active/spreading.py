@@ -13,11 +13,13 @@ from torch import Tensor, nn
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from fastai.torch_core import to_device, find_bs
+from fastai.data.load import DataLoader
 
 from .core import *
 from .semi import PseudoLabeller, SemiSupervised
 from .fixmatch import UnlabelledStream, _subset
 from .augment import BatchAugment
+from .arrays import TensorDL
 from .uncertainty import to_log_probs
 
 # %% auto #0
@@ -123,6 +125,20 @@ class SpreadingPseudoLabeller:
     def __repr__(self): return f"SpreadingPseudoLabeller(threshold={self.threshold}, n_neighbors={self.n_neighbors})"
 
 # %% ../nbs/04c_spreading.ipynb #0f9f58fa
+def _labelled_once_dl(dls)->DataLoader:
+    "The training set of `dls`, each item once, in order, with the validation transforms and its labels"
+    tr = dls.train
+    if isinstance(tr, TensorDL):  # in-memory rows (an `ArraySplit` repeats them up to `min_epoch_items`): one of each
+        n_inp = tr.n_inp
+        key = torch.cat([t.flatten(1).double() if t.ndim > 1 else t.double()[:, None] for t in tr.tensors], 1)
+        _, inverse = torch.unique(key, dim=0, return_inverse=True)
+        first = torch.full((int(inverse.max()) + 1,), len(inverse)).scatter_reduce(0, inverse, torch.arange(len(inverse)), 'amin')
+        keep = first.sort().values
+        return dls.valid.new(tensors=tuple(t[keep] for t in tr.tensors), n_inp=n_inp, shuffle=False, drop_last=False)
+    items = dls.train_ds.items
+    if isinstance(items, (list, tuple)): items = list({id(o): o for o in items}.values())  # repeated items: once each
+    return dls.test_dl(items, with_labels=True, bs=dls.valid.bs, shuffle=False, drop_last=False)
+
 class LabelSpreadingCallback(Callback):
     "Train on `unlabelled` items with classes spread over the model's embeddings, from the `start` share of the epochs"
     order, run_valid = -5, False
@@ -148,9 +164,7 @@ class LabelSpreadingCallback(Callback):
 
     def _spread(self):
         dls = self.learn.dls
-        train_items = dls.train_ds.items
-        if isinstance(train_items, (list, tuple)): train_items = list({id(o): o for o in train_items}.values())  # repeats once
-        lab_dl = dls.test_dl(train_items, with_labels=True, bs=dls.valid.bs, shuffle=False, drop_last=False)
+        lab_dl = _labelled_once_dl(dls)
         y = torch.cat([tuple(b)[-1].cpu() for b in lab_dl]).long()
         emb_l = embeddings(self.learn, lab_dl)
         emb_u = embeddings(self.learn, dls.test_dl(self.unlabelled, bs=dls.valid.bs))
