@@ -230,6 +230,19 @@ class ReachedAccuracy:
         return dict(best_accuracy=best), best >= self.target
 
 
+RESUMABLE = ('stop', 'until')  # settings a run may change when it is resumed (when it stops, not how it trains)
+
+def check_resume(meta_path:Path, meta:dict):
+    "Refuse to go on with a ledger that an earlier run of other settings wrote (its name does not say every setting)"
+    if not meta_path.exists(): return
+    old = json.loads(meta_path.read_text())
+    diff = {k: (old[k], v) for k, v in meta.items() if k in old and k not in RESUMABLE and old[k] != v}
+    if diff:
+        changes = ', '.join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in diff.items())
+        raise SystemExit(f"{meta_path.stem}: this run's ledger under {meta_path.parent} was made with other settings "
+                         f"({changes}). Use another --out or a --variant name, or the same settings to resume it")
+
+
 def run(args):
     out = Path(args.out)
     if args.repeat_base is not None and args.dataset != 'repeated_mnist': raise SystemExit("--repeat-base is for --dataset repeated_mnist")
@@ -238,7 +251,8 @@ def run(args):
     jobs = [(s, seed) for seed in args.seeds for s in args.strategies]
     for strategy, seed in progress_bar(jobs):
         name = (f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "")
-                + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "") if args.semi else "") + f"-seed{seed}")
+                + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "") if args.semi else "")
+                + (f"-{args.variant}" if args.variant else "") + f"-seed{seed}")
         start = time.perf_counter()
         split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items, args.per_item,
                                  args.repeat_base)
@@ -256,7 +270,8 @@ def run(args):
                     semi=(args.semi + ('-align' if args.semi_align else '')) if args.semi else None,
                     semi_mu=args.semi_mu, semi_lambda=args.semi_lambda, semi_threshold=args.semi_threshold,
                     semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule,
-                    stop=args.stop, until=args.until, repeat_base=args.repeat_base)
+                    stop=args.stop, until=args.until, repeat_base=args.repeat_base, variant=args.variant)
+        check_resume(out/'runs'/f'{name}.json', meta)
         # written before the loop: `report` also reads a run that was stopped part-way (its ledger holds the rounds done)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
         until = [] if args.until is None else [ReachedAccuracy(args.until)]
@@ -370,6 +385,8 @@ def read_runs(out:Path)->pd.DataFrame:
         df.loc[df.pseudo.notna(), 'strategy'] = df.strategy[df.pseudo.notna()] + ' + pseudo-labels'
     if 'semi' in df and df.semi.notna().any():
         df.loc[df.semi.notna(), 'strategy'] = df.strategy[df.semi.notna()] + ' + ' + df.semi[df.semi.notna()]
+    if 'variant' in df and df.variant.notna().any():
+        df.loc[df.variant.notna(), 'strategy'] = df.strategy[df.variant.notna()] + ' [' + df.variant[df.variant.notna()] + ']'
     twice = df.groupby(['strategy', 'seed']).n_acquired.apply(lambda a: a.duplicated().any())
     if twice.any(): raise SystemExit(f"runs recorded twice under {out/'runs'}: {list(twice.index[twice])}")
     return df
@@ -552,6 +569,8 @@ def main(argv=None):
                    help="end a run once it reached this test accuracy (its first crossing is kept; AUC is then over the common range)")
     r.add_argument('--repeat-base', type=int, default=None,
                    help="repeated_mnist: build the pool from a seeded subset of this many training images (all copies scored)")
+    r.add_argument('--variant', default=None,
+                   help="a name for this recipe, added to the run names and the strategy labels (runs of other settings in one --out)")
     r.add_argument('--out', required=True)
     q = sub.add_parser('report')
     q.add_argument('--out', required=True)

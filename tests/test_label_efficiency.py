@@ -92,6 +92,14 @@ def test_smoke_run_and_report_on_digits(tmp_path):
     le.main(['run', '--dataset', 'digits', '--strategies', 'random', '--sampler', 'single', '--seeds', '0',
              '--initial', '20', '--per-round', '10', '--budget', '10', '--epochs', '2', '--threads', '1', '--out', str(out)])
     assert len(le.read_runs(out).query("strategy == 'random'")) == 2
+    # a run of other settings is refused the ledger (its name does not say the epochs), and runs under its own --variant
+    three = ['run', '--dataset', 'digits', '--strategies', 'random', '--sampler', 'single', '--seeds', '0', '--initial', '20',
+             '--per-round', '10', '--budget', '10', '--epochs', '3', '--threads', '1', '--out', str(out)]
+    with pytest.raises(SystemExit, match="epochs: 2 then, 3 now"): le.main(three)
+    le.main(three + ['--variant', 'e3'])
+    runs = le.read_runs(out)
+    assert sorted(runs.strategy.unique()) == ['entropy', 'random', 'random [e3]']
+    assert runs.query("strategy == 'random [e3]'").epochs.unique().tolist() == [3]
 
 
 def test_redundancy_counts_copies_of_labelled_images_and_within_batches(tmp_path):
