@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math
 from functools import partial
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -113,12 +114,30 @@ def _default_views(x:Tensor, dense:bool)->tuple[BatchAugment, BatchAugment]:
                      "and SignalAugment.strong() for 1-d signals, FeatureNoise(0.1) and FeatureNoise(0.3, drop=0.2) for "
                      "table features")
 
+def _align_mode(align):
+    "`align` as None (off), 'uniform', 'labelled', or a tensor of class shares; refused with what came otherwise"
+    if align is None or align is False: return None
+    if align is True or align == 'uniform': return 'uniform'
+    if isinstance(align, str):
+        if align == 'labelled': return 'labelled'
+        raise ValueError(f"expected align=True, 'uniform', 'labelled' or one share per class, got {align!r}")
+    try: shares = torch.as_tensor(align, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"expected align=True, 'uniform', 'labelled' or one share per class, got {type(align).__name__}") from None
+    if shares.ndim != 1 or len(shares) < 2 or not torch.isfinite(shares).all() or (shares <= 0).any():
+        raise ValueError(f"expected align as one positive share per class (at least two), got {shares.tolist()}")
+    return shares / shares.sum()
+
 def _check_args(mu, lambda_u, threshold, weak, strong):
     if int(mu) != mu or mu < 1: raise ValueError(f"expected an integer mu >= 1, got {mu}")
     if lambda_u < 0: raise ValueError(f"expected lambda_u >= 0, got {lambda_u}")
     if not 0 < threshold <= 1: raise ValueError(f"expected 0 < threshold <= 1, got {threshold}")
     for name, v in (('weak', weak), ('strong', strong)):
         if v is not None and not callable(v): raise TypeError(f"expected a callable {name} view (xb, generator) -> xb, got {type(v).__name__}")
+
+def _align_repr(mode)->str:
+    if mode is None: return ''
+    return f", align={[round(float(v), 3) for v in mode]}" if isinstance(mode, Tensor) else f", align={mode!r}"
 
 class FixMatchCallback(Callback):
     "FixMatch / FlexMatch consistency training on `unlabelled` items (anything `dls.test_dl` takes) during `fit`"
@@ -128,13 +147,14 @@ class FixMatchCallback(Callback):
                  lambda_u:float=1., # Weight of the unlabelled loss
                  threshold:float=0.95, # Confidence a weak view needs for its class to be a target (FlexMatch: the highest)
                  flex:bool=False, # FlexMatch's per-class thresholds instead of one
-                 align:bool=False, # Distribution alignment of the weak views' probabilities (towards uniform)
+                 align:bool|str|Sequence=False, # Distribution alignment of the weak views: True or 'uniform' (balanced classes), 'labelled' (the shares of the labelled batches seen), or the class shares
                  weak:BatchAugment|None=None, # Weak view (default: `ImageWeak()` for images)
                  strong:BatchAugment|None=None, # Strong view of the weak view (default: `RandAugment()` for images)
                  seed:int|None=0, # Seed of the unlabelled order and the views
                  dl_kwargs:dict|None=None, # More keyword arguments for `dls.test_dl` (e.g. `num_workers`)
                 ):
         _check_args(mu, lambda_u, threshold, weak, strong)
+        self._align = _align_mode(align)
         store_attr('unlabelled,mu,lambda_u,threshold,flex,align,weak,strong,seed')
         self.dl_kwargs, self.n_items = dl_kwargs or {}, len(unlabelled)
         self.stream, self._it, self.epoch_stats = None, None, []
@@ -156,7 +176,7 @@ class FixMatchCallback(Callback):
         dls = self.learn.dls
         self.stream = UnlabelledStream(dls, self.unlabelled, bs=self.mu * dls.train.bs, seed=self.seed, **self.dl_kwargs)
         self._it, self.g = iter(self.stream), torch_generator(derive_seed(self.seed, 'views'))
-        self._views, self.epoch_stats, self.n_classes, self._recent = None, [], None, []
+        self._views, self.epoch_stats, self.n_classes, self._recent, self._label_counts = None, [], None, [], None
         self._reset_memory()
 
     def before_epoch(self): self._sums = dict(n=0, passed=0., loss_u=0., batches=0)
@@ -188,7 +208,7 @@ class FixMatchCallback(Callback):
         if not len(self.yb): return
         if self.n_classes is None: self.n_classes = max(self._logits_w.shape[1], 2)
         thresholds = flexmatch_thresholds(self.learned, self.n_classes, self.threshold).to(self._logits_w.device) if self.flex else self.threshold
-        logits_w = self._aligned(self._logits_w.detach()) if self.align else self._logits_w
+        logits_w = self._aligned(self._logits_w.detach()) if self._align is not None else self._logits_w
         loss_u, mask, pseudo, conf = fixmatch_loss(logits_w, self._logits_s, thresholds)
         self.learn.loss_grad = self.learn.loss_grad + self.lambda_u * loss_u
         self.learn.loss = self.learn.loss_grad.detach().clone()
@@ -203,7 +223,19 @@ class FixMatchCallback(Callback):
         "Log of the weak views' probabilities aligned by the mean over the last 32 unlabelled batches (this one included)"
         probs = to_log_probs(logits_w).exp()
         self._recent = (self._recent + [probs.mean(0)])[-32:]
-        return align_distribution(probs, torch.stack(self._recent).mean(0)).log()
+        return align_distribution(probs, torch.stack(self._recent).mean(0), self._align_target(probs.shape[1])).log()
+
+    def _align_target(self, n_classes:int)->Tensor|None:
+        "The class marginal the weak views are aligned to: None for uniform"
+        if isinstance(self._align, Tensor):
+            if len(self._align) != n_classes:
+                raise ValueError(f"align gives {len(self._align)} class shares, but the model outputs {n_classes} classes")
+            return self._align.to(self._logits_w.device)
+        if self._align != 'labelled': return None
+        # the labelled batches seen in this fit so far (this one included), with one added to every class
+        counts = torch.bincount(self.yb[0].flatten().cpu(), minlength=n_classes)[:n_classes].float()
+        self._label_counts = counts if self._label_counts is None else self._label_counts + counts
+        return ((self._label_counts + 1) / (self._label_counts + 1).sum()).to(self._logits_w.device)
 
     def _remember(self, mask, pseudo, conf):
         pos = self._pos
@@ -233,7 +265,7 @@ class FixMatchCallback(Callback):
             raise ValueError(f"FixMatch pseudo-labels are one class per item (or per pixel), but the targets are floats "
                              f"of shape {tuple(yb0.shape)} (multi-label or regression)")
         dense = yb0.ndim >= 2
-        if dense and (self.flex or self.align):
+        if dense and (self.flex or self._align is not None):
             raise ValueError("flex=True (FlexMatch) and align=True need one class per item; the targets are dense (per pixel)")
         weak, strong = self.weak, self.strong
         if weak is None or strong is None:
@@ -258,7 +290,7 @@ class FixMatchCallback(Callback):
 
     def __repr__(self):
         return (f"FixMatchCallback({self.n_items} unlabelled, mu={self.mu}, lambda_u={self.lambda_u}, "
-                f"threshold={self.threshold}{', flex' if self.flex else ''}{', align' if self.align else ''})")
+                f"threshold={self.threshold}{', flex' if self.flex else ''}{_align_repr(self._align)})")
 
 # %% ../nbs/04b_fixmatch.ipynb #5a4b516b
 class FixMatch(SemiSupervised):
@@ -267,12 +299,13 @@ class FixMatch(SemiSupervised):
                  lambda_u:float=1., # Weight of the unlabelled loss
                  threshold:float=0.95, # Confidence a weak view needs (FlexMatch: the highest threshold)
                  flex:bool=False, # FlexMatch's per-class thresholds
-                 align:bool=False, # Distribution alignment of the weak views (towards uniform)
+                 align:bool|str|Sequence=False, # Distribution alignment of the weak views: True or 'uniform', 'labelled', or the class shares
                  weak:BatchAugment|None=None, strong:BatchAugment|None=None, # Views (default: images' `ImageWeak`, `RandAugment`)
                  max_items:int|None=None, # Draw unlabelled batches from a seeded random subset of the pool of this size
                  dl_kwargs:dict|None=None, # More keyword arguments for the unlabelled `test_dl`
                 ):
         _check_args(mu, lambda_u, threshold, weak, strong)
+        _align_mode(align)
         if max_items is not None and max_items < 1: raise ValueError(f"expected max_items >= 1 or None, got {max_items}")
         store_attr()
 
@@ -282,4 +315,4 @@ class FixMatch(SemiSupervised):
 
     def __repr__(self):
         return (f"FixMatch(mu={self.mu}, lambda_u={self.lambda_u}, threshold={self.threshold}{', flex' if self.flex else ''}"
-                f"{', align' if self.align else ''})")
+                f"{_align_repr(_align_mode(self.align))})")
