@@ -212,8 +212,15 @@ class FeatureNoise(BatchAugment):
     def __init__(self, sigma:float=0.1, drop:float=0.):
         if sigma < 0 or not 0 <= drop < 1: raise ValueError(f"expected sigma >= 0 and 0 <= drop < 1, got {sigma}, {drop}")
         store_attr()
+    def __call__(self, xb:tuple, g:torch.Generator)->tuple:
+        "Every float input `[B, F]` augmented; integer inputs (fastai tabular's category codes) as they are"
+        if not isinstance(xb, tuple) or not xb: raise TypeError(f"expected the model inputs as a non-empty tuple, got {type(xb).__name__}")
+        if not any(isinstance(x, Tensor) and x.is_floating_point() for x in xb):
+            _check_ndim(xb[0], (2,), "table features [B, F] as floats", "FeatureNoise")  # says what came
+        return tuple(self.augment(x, g) if isinstance(x, Tensor) and x.is_floating_point() else x for x in xb)
     def augment(self, x, g):
         _check_ndim(x, (2,), "table features [B, F] as floats", "FeatureNoise")
+        if x.shape[1] == 0: return x  # a table with no continuous column
         sd = x.std(0, keepdim=True) if len(x) > 1 else torch.zeros_like(x[:1])
         x = x + self.sigma * sd * torch.randn(x.shape, generator=g).to(x)
         if self.drop: x = x * (torch.rand(x.shape, generator=g) >= self.drop).to(x)

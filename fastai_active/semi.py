@@ -60,7 +60,7 @@ class SemiSupervised:
         "Callbacks that train learner `member` of `al` (an `ActiveLearner`) on its pool too"
         pool = al.split.pool(self.max_items, seed=derive_seed(al.seed, 'semi-pool', al.round))
         if not len(pool): return []
-        cb = self.pool_callback(pool.items(), seed=derive_seed(al.seed, 'semi', al.round, member))
+        cb = self.pool_callback(al.split.unlabelled_items(pool), seed=derive_seed(al.seed, 'semi', al.round, member))
         if member == 0: self._pool, self._cb = pool, cb
         return [cb]
     def confident(self)->tuple[Tensor, Tensor]:

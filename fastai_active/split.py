@@ -293,7 +293,12 @@ def pool(self:ActiveSplit, max_items:int|None=None, seed:int|None=None)->Pool:
 def pool_dl(self:ActiveSplit, dls:DataLoaders, pool:Pool, bs:int|None=None, **kwargs):
     "`dls.test_dl` over the items of `pool`: validation transforms, no augmentation, pool order"
     if len(pool) == 0: raise ValueError("the pool is empty: every item is labelled")
-    return dls.test_dl(pool.items(), bs=ifnone(bs, dls.valid.bs), **kwargs)
+    return dls.test_dl(self.unlabelled_items(pool), bs=ifnone(bs, dls.valid.bs), **kwargs)
+
+@patch
+def unlabelled_items(self:ActiveSplit, pool:Pool):
+    "The items of `pool` as `dls.test_dl` takes them, with nothing of their target (what scoring and semi-supervised training read)"
+    return pool.items()
 
 # %% ../nbs/02_split.ipynb #f108652c
 @patch

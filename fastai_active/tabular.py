@@ -86,6 +86,9 @@ class TabularSplit(ActiveSplit):
         self.cat_names, self.cont_names = list(ifnone(cat_names, [])), list(ifnone(cont_names, []))
         y_names = [y_names] if isinstance(y_names, str) else list(ifnone(y_names, []))
         if len(y_names) != 1: raise ValueError(f"expected one target column in y_names, got {y_names}")
+        if 'c' in self.cat_names + self.cont_names + y_names:  # fastai's Tabular reads `c` as a column's classes
+            raise ValueError("a column named 'c' hides fastai's `dls.c` (the number of classes) in a TabularPandas, and "
+                             "tabular_learner then fails to build its model: rename the column")
         self.y_names = y_names
         cols = self.cat_names + self.cont_names
         absent = [c for c in cols if c not in data.columns]
@@ -194,4 +197,9 @@ def dataloaders(self:TabularSplit, bs:int=64, with_pseudo:bool=False, **kwargs)-
 def pool_dl(self:TabularSplit, dls:DataLoaders, pool:Pool, bs:int|None=None, **kwargs):
     "`dls.test_dl` over the rows of `pool` (without their target): the round's preprocessing, pool order"
     if len(pool) == 0: raise ValueError("the pool is empty: every item is labelled")
-    return dls.test_dl(self._rows(pool.ds_idxs), bs=ifnone(bs, dls.valid.bs), **kwargs)
+    return dls.test_dl(self.unlabelled_items(pool), bs=ifnone(bs, dls.valid.bs), **kwargs)
+
+@patch
+def unlabelled_items(self:TabularSplit, pool:Pool)->pd.DataFrame:
+    "The feature columns of the rows of `pool`: its target column, where the simulated oracle's labels sit, is left out"
+    return self._rows(pool.ds_idxs)

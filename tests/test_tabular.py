@@ -131,3 +131,23 @@ def test_the_target_must_be_said_and_processed_tabulars_are_refused():
     with pytest.raises(TypeError, match="by keyword"):
         ActiveSplit(TabularPandas(df, cont_names=['age'], y_names='y', do_setup=False), 'ledger.db')
     with pytest.raises(TypeError, match="expected a fastai DataBlock"): ActiveSplit(df, df)
+
+
+def test_fixmatch_on_a_table_trains_on_the_features_of_the_pool_never_its_target():
+    "FixMatch in the loop on a TabularSplit: the unlabelled rows reach the callback without the target column, the views"
+    " change the continuous features (not the category codes), and the confident pseudo-labels are mostly right"
+    from fastai_active.fixmatch import FixMatch
+    from fastai_active.augment import FeatureNoise
+    df, valid = make_frame(400), make_frame(100, seed=1)
+    split = TabularSplit(df, procs=PROCS, cat_names=['city'], cont_names=['age', 'income'], y_names='y', vocab=[0, 1, 2],
+                         valid_items=valid)
+    split.label_random(30, balanced=True, seed=0)
+    fm = FixMatch(mu=2, threshold=0.8, weak=FeatureNoise(0.1), strong=FeatureNoise(0.3, drop=0.2))
+    al = ActiveLearner(split, make_learner, oracle=SimulatedOracle.from_split(split), epochs=10, lr=1e-2, seed=0,
+                       dl_kwargs=dict(num_workers=0), show_progress=False, semi=fm)
+    h = al.loop(rounds=1, n_per_round=10)
+    unlabelled = fm._cb.unlabelled
+    assert list(unlabelled.columns) == ['city', 'age', 'income'] and len(unlabelled) == len(split.pool()) == 360
+    assert (h.n_confident > 20).all() and (h.confident_accuracy > 0.8).all(), h
+    # the scoring loader reads the same columns
+    assert list(split.unlabelled_items(al.pool).columns) == ['city', 'age', 'income']
