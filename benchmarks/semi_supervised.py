@@ -102,6 +102,7 @@ def main(argv=None):
     curves = {s: [r for _, r in g.groupby('seed')] for s, g in df.groupby('strategy', sort=False)}
     ax = plot_learning_curves(curves, metric='accuracy', x='n_labelled',
                               title=f"{df.dataset.iloc[0]}: test accuracy (median, quartiles over seeds)")
+    ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1), fontsize=8)   # beside the curves, not over them
     ax.figure.savefig(out/'semi_learning_curves.png', dpi=120, bbox_inches='tight')
     wide = acc.pivot(index='n_labelled', columns='strategy', values='median').reset_index()
     text = (f"## {df.dataset.iloc[0]}: test accuracy by number of labels (median over seeds)\n\n" + markdown_table(wide, 3)
