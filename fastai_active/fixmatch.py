@@ -222,8 +222,11 @@ class FixMatchCallback(Callback):
     def _aligned(self, logits_w:Tensor)->Tensor:
         "Log of the weak views' probabilities aligned by the mean over the last 32 unlabelled batches (this one included)"
         probs = to_log_probs(logits_w).exp()
-        self._recent = (self._recent + [probs.mean(0)])[-32:]
-        return align_distribution(probs, torch.stack(self._recent).mean(0), self._align_target(probs.shape[1])).log()
+        C = probs.shape[1]
+        rows = probs.movedim(1, -1).reshape(-1, C)  # one row per item, or per pixel of a dense target
+        self._recent = (self._recent + [rows.mean(0)])[-32:]
+        aligned = align_distribution(rows, torch.stack(self._recent).mean(0), self._align_target(C))
+        return aligned.reshape(probs.movedim(1, -1).shape).movedim(-1, 1).log()
 
     def _align_target(self, n_classes:int)->Tensor|None:
         "The class marginal the weak views are aligned to: None for uniform"
@@ -265,8 +268,8 @@ class FixMatchCallback(Callback):
             raise ValueError(f"FixMatch pseudo-labels are one class per item (or per pixel), but the targets are floats "
                              f"of shape {tuple(yb0.shape)} (multi-label or regression)")
         dense = yb0.ndim >= 2
-        if dense and (self.flex or self._align is not None):
-            raise ValueError("flex=True (FlexMatch) and align=True need one class per item; the targets are dense (per pixel)")
+        if dense and self.flex:
+            raise ValueError("flex=True (FlexMatch) needs one class per item; the targets are dense (per pixel)")
         weak, strong = self.weak, self.strong
         if weak is None or strong is None:
             dw, ds = _default_views(self.xb[0], dense)

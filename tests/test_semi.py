@@ -281,7 +281,7 @@ def test_fixmatch_for_segmentation_is_per_pixel_and_refuses_moving_strong_views(
     with learn.no_bar(), learn.no_logging():
         with pytest.raises(ValueError, match="moves pixels"):
             learn.fit(1, cbs=FixMatchCallback(list(range(4, 16)), mu=1, strong=RandAugment()))
-        with pytest.raises(ValueError, match="need one class per item"):
+        with pytest.raises(ValueError, match="needs one class per item"):
             learn.fit(1, cbs=FixMatchCallback(list(range(4, 16)), mu=1, flex=True))
         cb = FixMatchCallback(list(range(4, 16)), mu=3, threshold=0.6)  # default: ImageWeak, photometric RandAugment
         learn.fit(2, 1e-2, cbs=cb)
@@ -346,3 +346,16 @@ def test_label_spreading_in_the_loop_never_reads_pool_labels():
 def test_active_learner_refuses_a_semi_that_is_not_a_method():
     with pytest.raises(TypeError, match="expected a SemiSupervised method as semi.*got str"):
         image_al('fixmatch')
+
+
+def test_alignment_of_dense_weak_views_is_per_pixel():
+    "With a mask target every pixel is a row: the running mean is over the pixels, each pixel's probabilities aligned"
+    cb = FixMatchCallback(list(range(4)), align=True)
+    cb._recent = []
+    logits = torch.randn(2, 3, 2, 4, generator=torch.Generator().manual_seed(0))   # [B, C, H, W]
+    got = cb._aligned(logits).exp()
+    p = torch.softmax(logits, 1).permute(0, 2, 3, 1).reshape(-1, 3)   # 16 pixels
+    want = p * ((1 / 3) / p.mean(0))
+    want = (want / want.sum(1, keepdim=True)).reshape(2, 2, 4, 3).permute(0, 3, 1, 2)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got.sum(1), torch.ones(2, 2, 4))
