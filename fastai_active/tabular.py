@@ -194,12 +194,6 @@ def dataloaders(self:TabularSplit, bs:int=64, with_pseudo:bool=False, **kwargs)-
     return to.dataloaders(bs=min(bs, to.split), **kwargs)
 
 @patch
-def pool_dl(self:TabularSplit, dls:DataLoaders, pool:Pool, bs:int|None=None, **kwargs):
-    "`dls.test_dl` over the rows of `pool` (without their target): the round's preprocessing, pool order"
-    if len(pool) == 0: raise ValueError("the pool is empty: every item is labelled")
-    return dls.test_dl(self.unlabelled_items(pool), bs=ifnone(bs, dls.valid.bs), **kwargs)
-
-@patch
 def unlabelled_items(self:TabularSplit, pool:Pool)->pd.DataFrame:
-    "The feature columns of the rows of `pool`: its target column, where the simulated oracle's labels sit, is left out"
+    "The feature columns of the rows of `pool` (what `pool_dl` scores and FixMatch reads): the target column, where a simulated oracle's labels sit, is left out"
     return self._rows(pool.ds_idxs)
