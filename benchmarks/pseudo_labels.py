@@ -41,6 +41,23 @@ def make_learner(dls):
     return Learner(dls, SmallUNet(n_classes=2, width=16), loss_func=CrossEntropyLossFlat(axis=1), metrics=Dice())
 
 
+def segmentation_fixmatch(mu:int=2, threshold:float=0.95, align=False, **strong)->FixMatch:
+    "Per-pixel FixMatch: flips and shifts as the weak view, a photometric RandAugment (`strong`: its options) as the strong one"
+    return FixMatch(mu=mu, threshold=threshold, align=align, weak=ImageWeak(flip=True, vflip=True),
+                    strong=RandAugment(geometric=False, **strong))
+
+
+def segmentation_loop(data:Path, seed:int, ledger:Path|None=None, n_initial:int=10, epochs:int=8, pseudo=None, semi=None):
+    "The benchmark's loop on the shapes under `data` (pool/ and valid/): its split, first labels, U-Net and recipe"
+    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files, get_y=mask_of)
+    split = ActiveSplit(dblock, data/'pool'/'images', path=ledger, valid_items=get_image_files(data/'valid'/'images'),
+                        min_epoch_items=256, seed=seed)
+    if split.ledger.n_labelled == 0: split.label_random(n_initial, seed=seed)
+    return ActiveLearner(split, make_learner, acquisition=TopScores(entropy, reduce='mean'),
+                         oracle=SimulatedOracle.from_split(split), pseudo=pseudo, semi=semi, epochs=epochs, lr=3e-3,
+                         bs=16, dl_kwargs=dict(num_workers=0), seed=seed, show_progress=False)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -59,22 +76,15 @@ def main(argv=None):
     torch.set_num_threads(max(1, args.threads))
     out = Path(args.out)
     data = Path(out/'data')
-    pool_path = shapes_folder(data/'pool', n=args.pool, size=32, seed=0)
-    valid_path = shapes_folder(data/'valid', n=100, size=32, seed=1)
-    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files, get_y=mask_of)
+    shapes_folder(data/'pool', n=args.pool, size=32, seed=0)
+    shapes_folder(data/'valid', n=100, size=32, seed=1)
     rows, curves = [], {}
     for seed in args.seeds:
         for name in args.settings:
             pseudo = PseudoLabeller(args.threshold) if name == 'pseudo-labels' else None
-            semi = FixMatch(mu=args.mu, threshold=args.semi_threshold, weak=ImageWeak(flip=True, vflip=True),
-                            strong=RandAugment(geometric=False)) if name == 'fixmatch' else None
+            semi = segmentation_fixmatch(args.mu, args.semi_threshold) if name == 'fixmatch' else None
             start = time.perf_counter()
-            split = ActiveSplit(dblock, pool_path/'images', path=out/'runs'/f'{name}-seed{seed}.db',
-                                valid_items=get_image_files(valid_path/'images'), min_epoch_items=256, seed=seed)
-            if split.ledger.n_labelled == 0: split.label_random(args.initial, seed=seed)
-            al = ActiveLearner(split, make_learner, acquisition=TopScores(entropy, reduce='mean'),
-                               oracle=SimulatedOracle.from_split(split), pseudo=pseudo, semi=semi, epochs=args.epochs, lr=3e-3,
-                               bs=16, dl_kwargs=dict(num_workers=0), seed=seed, show_progress=False)
+            al = segmentation_loop(data, seed, out/'runs'/f'{name}-seed{seed}.db', args.initial, args.epochs, pseudo, semi)
             h = al.loop(rounds=args.rounds, n_per_round=args.per_round).assign(setting=name, seed=seed)
             curves.setdefault(name, []).append(h)
             rows.append(h)

@@ -21,18 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from fastai.data.block import DataBlock
-from fastai.data.transforms import get_image_files
-from fastai.vision.data import ImageBlock, MaskBlock
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pseudo_labels import make_learner  # noqa: E402
-from fastai_active.split import ActiveSplit  # noqa: E402
-from fastai_active.learner import ActiveLearner, SimulatedOracle  # noqa: E402
-from fastai_active.scores import entropy  # noqa: E402
-from fastai_active.selection import TopScores  # noqa: E402
-from fastai_active.fixmatch import FixMatch  # noqa: E402
-from fastai_active.augment import ImageWeak, RandAugment  # noqa: E402
+from pseudo_labels import segmentation_loop, segmentation_fixmatch  # noqa: E402
 from fastai_active.datasets import mask_of  # noqa: E402
 
 PHOTO = ('identity', 'brightness', 'color', 'contrast', 'sharpness')
@@ -51,14 +42,9 @@ def recalibrate_batchnorm(model, batches):
 
 
 def probe(name, seed, data):
-    dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files, get_y=mask_of)
-    split = ActiveSplit(dblock, data/'pool'/'images', valid_items=get_image_files(data/'valid'/'images'), min_epoch_items=256, seed=seed)
-    split.label_random(10, seed=seed)
-    semi = None if name == 'plain' else FixMatch(mu=2, threshold=0.95, align=ALIGN.get(name, False),
-                                                 weak=ImageWeak(flip=True, vflip=True),
-                                                 strong=RandAugment(geometric=False, **STRONG.get(name, {})))
-    al = ActiveLearner(split, make_learner, acquisition=TopScores(entropy, reduce='mean'), oracle=SimulatedOracle.from_split(split),
-                       semi=semi, epochs=8, lr=3e-3, bs=16, dl_kwargs=dict(num_workers=0), seed=seed, show_progress=False)
+    semi = None if name == 'plain' else segmentation_fixmatch(align=ALIGN.get(name, False), **STRONG.get(name, {}))
+    al = segmentation_loop(data, seed, semi=semi)   # a ledger in memory: the benchmark's first round
+    split = al.split
     al.fit()
     pool = split.pool()
     if name == 'recalibrated': recalibrate_batchnorm(al.learn.model, split.pool_dl(al.dls, pool))
