@@ -129,12 +129,9 @@ def _labelled_once_dl(dls)->DataLoader:
     "The training set of `dls`, each item once, in order, with the validation transforms and its labels"
     tr = dls.train
     if isinstance(tr, TensorDL):  # in-memory rows (an `ArraySplit` repeats them up to `min_epoch_items`): one of each
-        n_inp = tr.n_inp
-        key = torch.cat([t.flatten(1).double() if t.ndim > 1 else t.double()[:, None] for t in tr.tensors], 1)
-        _, inverse = torch.unique(key, dim=0, return_inverse=True)
-        first = torch.full((int(inverse.max()) + 1,), len(inverse)).scatter_reduce(0, inverse, torch.arange(len(inverse)), 'amin')
-        keep = first.sort().values
-        return dls.valid.new(tensors=tuple(t[keep] for t in tr.tensors), n_inp=n_inp, shuffle=False, drop_last=False)
+        rows = torch.cat([t.flatten(1).double() if t.ndim > 1 else t.double()[:, None] for t in tr.tensors], 1)
+        keep = torch.from_numpy(np.sort(np.unique(rows.cpu().numpy(), axis=0, return_index=True)[1]))  # first of each
+        return dls.valid.new(tensors=tuple(t[keep] for t in tr.tensors), n_inp=tr.n_inp, shuffle=False, drop_last=False)
     items = dls.train_ds.items
     if isinstance(items, (list, tuple)): items = list({id(o): o for o in items}.values())  # repeated items: once each
     return dls.test_dl(items, with_labels=True, bs=dls.valid.bs, shuffle=False, drop_last=False)
