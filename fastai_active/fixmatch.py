@@ -267,7 +267,7 @@ class FixMatchCallback(Callback):
         if yb0.is_floating_point():
             raise ValueError(f"FixMatch pseudo-labels are one class per item (or per pixel), but the targets are floats "
                              f"of shape {tuple(yb0.shape)} (multi-label or regression)")
-        dense = yb0.ndim >= 2
+        dense = yb0.ndim >= 2 and yb0[0].numel() > 1  # a mask per item; fastai tabular's targets are [B, 1], one per item
         if dense and self.flex:
             raise ValueError("flex=True (FlexMatch) needs one class per item; the targets are dense (per pixel)")
         weak, strong = self.weak, self.strong
