@@ -14,6 +14,7 @@ from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from fastai.torch_core import to_device, find_bs
 from fastai.data.load import DataLoader
+from fastai.tabular.core import Tabular
 
 from .core import *
 from .semi import PseudoLabeller, SemiSupervised
@@ -78,6 +79,7 @@ def spread_labels(emb_labelled:Tensor, # Embeddings of the labelled items `[L, D
     "Class distributions `[U, C]` of the unlabelled items by label spreading over their normalised embeddings"
     from sklearn.semi_supervised import LabelSpreading
     labels = torch.as_tensor(labels).long().cpu()
+    if labels.ndim != 1: raise ValueError(f"expected labels as one class per item [L], got shape {tuple(labels.shape)}")
     if emb_labelled.ndim != 2 or emb_unlabelled.ndim != 2 or emb_labelled.shape[1] != emb_unlabelled.shape[1]:
         raise ValueError(f"expected embeddings [L, D] and [U, D], got {tuple(emb_labelled.shape)} and {tuple(emb_unlabelled.shape)}")
     if len(labels) != len(emb_labelled) or not len(labels):
@@ -133,6 +135,8 @@ def _labelled_once_dl(dls)->DataLoader:
         keep = torch.from_numpy(np.sort(np.unique(rows.cpu().numpy(), axis=0, return_index=True)[1]))  # first of each
         return dls.valid.new(tensors=tuple(t[keep] for t in tr.tensors), n_inp=tr.n_inp, shuffle=False, drop_last=False)
     items = dls.train_ds.items
+    if isinstance(dls.train_ds, Tabular):  # fastai tabular: the rows are processed already, so they are read as they are
+        return dls.test_dl(items.drop_duplicates(), process=False, bs=dls.valid.bs, shuffle=False, drop_last=False)
     if isinstance(items, (list, tuple)): items = list({id(o): o for o in items}.values())  # repeated items: once each
     return dls.test_dl(items, with_labels=True, bs=dls.valid.bs, shuffle=False, drop_last=False)
 
@@ -163,6 +167,9 @@ class LabelSpreadingCallback(Callback):
         dls = self.learn.dls
         lab_dl = _labelled_once_dl(dls)
         y = torch.cat([tuple(b)[-1].cpu() for b in lab_dl]).long()
+        if len(y) and y[0].numel() != 1:
+            raise ValueError(f"label spreading needs one class per item, got targets of shape {tuple(y.shape[1:])} per item")
+        y = y.view(-1)  # fastai tabular's targets are [B, 1]
         emb_l = embeddings(self.learn, lab_dl)
         emb_u = embeddings(self.learn, dls.test_dl(self.unlabelled, bs=dls.valid.bs))
         probs = spread_labels(emb_l, y, emb_u, dls.c, n_neighbors=self.n_neighbors, alpha=self.alpha)

@@ -151,3 +151,34 @@ def test_fixmatch_on_a_table_trains_on_the_features_of_the_pool_never_its_target
     assert (h.n_confident > 20).all() and (h.confident_accuracy > 0.8).all(), h
     # the scoring loader reads the same columns
     assert list(split.unlabelled_items(al.pool).columns) == ['city', 'age', 'income']
+
+
+def test_label_spreading_and_flexmatch_on_a_table_read_its_targets_as_one_class_per_row():
+    "fastai's tabular targets are [B, 1]: one class per row, not a mask (before: spreading crashed, FlexMatch was refused)"
+    from fastai_active.fixmatch import FixMatch
+    from fastai_active.spreading import LabelSpreadingStep, spread_labels
+    from fastai_active.augment import FeatureNoise
+    df, valid = make_frame(400), make_frame(100, seed=1)
+    kw = dict(procs=PROCS, cat_names=['city'], cont_names=['age', 'income'], y_names='y', vocab=[0, 1, 2], valid_items=valid)
+    # FlexMatch lowers its thresholds early on (every class starts unlearned): more pass, fewer right, still above chance
+    for semi, right in ((LabelSpreadingStep(threshold=0.8), 0.7),
+                        (FixMatch(mu=2, threshold=0.8, flex=True, weak=FeatureNoise(0.1), strong=FeatureNoise(0.3, drop=0.2)), 0.4)):
+        split = TabularSplit(df, **kw)
+        split.label_random(30, balanced=True, seed=0)
+        al = ActiveLearner(split, make_learner, oracle=SimulatedOracle.from_split(split), epochs=10, lr=1e-2, seed=0,
+                           dl_kwargs=dict(num_workers=0), show_progress=False, semi=semi)
+        h = al.loop(rounds=1, n_per_round=10)
+        assert (h.n_confident > 20).all() and (h.confident_accuracy > right).all(), (semi, h)
+    # the labelled rows, once each and as processed for training (not processed a second time: codes, scaling, _na)
+    from fastai_active.spreading import _labelled_once_dl
+    split = TabularSplit(df, min_epoch_items=100, **kw)
+    split.label_random(30, balanced=True, seed=0)
+    dls = split.dataloaders(num_workers=0)
+    assert len(dls.train_ds) == 120  # repeated up to min_epoch_items
+    cats, conts, ys = [torch.cat(t) for t in zip(*_labelled_once_dl(dls))]
+    ds = dls.train_ds
+    torch.testing.assert_close(conts, torch.tensor(ds.conts.values[:30], dtype=torch.float32))
+    assert torch.equal(cats, torch.tensor(ds.cats.values[:30]).long()) and torch.equal(ys.flatten().long(), torch.tensor(ds.ys.values[:30, 0]).long())
+    assert ds.items.income_na.any()  # the case that failed when the rows were processed again
+    with pytest.raises(ValueError, match=r"one class per item \[L\], got shape \(2, 1\)"):
+        spread_labels(torch.randn(2, 3), torch.tensor([[0], [1]]), torch.randn(5, 3), 2)
