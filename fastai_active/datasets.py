@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_datasets.ipynb #09483278
 from __future__ import annotations
-import os, shutil, tempfile
+import numbers, os, shutil, tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['SHAPES', 'digits_folder', 'make_shapes', 'shapes_folder', 'mask_of']
+__all__ = ['SHAPES', 'digits_folder', 'shape_kinds', 'make_shapes', 'shapes_folder', 'mask_of']
 
 # %% ../nbs/16_datasets.ipynb #1525cf01
 def digits_folder(path:str|Path, # Folder to write (reused when it already holds the same split)
@@ -74,25 +74,47 @@ def _texture(size:int, rng:np.random.Generator, n_waves:int=4)->np.ndarray:
         t += np.sin(2 * np.pi * f * (xx * np.cos(a) + yy * np.sin(a)) + ph)
     return t / n_waves
 
+def shape_kinds(n:int, # Number of images
+                seed:int=0, # The seed given to `make_shapes`
+                empty_frac:float=0., # Share of images with no shape (an all-zero mask)
+                faint_frac:float=0., # Share of images whose shapes are drawn at `faint_contrast`
+               )->np.ndarray:
+    "Which images of `make_shapes(n, seed=seed, ...)` are `'shape'`, `'empty'` or `'faint'` (exact shares, seeded order)"
+    for name, v in (('empty_frac', empty_frac), ('faint_frac', faint_frac)):
+        if not (isinstance(v, numbers.Real) and 0 <= v <= 1):
+            raise ValueError(f"expected {name} in [0, 1], got {v!r}")
+    if empty_frac + faint_frac > 1:
+        raise ValueError(f"expected empty_frac + faint_frac <= 1, got {empty_frac} + {faint_frac}")
+    n_empty, n_faint = round(n * empty_frac), round(n * faint_frac)
+    kinds = np.array(['empty'] * n_empty + ['faint'] * min(n_faint, n - n_empty) + ['shape'] * max(0, n - n_empty - n_faint))
+    return np.random.default_rng([seed, 28]).permutation(kinds)  # a stream of its own: the scenes do not move
+
 def make_shapes(n:int, # Number of images
                 size:int=32, # Height and width in pixels
                 shapes:Sequence[str]=('circle', 'square'), # Kinds of shapes to draw, one to three per image
                 noise:float=0.15, # Standard deviation of the pixel noise (images are in [0, 1])
                 contrast:float=0.35, # Mean brightness difference between shape and background
-                seed:int=0)->tuple[np.ndarray, np.ndarray]:
+                seed:int=0,
+                empty_frac:float=0., # Share of images with no shape: background only, an all-zero mask
+                faint_frac:float=0., # Share of images whose shapes are drawn at `faint_contrast`
+                faint_contrast:float=0.08, # Contrast of the faint images' shapes
+               )->tuple[np.ndarray, np.ndarray]:
     "Images `uint8 [n, size, size, 3]` of random shapes on textured backgrounds, and their masks `uint8 [n, size, size]`"
+    kinds = shape_kinds(n, seed, empty_frac, faint_frac)
     rng = np.random.default_rng(seed)
     images = np.empty((n, size, size, 3), np.uint8)
     masks = np.empty((n, size, size), np.uint8)
     for i in range(n):
         mask = np.zeros((size, size), bool)
         for _ in range(rng.integers(1, 4)): mask |= _shape_mask(shapes[rng.integers(len(shapes))], size, rng)
+        if kinds[i] == 'empty': mask[:] = False  # the shapes are drawn all the same, so the random stream does not move
         base = rng.uniform(0.3, 0.7)
         sign = rng.choice([-1, 1])
+        img_contrast = faint_contrast if kinds[i] == 'faint' else contrast
         img = np.empty((size, size, 3), np.float32)
         for c in range(3):
             bg = base + 0.12 * _texture(size, rng)
-            fg = base + sign * contrast * rng.uniform(0.7, 1.3) + 0.12 * _texture(size, rng)
+            fg = base + sign * img_contrast * rng.uniform(0.7, 1.3) + 0.12 * _texture(size, rng)
             img[..., c] = np.where(mask, fg, bg) + rng.normal(0, noise, (size, size))
         images[i] = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
         masks[i] = mask
