@@ -187,6 +187,28 @@ def correct(self:LabelLedger, ds_idxs, labels, annotator:str|Sequence|None=None,
                         [(e, source, a, t, r, i) for i, e, a, t, r in zip(idxs, encoded, annotators, times, refs)])
     return len(idxs)
 
+# %% ../nbs/01a_labelling.ipynb #84f7498b
+@patch
+def withdraw(self:LabelLedger, ds_idxs,
+             reason:str|None=None, # Why the label was taken back (free text), kept with it
+             time:float|None=None, # When (seconds since the epoch or a datetime; default now)
+            )->int:
+    "Take the labels of `ds_idxs` back (kept as superseded); requested items wait for an answer again; one transaction"
+    if reason is not None and not isinstance(reason, str): raise TypeError(f"expected reason as a str, got {reason!r}")
+    idxs = self._check_idxs(ds_idxs)
+    now = _check_time(time)
+    if not idxs: return 0
+    with self._transaction() as cur:
+        _check_known(cur, idxs)
+        marks = ','.join('?' * len(idxs))
+        have = dict(cur.execute(f'SELECT ds_idx, request FROM labels WHERE ds_idx IN ({marks})', idxs).fetchall())
+        none = [i for i in idxs if i not in have]
+        if none: raise ValueError(f"items without a label to withdraw: {none[:10]}; expected labelled items")
+        cur.execute(f'INSERT INTO superseded SELECT *, ?, ? FROM labels WHERE ds_idx IN ({marks})', [now, reason or 'withdrawn', *idxs])
+        cur.execute(f'DELETE FROM labels WHERE ds_idx IN ({marks})', idxs)
+        cur.executemany("UPDATE requests SET status = 'pending' WHERE id = ?", [(r,) for r in have.values() if r is not None])
+    return len(idxs)
+
 # %% ../nbs/01a_labelling.ipynb #6a866480
 @patch
 def request(self:LabelLedger, ds_idxs, scores=None, round:int|None=None,

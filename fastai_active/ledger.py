@@ -363,6 +363,14 @@ def labels(self:LabelLedger, ds_idxs=None, pseudo:bool=False)->dict:
     return {d: out[d] for d in _as_idxs(ds_idxs, 'ds_idxs').tolist() if d in out}
 
 @patch
+def refs(self:LabelLedger, prefix:str|None=None)->dict:
+    "`{ref: (ds_idx, label, current)}` of every label recorded with a `ref` (current and superseded), or of those starting with `prefix`"
+    like, args = ('WHERE ref LIKE ? ESCAPE ?', (prefix.replace('!', '!!').replace('%', '!%').replace('_', '!_') + '%', '!')) \
+        if prefix else ('WHERE ref IS NOT NULL', ())
+    rows = self._q(f'SELECT ref, ds_idx, label, 1 FROM labels {like} UNION ALL SELECT ref, ds_idx, label, 0 FROM superseded {like}', args * 2)
+    return {r: (d, json.loads(l), bool(c)) for r, d, l, c in rows}
+
+@patch
 def class_counts(self:LabelLedger)->dict:
     "`{class: count}` of the current labels, in vocab order (each class of a multi-label list counts once)"
     if self.vocab is None: raise ValueError("class counts need a vocab (a category target)")
