@@ -23,8 +23,8 @@ from .split import ActiveSplit, Pool
 from .learner import ActiveLearner, _quiet
 
 # %% auto #0
-__all__ = ['item_keys', 'ds_idxs_of_keys', 'answers', 'record_answers', 'withdraw_answer', 'record_rejection', 'class_names',
-           'review_batch']
+__all__ = ['ANSWER_ACTIONS', 'item_keys', 'ds_idxs_of_keys', 'recorded_refs', 'answers', 'record_answers', 'correct_answers',
+           'confirm_answers', 'withdraw_answer', 'record_rejection', 'class_names', 'review_batch']
 
 # %% ../nbs/13_answers.ipynb #9748d614
 _IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
@@ -50,10 +50,14 @@ def ds_idxs_of_keys(split:ActiveSplit, keys:Sequence[str])->Tensor:
     return split.idxs_of(list(keys))
 
 # %% ../nbs/13_answers.ipynb #54eb9a79
-_ANSWERS_SCHEMA = """CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY AUTOINCREMENT, ds_idx INTEGER NOT NULL,
+ANSWER_ACTIONS = ('label', 'correct', 'confirm', 'undo', 'withdraw', 'reject')
+_ANSWERS_SCHEMA = f"""CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY AUTOINCREMENT, ds_idx INTEGER NOT NULL,
     key TEXT NOT NULL, label TEXT, annotator TEXT NOT NULL, time REAL NOT NULL, via TEXT NOT NULL, ref TEXT,
-    action TEXT NOT NULL CHECK (action IN ('label', 'undo', 'reject')), req_round INTEGER, req_rank INTEGER, req_score REAL)"""
+    action TEXT NOT NULL CHECK (action IN ({', '.join(map(repr, ANSWER_ACTIONS))})), req_round INTEGER, req_rank INTEGER,
+    req_score REAL)"""
 _ANSWERS_COLS = ['ds_idx', 'key', 'label', 'annotator', 'time', 'via', 'ref', 'action']
+_LOG_SQL = ('INSERT INTO answers (ds_idx, key, label, annotator, time, via, ref, action, req_round, req_rank, req_score) '
+            'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
 
 def _split_of(obj)->ActiveSplit:
     if isinstance(obj, ActiveLearner): return obj.split
@@ -65,7 +69,17 @@ def _check_annotator(annotator)->str:
         raise ValueError(f"expected the annotator's name (a non-empty string), got {annotator!r}")
     return annotator.strip()
 
-def _answers_table(cur): cur.execute(_ANSWERS_SCHEMA)
+def _answers_table(cur):
+    "Make the log if missing; a log of an older version (three actions) is rebuilt with all of `ANSWER_ACTIONS`, rows kept"
+    old = cur.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'answers'").fetchone()
+    if old is not None and "'confirm'" in old[0]: return
+    if old is not None: cur.execute('ALTER TABLE answers RENAME TO answers_v1')
+    cur.execute(_ANSWERS_SCHEMA)
+    if old is not None:
+        cur.execute('INSERT INTO answers SELECT * FROM answers_v1')
+        cur.execute('DROP TABLE answers_v1')
+
+def _key_text(key)->str: return key if isinstance(key, str) else json.dumps(key)
 
 def _encode_labels(ledger, labels, n:int)->list[str]:
     "Labels as JSON, checked against the vocabulary; a multi-label answer (a list) is checked class by class"
@@ -78,8 +92,17 @@ def _encode_labels(ledger, labels, n:int)->list[str]:
         return [json.dumps(list(l) if isinstance(l, (list, tuple)) else l) for l in labels]
     return ledger._encode(labels, n)
 
+def recorded_refs(obj, prefix:str|None=None)->dict:
+    "`{ref: label}` of every answer seen with a ref (those starting with `prefix`): in the log (any action) or the ledger"
+    ledger = _split_of(obj).ledger
+    with ledger._transaction() as cur:
+        _answers_table(cur)
+        rows = cur.execute('SELECT ref, label FROM answers WHERE ref IS NOT NULL ORDER BY id').fetchall()
+    out = {r: None if l is None else json.loads(l) for r, l in rows if prefix is None or r.startswith(prefix)}
+    return {**out, **{r: l for r, (_, l, _) in ledger.refs(prefix).items()}}
+
 def answers(obj)->pd.DataFrame:
-    "The log of every answer, undo and rejection: `ds_idx`, `key`, `label`, `annotator`, `time`, `via`, `ref`, `action`"
+    "The log of every answer, correction, confirmation, undo and rejection: `ds_idx`, `key`, `label`, `annotator`, `time`, `via`, `ref`, `action`"
     ledger = _split_of(obj).ledger
     with ledger._transaction() as cur:
         _answers_table(cur)
@@ -101,14 +124,19 @@ def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that recor
     ledger = split.ledger
     idxs = ledger._check_idxs(ds_idxs)
     _encode_labels(ledger, labels, len(idxs))  # labels outside the vocabulary, or a wrong count, refused before anything else
+    who, refs, times = _per_answer(idxs, annotator, refs, times)
+    keys = item_keys(split, idxs) if idxs else []
+    return _write_answers(split, idxs, labels, who, refs, times, keys, via)
+
+def _per_answer(idxs, annotator, refs, times):
+    "One annotator, ref and time per item, checked"
     one = isinstance(annotator, str) or annotator is None
     who = [_check_annotator(annotator)] * len(idxs) if one else [_check_annotator(a) for a in annotator]
     refs = [None] * len(idxs) if refs is None else [None if r is None else str(r) for r in refs]
     times = [time.time()] * len(idxs) if times is None else [float(t) for t in times]
     if not len(refs) == len(times) == len(idxs) == len(who):
         raise ValueError(f"expected one annotator, ref and time per item ({len(idxs)}), got {len(who)}, {len(refs)} and {len(times)}")
-    keys = item_keys(split, idxs) if idxs else []
-    return _write_answers(split, idxs, labels, who, refs, times, keys, via)
+    return who, refs, times
 
 # %% ../nbs/13_answers.ipynb #d8119d35
 def _write_answers(split, idxs, labels, who, refs, times, keys, via)->int:
@@ -117,26 +145,32 @@ def _write_answers(split, idxs, labels, who, refs, times, keys, via)->int:
     labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
     with ledger._transaction() as cur:
         _answers_table(cur)
-        seen = {r[0] for r in cur.execute('SELECT ref FROM answers WHERE ref IS NOT NULL')}
-        keep = [j for j, r in enumerate(refs) if r is None or r not in seen]
+        keep = _unseen(split, refs)
         if not keep: return 0
         idxs, labels, who, refs, times, keys = ([a[j] for j in keep] for a in (idxs, labels, who, refs, times, keys))
         done = ledger.labels(idxs)
         if done:
             key_of = dict(zip(idxs, keys))
             raise ValueError(f"items already labelled (key, label): {[(key_of[d], l) for d, l in done.items()][:10]}; "
-                             "a label is never overwritten: undo the first answer to change it")
+                             "a label is never overwritten: change it with `correct_answers` (the old one is kept), or "
+                             "take it back with `withdraw_answer`")
         pending = ledger.pending().set_index('ds_idx')
         missing = [k for d, k in zip(idxs, keys) if d not in pending.index]
         if missing: raise ValueError(f"items not requested: {missing[:10]}; expected items that `acquire` picked and that "
                                      "wait for a label (`pending()`)")
         n = ledger.label(idxs, labels, source='human', annotator=who, time=times, ref=refs)  # its checks, in this transaction
-        cur.executemany(f"INSERT INTO answers (ds_idx, key, label, annotator, time, via, ref, action, req_round, req_rank, "
-                        f"req_score) VALUES (?, ?, ?, ?, ?, ?, ?, 'label', ?, ?, ?)",
-                        [(d, json.dumps(k) if not isinstance(k, str) else k, json.dumps(_jsonable_label(l)), a, t, via, r,
-                          *(None if pd.isna(v) else v for v in pending.loc[d, ['round', 'rank', 'score']].tolist()))
-                         for d, l, a, t, r, k in zip(idxs, labels, who, times, refs, keys)])
+        assert n == len(idxs), "the ledger skipped answers whose refs the log did not hold"
+        cur.executemany(_LOG_SQL, [(d, _key_text(k), json.dumps(_jsonable_label(l)), a, t, via, r, 'label',
+                                    *(None if pd.isna(v) else v for v in pending.loc[d, ['round', 'rank', 'score']].tolist()))
+                                   for d, l, a, t, r, k in zip(idxs, labels, who, times, refs, keys)])
     return n
+
+def _unseen(split, refs:list)->list[int]:
+    "Positions of the answers whose ref (if any) neither the log nor the ledger holds; refs given twice are refused"
+    given = [r for r in refs if r is not None]
+    if len(set(given)) != len(given): raise ValueError(f"expected distinct refs (one per answer), got duplicates {sorted({r for r in given if given.count(r) > 1})[:5]}")
+    seen = recorded_refs(split) if given else {}
+    return [j for j, r in enumerate(refs) if r is None or r not in seen]
 
 def _jsonable_label(label):
     if isinstance(label, os.PathLike): return os.fspath(label)
@@ -144,31 +178,85 @@ def _jsonable_label(label):
     return label.tolist() if hasattr(label, 'tolist') else label
 
 # %% ../nbs/13_answers.ipynb #07c9cec9
-def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget')->None:
-    "Undo the last answer to `ds_idx`: its label leaves the ledger and the item is requested again (one transaction)"
+def correct_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that records the answers
+                    ds_idxs, # Dataset indices of labelled items
+                    labels, # The new label of each
+                    annotator:str|Sequence[str], # Who changed them (one name, or one per item)
+                    via:str='notebook', # Where the corrections came from
+                    refs:Sequence[str]|None=None, # External ids of the new answers: those already recorded are skipped
+                    times:Sequence[float]|None=None, # When each was given (seconds since the epoch; default now)
+                    reason:str|None=None, # Why (kept with the old labels)
+                   )->int:
+    "Change the answers of labelled `ds_idxs` to `labels` (the old ones kept as superseded) and log it; one transaction"
     split = _split_of(obj)
-    ledger, annotator, ds_idx = split.ledger, _check_annotator(annotator), int(ds_idx)
+    ledger = split.ledger
+    idxs = ledger._check_idxs(ds_idxs)
+    _encode_labels(ledger, labels, len(idxs))
+    who, refs, times = _per_answer(idxs, annotator, refs, times)
+    keys = item_keys(split, idxs) if idxs else []
+    labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
     with ledger._transaction() as cur:
         _answers_table(cur)
-        last = cur.execute('SELECT action, key, req_round, req_rank, req_score FROM answers WHERE ds_idx = ? '
-                           "AND action IN ('label', 'undo') ORDER BY id DESC LIMIT 1", (ds_idx,)).fetchone()
-        if last is None or last[0] != 'label':
-            raise ValueError(f"no answer to undo for the item at ds_idx {ds_idx}")
-        src = cur.execute('SELECT source FROM labels WHERE ds_idx = ?', (ds_idx,)).fetchone()
-        if src is None or src[0] != 'human':
-            raise ValueError(f"the item at ds_idx {ds_idx} has no label from a person to undo (found {src})")
-        # the withdrawn label is kept among the superseded ones, and its request waits again
-        request = cur.execute('SELECT request FROM labels WHERE ds_idx = ?', (ds_idx,)).fetchone()[0]
-        cur.execute('INSERT INTO superseded SELECT *, ?, ? FROM labels WHERE ds_idx = ?', (time.time(), 'undone', ds_idx))
-        cur.execute('DELETE FROM labels WHERE ds_idx = ?', (ds_idx,))
-        if request is not None: cur.execute("UPDATE requests SET status = 'pending' WHERE id = ?", (request,))
-        cur.execute("INSERT INTO answers (ds_idx, key, label, annotator, time, via, action) VALUES (?, ?, NULL, ?, ?, ?, 'undo')",
-                    (ds_idx, last[1], annotator, time.time(), via))
+        keep = _unseen(split, refs)
+        if not keep: return 0
+        idxs, labels, who, refs, times, keys = ([a[j] for j in keep] for a in (idxs, labels, who, refs, times, keys))
+        n = ledger.correct(idxs, labels, annotator=who, reason=reason, time=times, ref=refs)  # refuses unlabelled items
+        cur.executemany(_LOG_SQL, [(d, _key_text(k), json.dumps(_jsonable_label(l)), a, t, via, r, 'correct', None, None, None)
+                                   for d, l, a, t, r, k in zip(idxs, labels, who, times, refs, keys)])
+    return n
+
+def confirm_answers(obj, ds_idxs, labels, annotator:str|Sequence[str], via:str, refs:Sequence[str]|None=None,
+                    times:Sequence[float]|None=None)->int:
+    "Log answers that equal the items' current labels (a second annotator, an unchanged re-save): the ledger is unchanged"
+    split = _split_of(obj)
+    ledger = split.ledger
+    idxs = ledger._check_idxs(ds_idxs)
+    encoded = _encode_labels(ledger, labels, len(idxs))
+    who, refs, times = _per_answer(idxs, annotator, refs, times)
+    keys = item_keys(split, idxs) if idxs else []
+    with ledger._transaction() as cur:
+        _answers_table(cur)
+        keep = _unseen(split, refs)
+        current = ledger.labels([idxs[j] for j in keep]) if keep else {}
+        differ = [(keys[j], current.get(idxs[j]), json.loads(encoded[j])) for j in keep
+                  if idxs[j] not in current or json.dumps(current[idxs[j]]) != encoded[j]]
+        if differ: raise ValueError(f"expected answers equal to the current labels, got (key, current, given) {differ[:5]}: "
+                                    "record a changed answer with `correct_answers`, a first one with `record_answers`")
+        cur.executemany(_LOG_SQL, [(idxs[j], _key_text(keys[j]), encoded[j], who[j], times[j], via, refs[j], 'confirm',
+                                    None, None, None) for j in keep])
+    return len(keep)
+
+def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget',
+                    reason:str|None=None, # Why (kept with the label taken back); default: the action
+                    action:str='undo', # 'undo' (a person took it back) or 'withdraw' (its source withdrew it)
+                   )->None:
+    "Take the current answer to `ds_idx` back: its label leaves the ledger (kept as superseded), the item is requested again"
+    if action not in ('undo', 'withdraw'): raise ValueError(f"expected action 'undo' or 'withdraw', got {action!r}")
+    split = _split_of(obj)
+    ledger, annotator, ds_idx = split.ledger, _check_annotator(annotator), _one_idx(split, ds_idx)
+    with ledger._transaction() as cur:
+        _answers_table(cur)
+        row = ledger.to_df().set_index('ds_idx')
+        if ds_idx not in row.index or row.loc[ds_idx, 'source'] == 'pseudo':
+            raise ValueError(f"no answer to undo for the item at ds_idx {ds_idx}: it has no label")
+        row = row.loc[ds_idx]
+        if row.source != 'human':
+            raise ValueError(f"the item at ds_idx {ds_idx} has no label from a person to undo (its label {row.label!r} "
+                             f"is from {row.source!r})")
+        ref = {d: r for r, (d, _, cur_) in ledger.refs().items() if cur_}.get(ds_idx)
+        now = time.time()
+        ledger.withdraw([ds_idx], reason=reason or ('undone' if action == 'undo' else 'withdrawn'), time=now)
+        cur.execute(_LOG_SQL, (ds_idx, _key_text(row.key), json.dumps(_jsonable_label(row.label)), annotator, now, via, ref,
+                               action, None, None, None))
+
+def _one_idx(split, ds_idx)->int:
+    "`ds_idx` as a Python int, checked"
+    return split.ledger._check_idxs([ds_idx])[0]
 
 def record_rejection(obj, ds_idx:int, annotator:str, via:str='widget')->None:
     "Log that `annotator` rejected the model's proposal for the requested item `ds_idx`; it stays requested"
     split = _split_of(obj)
-    ledger, annotator, ds_idx = split.ledger, _check_annotator(annotator), int(ds_idx)
+    ledger, annotator, ds_idx = split.ledger, _check_annotator(annotator), _one_idx(split, ds_idx)
     key = item_keys(split, [ds_idx])[0]
     if ds_idx not in set(ledger.pending().ds_idx.tolist()):
         raise ValueError(f"the item {key!r} (ds_idx {ds_idx}) is not waiting for a label; only a requested item can be rejected")
