@@ -4,7 +4,8 @@
 
 # %% ../nbs/14_label_studio.ipynb #bea50db2
 from __future__ import annotations
-import base64, datetime, json, mimetypes, os
+import base64, datetime, json, mimetypes, os, re, warnings
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Callable, Sequence
@@ -17,10 +18,11 @@ from PIL import Image
 from .split import ActiveSplit
 from .learner import ActiveLearner
 from .answers import (_split_of, _target_kind, _as_image, review_batch, item_keys, ds_idxs_of_keys,
-                                   record_answers, class_names)
+                                   record_answers, correct_answers, confirm_answers, withdraw_answer, recorded_refs,
+                                   class_names)
 
 # %% auto #0
-__all__ = ['label_config', 'rle_encode', 'rle_decode', 'data_uri', 'local_files_url', 'to_tasks', 'read_export',
+__all__ = ['label_config', 'rle_encode', 'rle_decode', 'data_uri', 'local_files_url', 'to_tasks', 'read_export', 'ImportReport',
            'import_annotations', 'LabelStudioProject']
 
 # %% ../nbs/14_label_studio.ipynb #e4118f3b
@@ -178,14 +180,35 @@ def _time_of(stamp)->float:
     "Seconds since the epoch of Label Studio's ISO time stamp"
     return datetime.datetime.fromisoformat(str(stamp).replace('Z', '+00:00')).timestamp()
 
-def _annotator_of(completed_by, users:dict)->str:
-    "The annotator's e-mail: the export has the user inline, the API only their id"
-    if isinstance(completed_by, dict): return completed_by.get('email') or f"label-studio user {completed_by.get('id')}"
-    return users.get(completed_by) or f"label-studio user {completed_by}"
+def _stamp(stamp)->str:
+    "Label Studio's time stamp in one form (UTC, microseconds), however the export or the API wrote it"
+    t = datetime.datetime.fromisoformat(str(stamp).replace('Z', '+00:00'))
+    if t.tzinfo is None: t = t.replace(tzinfo=datetime.timezone.utc)
+    return t.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
-# %% ../nbs/14_label_studio.ipynb #cfa473b1
-def _label_of(task:dict, annotation:dict, vocab, kind:str, background, write_mask:Callable):
-    "The label an annotation gives, checked against `vocab`"
+def _users_of(users)->dict:
+    "`{user id: e-mail}` from a dict, or from anything with a `users()` method (a `LabelStudioProject`)"
+    if users is None: return {}
+    if hasattr(users, 'users'): users = users.users()
+    if not isinstance(users, dict):
+        raise TypeError(f"expected users as {{user id: e-mail}} or a LabelStudioProject, got {type(users).__name__}")
+    return {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in users.items()}
+
+def _inline_users(tasks:list)->dict:
+    "`{user id: e-mail}` of the users an export names inline (`completed_by` as a dict, as older exports give it)"
+    return {a['completed_by'].get('id'): a['completed_by']['email'] for t in tasks for a in t.get('annotations') or []
+            if isinstance(a.get('completed_by'), dict) and a['completed_by'].get('email')}
+
+def _annotator_of(completed_by, users:dict)->tuple[str, object]:
+    "The annotator's e-mail and `None`, or a stand-in name and the user id when no e-mail is known"
+    if isinstance(completed_by, dict) and completed_by.get('email'): return completed_by['email'], None
+    uid = completed_by.get('id') if isinstance(completed_by, dict) else completed_by
+    if users.get(uid): return users[uid], None
+    return f"label-studio user {uid}", uid
+
+# %% ../nbs/14_label_studio.ipynb #be226bab
+def _label_of(task:dict, annotation:dict, vocab, kind:str, background):
+    "The label an annotation gives, checked against `vocab` (for segmentation, the mask of class indices)"
     where = f"task {task.get('id')} (key {task['data'].get('key')!r}), annotation {annotation.get('id')}"
     results = [r for r in annotation.get('result', []) if r.get('from_name') == 'label']
     if kind == 'segmentation':
@@ -197,7 +220,7 @@ def _label_of(task:dict, annotation:dict, vocab, kind:str, background, write_mas
             for name in r['value']['brushlabels']:
                 if name not in vocab: raise ValueError(f"the label {name!r} in {where} is not in the vocabulary {list(vocab)}")
                 mask[rle_decode(r['value']['rle'], h, w)] = list(vocab).index(name)
-        return write_mask(mask)
+        return mask
     choices = [c for r in results if r.get('type') == 'choices' for c in r['value']['choices']]
     unknown = [c for c in choices if c not in vocab]
     if unknown: raise ValueError(f"the label(s) {unknown} in {where} are not in the vocabulary {list(vocab)}")
@@ -205,57 +228,186 @@ def _label_of(task:dict, annotation:dict, vocab, kind:str, background, write_mas
     if len(choices) != 1: raise ValueError(f"expected one choice in {where} (single-label), got {choices}")
     return choices[0]
 
-# %% ../nbs/14_label_studio.ipynb #be226bab
+# %% ../nbs/14_label_studio.ipynb #f449d156
+@dataclass
+class ImportReport:
+    "What an import changed, by item key, and the annotations it left out with why (their items stay as they were)"
+    labelled:list # Keys of items given their first answer
+    corrected:list # Keys of items whose answer changed (updated, or deleted and made again, in Label Studio)
+    withdrawn:list # Keys of items whose annotation was deleted in Label Studio: asked again
+    confirmed:list # Keys of items answered again with their current label (nothing changed)
+    problems:pd.DataFrame # One row per annotation left out: `task`, `annotation`, `key`, `why`
+    unknown_users:list # User ids with no known e-mail (recorded as 'label-studio user <id>')
+
+    @property
+    def n_changed(self)->int:
+        "How many items the import changed in the ledger"
+        return len(self.labelled) + len(self.corrected) + len(self.withdrawn)
+
+    def __repr__(self):
+        s = (f"ImportReport({len(self.labelled)} labelled, {len(self.corrected)} corrected, {len(self.withdrawn)} withdrawn, "
+             f"{len(self.confirmed)} confirmed, {len(self.problems)} left out")
+        return s + (f", annotators known only by id: {self.unknown_users})" if self.unknown_users else ")")
+
+_PROBLEM_COLS = ['task', 'annotation', 'key', 'why']
+_LS_REF = re.compile(r'^label-studio:(?P<project>[^:]+):(?P<id>[^:@]+)(@.*)?$')
+
+def _ref_of(task:dict, annotation:dict)->tuple[str, str]:
+    "The annotation's ref (`label-studio:<project>:<id>`) and the ref of this version of it (`...@<updated_at>`)"
+    project = annotation.get('project', task.get('project'))
+    ident = f"label-studio:{project}:{annotation['id']}"
+    return ident, f"{ident}@{_stamp(annotation.get('updated_at') or annotation['created_at'])}"
+
+# %% ../nbs/14_label_studio.ipynb #43795f32
+def _read_tasks(tasks:list, index:dict, vocab, kind:str, background)->tuple[list, list]:
+    "The tasks whose annotations can be read, as `(task, key, ds_idx, [(annotation, label)])`, and the problems of the others"
+    problems, out = [], []
+    counts = {}
+    for t in tasks:
+        k = (t.get('data') or {}).get('key')
+        if k is not None: counts[json.dumps(k)] = counts.get(json.dumps(k), 0) + 1
+    for task in tasks:
+        tid, data, anns = task.get('id'), task.get('data') or {}, task.get('annotations') or []
+        done = [a for a in anns if not a.get('was_cancelled')]
+        ids = [a.get('id') for a in done]
+        if 'key' not in data:
+            if done: problems.append((tid, ids, None, f"the task has no data.key: expected tasks made by `to_tasks`, got data "
+                                                    f"fields {list(data)}"))
+            continue
+        key = data['key']
+        if json.dumps(key) not in index:
+            if done: problems.append((tid, ids, key, f"the key {key!r} matches no item of the ledger (a task of other data?)"))
+            continue
+        if counts[json.dumps(key)] > 1:
+            if done: problems.append((tid, ids, key, f"{counts[json.dumps(key)]} tasks carry the key {key!r}: expected one "
+                                                    "task per item; delete the extra tasks in Label Studio"))
+            continue
+        parsed, bad = [], False
+        for a in done:
+            try: parsed.append((a, _label_of(task, a, vocab, kind, background)))
+            except ValueError as e:
+                problems.append((tid, a.get('id'), key, str(e)))
+                bad = True
+        if bad: continue
+        if kind != 'segmentation' and len({json.dumps(l) for _, l in parsed}) > 1:
+            problems.append((tid, ids, key, f"annotators disagree: {[(a.get('id'), l) for a, l in parsed]}; resolve it in Label "
+                                            "Studio (update or delete the annotations until they agree) and import again"))
+            continue
+        out.append((task, key, index[json.dumps(key)], parsed))
+    return out, problems
+
+# %% ../nbs/14_label_studio.ipynb #c9d5764a
+def _plan(split, items:list, kind:str, users:dict, deleted:str)->tuple[dict, list, set]:
+    "What to write for each readable task: first answers, corrections, confirmations, withdrawals; and the problems"
+    ledger = split.ledger
+    recorded = recorded_refs(split, 'label-studio:')
+    current = ledger.labels([i for _, _, i, _ in items]) if items else {}
+    current_ref = {d: r for r, (d, _, now) in ledger.refs('label-studio:').items() if now}
+    pending = set(ledger.pending().ds_idx.tolist())
+    plan, problems, unknown = {'label': [], 'correct': [], 'confirm': [], 'withdraw': []}, [], set()
+    def answer(task, key, i, a, label):
+        who, uid = _annotator_of(a.get('completed_by'), users)
+        if uid is not None: unknown.add(uid)
+        return dict(ds_idx=i, key=key, label=label, annotator=who, ref=_ref_of(task, a)[1],
+                    time=_time_of(a.get('updated_at') or a['created_at']), task=task.get('id'), annotation=a.get('id'))
+    for task, key, i, parsed in items:
+        if not parsed:  # nothing submitted: was the annotation behind the item's label deleted?
+            m = _LS_REF.match(current_ref.get(i) or '')
+            there = {str(a.get('id')) for a in task.get('annotations') or []}
+            if m and str(task.get('project')) == m['project'] and m['id'] not in there:
+                why = f"annotation {m['id']} deleted in Label Studio"
+                if deleted == 'withdraw': plan['withdraw'].append(dict(ds_idx=i, key=key, reason=why))
+                else: problems.append((task.get('id'), int(m['id']) if m['id'].isdigit() else m['id'], key,
+                                       f"{why}; the ledger keeps the label it gave (deleted='report'): take it back with "
+                                       "`withdraw_answer`, or annotate the task again"))
+            continue
+        def seen(a, label):
+            ident, version = _ref_of(task, a)
+            return version in recorded or (ident in recorded and (kind == 'segmentation' or recorded[ident] == label))
+        new = sorted([(a, l) for a, l in parsed if not seen(a, l)], key=lambda al: (_time_of(al[0]['created_at']), al[0]['id']))
+        if not new: continue
+        label = new[0][1]
+        if i not in current:
+            if i not in pending:
+                problems.append((task.get('id'), [a.get('id') for a, _ in new], key,
+                                 "the item has no label and no pending request: expected items that `acquire` picked "
+                                 "(`pending()`); request it (`ledger.request`) and import again"))
+                continue
+            plan['label'].append(answer(task, key, i, *new[0]))
+            rest = new[1:]
+        elif kind != 'segmentation' and json.dumps(current[i]) == json.dumps(label): rest = new
+        else:  # changed in Label Studio: the latest change is the item's answer
+            last = max(new, key=lambda al: (_time_of(al[0].get('updated_at') or al[0]['created_at']), al[0]['id']))
+            plan['correct'].append(answer(task, key, i, *last))
+            rest = [al for al in new if al is not last]
+        if kind != 'segmentation': plan['confirm'] += [answer(task, key, i, a, l) for a, l in rest]
+    return plan, problems, unknown
+
+# %% ../nbs/14_label_studio.ipynb #dda0210b
 def import_annotations(obj, # An ActiveLearner or ActiveSplit: the ledger that records the labels
                        export, # Label Studio tasks: an export file, its text, a parsed list, or `LabelStudioProject.tasks()`
-                       users:dict|None=None, # `{user id: e-mail}` for annotations that give only the id (the API)
+                       users:dict|None=None, # `{user id: e-mail}`, or a `LabelStudioProject` to ask, for annotations that give only the id
                        via:str='label-studio file', # Where the answers came from, for the log
                        kind:str|None=None, # 'single', 'multi' or 'segmentation' (default: from the split's target block)
                        background:int|None=0, # Segmentation: the class of undrawn pixels
                        mask_dir:str|Path|None=None, # Where imported masks are written (default: beside the ledger file)
-                      )->int:
-    "Record Label Studio's annotations of requested items in the ledger (all or nothing); returns how many were new"
+                       partial:bool=True, # Record the valid answers and report the others; `False`: all or nothing
+                       deleted:str='withdraw', # A deleted annotation: 'withdraw' the label it gave, or 'report' it
+                      )->ImportReport:
+    "Bring the ledger to Label Studio's annotations: first answers, corrections, withdrawals, in one transaction; report the rest"
     split = _split_of(obj)
-    kind, users, vocab = kind or _target_kind(split), users or {}, class_names(split)
+    if deleted not in ('withdraw', 'report'): raise ValueError(f"expected deleted='withdraw' or 'report', got {deleted!r}")
+    kind, vocab = kind or _target_kind(split), class_names(split)
     if vocab is None: raise ValueError("expected a split with a vocabulary or mask codes (the classes) to read Label Studio labels into")
     vocab = [str(v) for v in vocab]
     tasks = read_export(export)
-    rows, pending_masks = [], []
-    for task in tasks:
-        done = [a for a in task.get('annotations', []) if not a.get('was_cancelled')]
-        if not done: continue
-        if 'key' not in task.get('data', {}):
-            raise ValueError(f"task {task.get('id')} has no data.key: expected tasks made by `to_tasks`, got data fields {list(task.get('data', {}))}")
-        def write_mask(mask, task=task):
-            pending_masks.append(mask)
-            return len(pending_masks) - 1  # a placeholder, replaced by the file once everything is checked
-        labels = [_label_of(task, a, vocab, kind, background, write_mask) for a in done]
-        if kind != 'segmentation' and any(l != labels[0] for l in labels):
-            raise ValueError(f"annotators disagree on task {task.get('id')} (key {task['data']['key']!r}): {labels}; "
-                             "resolve it in Label Studio (keep one annotation) and import again")
-        first = min(done, key=lambda a: (_time_of(a['created_at']), a['id']))
-        label = labels[done.index(first)]
-        project = first.get('project', task.get('project'))
-        rows.append((task['data']['key'], label, _annotator_of(first.get('completed_by'), users),
-                     _time_of(first.get('updated_at') or first['created_at']), f"label-studio:{project}:{first['id']}"))
-    if not rows: return 0
-    keys = [r[0] for r in rows]
-    if len(set(keys)) != len(keys): raise ValueError(f"several tasks carry the same key: {sorted({k for k in keys if keys.count(k) > 1})[:10]}")
-    ds_idxs = ds_idxs_of_keys(split, keys)  # a KeyError names tasks of other data
-    labels = [r[1] for r in rows]
-    if kind == 'segmentation': labels = _write_masks(split, ds_idxs, [pending_masks[l] for l in labels], [r[4] for r in rows], mask_dir)
-    return record_answers(split, ds_idxs, labels, annotator=[r[2] for r in rows], via=via,
-                          refs=[r[4] for r in rows], times=[r[3] for r in rows])
+    users = {**_inline_users(tasks), **_users_of(users)}
+    index = {json.dumps(k): i for i, k in enumerate(split.ledger.keys())}
+    items, problems = _read_tasks(tasks, index, vocab, kind, background)
+    plan, more, unknown = _plan(split, items, kind, users, deleted)
+    problems = pd.DataFrame(problems + more, columns=_PROBLEM_COLS)
+    if len(problems) and not partial:
+        raise ValueError(f"{len(problems)} annotations cannot be imported, so nothing was written (partial=False):\n"
+                         + '\n'.join(f"task {r.task}, annotation {r.annotation}, key {r.key!r}: {r.why}" for r in problems.itertuples()))
+    if kind == 'segmentation':
+        for step in ('label', 'correct'):
+            paths = _write_masks(split, [a['ds_idx'] for a in plan[step]], [a['label'] for a in plan[step]],
+                                 [a['ref'] for a in plan[step]], mask_dir)
+            for a, p in zip(plan[step], paths): a['label'] = p
+    cols = lambda rows, *names: [[r[n] for r in rows] for n in names]
+    with split.ledger._transaction():  # all of it or none of it
+        for step, write in (('label', record_answers), ('correct', correct_answers)):
+            if plan[step]:
+                idxs, labels, who, refs, times = cols(plan[step], 'ds_idx', 'label', 'annotator', 'ref', 'time')
+                kw = dict(reason='changed in Label Studio') if step == 'correct' else {}
+                write(split, idxs, labels, annotator=who, via=via, refs=refs, times=times, **kw)
+        for w in plan['withdraw']:
+            withdraw_answer(split, w['ds_idx'], annotator='label-studio', via=via, reason=w['reason'], action='withdraw')
+        if plan['confirm']:
+            idxs, labels, who, refs, times = cols(plan['confirm'], 'ds_idx', 'label', 'annotator', 'ref', 'time')
+            confirm_answers(split, idxs, labels, annotator=who, via=via, refs=refs, times=times)
+    report = ImportReport(*[[a['key'] for a in plan[s]] for s in ('label', 'correct', 'withdraw', 'confirm')], problems,
+                          sorted(unknown, key=str))
+    if len(problems):
+        warnings.warn(f"{len(problems)} annotations were left out of the import (their items stay as they were): "
+                      f"{problems.why.iloc[0]}{' ...' if len(problems) > 1 else ''}; the report's `problems` lists them all",
+                      stacklevel=2)
+    if unknown:
+        warnings.warn(f"the export names annotators {sorted(unknown, key=str)} by user id only (Label Studio 1.23 exports do): "
+                      "they are recorded as 'label-studio user <id>'; pass users={id: e-mail}, or users=LabelStudioProject(...) "
+                      "to ask the server", stacklevel=2)
+    return report
 
 def _write_masks(split, ds_idxs, masks, refs, mask_dir)->list[str]:
     "Write imported masks as PNG files of class indices (a temporary file, then a rename); return their paths"
+    if not len(masks): return []
     if mask_dir is None:
         if split.ledger.path is None: raise ValueError("an in-memory ledger has no folder for imported masks: pass `mask_dir`")
         mask_dir = split.ledger.path.with_name(split.ledger.path.name + '.masks')
     Path(mask_dir).mkdir(parents=True, exist_ok=True)
     paths = []
-    for i, mask, ref in zip(ds_idxs.tolist(), masks, refs):
-        path = Path(mask_dir)/f"{i}-{ref.replace(':', '-')}.png"
+    for i, mask, ref in zip(list(ds_idxs), masks, refs):
+        path = Path(mask_dir)/f"{i}-{re.sub(r'[^A-Za-z0-9.-]', '-', ref)}.png"
         tmp = path.with_suffix('.tmp.png')
         Image.fromarray(mask).save(tmp)
         os.replace(tmp, path)
@@ -304,8 +456,8 @@ class LabelStudioProject:
         if new: self.client.projects.import_tasks(id=self.id, request=new)
         return len(new)
 
-    def pull(self, obj, **kwargs)->int:
-        "Record the project's submitted annotations in the ledger (`import_annotations`); returns how many were new"
+    def pull(self, obj, **kwargs)->ImportReport:
+        "Bring the ledger to the project's annotations (`import_annotations`, with the annotators' e-mails from the server)"
         return import_annotations(obj, self.tasks(), users=self.users(), via='label-studio', **kwargs)
 
     def __repr__(self): return f"LabelStudioProject({self.url}, project {self.id})"

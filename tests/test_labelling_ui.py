@@ -103,7 +103,7 @@ def test_segmentation_review_accept_and_reject(tmp_path):
     ann = {'id': 41, 'completed_by': 2, 'was_cancelled': False, 'created_at': '2026-12-01T10:00:00Z', 'project': 5,
            'result': [{'from_name': 'label', 'to_name': 'image', 'type': 'brushlabels', 'original_width': 24,
                        'original_height': 24, 'value': {'format': 'rle', 'rle': rle_encode(drawn), 'brushlabels': ['shape']}}]}
-    assert import_annotations(al, [{'id': 9, 'data': tasks[second]['data'], 'annotations': [ann]}], users={2: 'bo@example.com'}) == 1
+    assert import_annotations(al, [{'id': 9, 'data': tasks[second]['data'], 'annotations': [ann]}], users={2: 'bo@example.com'}).labelled == [tasks[second]['data']['key']]
     got = np.array(Image.open(split.ledger.labels([second])[second]))
     assert np.array_equal(got, drawn.astype(np.uint8))
     assert answers(al).annotator.iloc[-1] == 'bo@example.com'
@@ -116,25 +116,29 @@ def test_real_label_studio_export_file(tmp_path):
     split = ActiveSplit(digits_block(), folder/'train', path=tmp_path/'labels.db', vocab=[str(i) for i in range(10)])
     keys = [t['data']['key'] for t in export]
     split.ledger.request(ds_idxs_of_keys(split, keys), scores=[t['data']['score'] for t in export])
-    assert import_annotations(split, tmp_path.joinpath('x.json').write_text(json.dumps(export)) and tmp_path/'x.json',
-                              users={1: 'owner@example.com'}) == 4
+    report = import_annotations(split, tmp_path.joinpath('x.json').write_text(json.dumps(export)) and tmp_path/'x.json',
+                                users={1: 'owner@example.com'})
+    assert len(report.labelled) == 4 and report.unknown_users == []
     done = [t for t in export if not t['annotations'][0]['was_cancelled']]
     idxs = ds_idxs_of_keys(split, [t['data']['key'] for t in done]).tolist()
     assert split.ledger.labels(idxs) == {i: t['annotations'][0]['result'][0]['value']['choices'][0] for i, t in zip(idxs, done)}
     log = answers(split)
     assert log.annotator.unique().tolist() == ['owner@example.com']
     assert log.time.tolist() == [_time_of(t['annotations'][0]['updated_at']) for t in done]
-    assert log.ref.tolist() == [f"label-studio:{t['project']}:{t['annotations'][0]['id']}" for t in done]
+    assert log.ref.tolist() == [f"label-studio:{t['project']}:{t['annotations'][0]['id']}@{t['annotations'][0]['updated_at']}"
+                                for t in done]
     skipped = [t['data']['key'] for t in export if t['annotations'][0]['was_cancelled']]
     assert item_keys(split, split.ledger.pending().ds_idx.tolist()) == skipped
-    assert import_annotations(split, export) == 0
-    # an annotation for a task of other data, or with a class the model does not have, is refused
+    assert import_annotations(split, export, users={1: 'owner@example.com'}).n_changed == 0
+    # an annotation for a task of other data, or with a class the model does not have, is reported and left out
     bad = json.loads(json.dumps(done[:1]))
     bad[0]['data']['key'] = 'elsewhere/0001.png'
-    with pytest.raises(KeyError, match='elsewhere/0001.png'): import_annotations(split, bad)
+    with pytest.warns(UserWarning, match='1 annotations were left out'): report = import_annotations(split, bad)
+    assert "'elsewhere/0001.png' matches no item" in report.problems.why[0]
+    with pytest.raises(ValueError, match='elsewhere/0001.png'): import_annotations(split, bad, partial=False)
     bad[0]['data']['key'] = skipped[0]
     bad[0]['annotations'][0]['result'][0]['value']['choices'] = ['eleven']
-    with pytest.raises(ValueError, match="'eleven'"): import_annotations(split, bad)
+    with pytest.raises(ValueError, match="'eleven'"): import_annotations(split, bad, partial=False)
     assert len(answers(split)) == 4
 
 
