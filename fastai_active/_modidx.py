@@ -1413,4 +1413,5 @@ d = { 'settings': { 'branch': 'main',
                                        'fastai_active.widgets._guess_html': ('widgets.html#_guess_html', 'fastai_active/widgets.py'),
                                        'fastai_active.widgets._item_html': ('widgets.html#_item_html', 'fastai_active/widgets.py'),
                                        'fastai_active.widgets._png': ('widgets.html#_png', 'fastai_active/widgets.py'),
-                                       'fastai_active.widgets._thumb': ('widgets.html#_thumb', 'fastai_active/widgets.py')}}}
+                                       'fastai_active.widgets._thumb': ('widgets.html#_thumb', 'fastai_active/widgets.py'),
+                                       'fastai_active.widgets.class_keys': ('widgets.html#class_keys', 'fastai_active/widgets.py')}}}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13a_widgets.ipynb #51d1e3dd
 from __future__ import annotations
-import html, io, os
+import html, io, json, os
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,21 @@ from .answers import *
 from .answers import _split_of, _target_kind, _as_image
 
 # %% auto #0
-__all__ = ['LabelWidget']
+__all__ = ['class_keys', 'LabelWidget']
 
 # %% ../nbs/13a_widgets.ipynb #321f9f79
 _KEYS = '1234567890'
+_ACTION_KEYS = {'single': 'su', 'multi': 'sua', 'segmentation': 'suar'}
+
+def class_keys(vocab, # The classes
+               kind:str='single', # 'single', 'multi' or 'segmentation': which action keys the widget also uses
+              )->dict:
+    "`{key: class}`: each class's own name when every name is one character and no action key, else 1-9, 0 by position"
+    names = [str(c) for c in vocab]
+    if names and all(len(n) == 1 and not n.isspace() for n in names) and len(set(names)) == len(names) \
+       and not set(names) & set(_ACTION_KEYS[kind]):
+        return dict(zip(names, vocab))
+    return dict(zip(_KEYS, vocab))
 
 def _png(img:Image.Image)->bytes:
     buf = io.BytesIO()
@@ -55,7 +66,7 @@ def _guess_html(row, vocab, top:int)->str:
     if not pd.isna(row.score): parts.append(f'score {row.score:.3f}')
     return '<br>'.join(parts) or 'no model guesses yet'
 
-# %% ../nbs/13a_widgets.ipynb #74a1b4fe
+# %% ../nbs/13a_widgets.ipynb #ec228114
 class LabelWidget:
     "Label the requested items in the notebook, most informative first: one click or key per class, skip, undo"
     def __init__(self, source, # An ActiveLearner (its pending requests), or the DataFrame that `acquire` returns
@@ -81,6 +92,7 @@ class LabelWidget:
         if self.kind != 'segmentation' and self.split.vocab is None:
             raise ValueError(f"expected a split with a vocabulary (the classes) for kind {self.kind!r}, got vocab=None")
         self.vocab, self.size, self.top, self.n_next = self.split.vocab, size, top, n_next
+        self.keys = {} if self.kind == 'segmentation' else class_keys(self.vocab, self.kind)
         self.mask_dir = mask_dir
         self._build()
         self.annotator_box.value = annotator
@@ -199,20 +211,21 @@ def reject(self):
 # %% ../nbs/13a_widgets.ipynb #4d00dad6
 @patch_to(LabelWidget)
 def press(self, key:str):
-    "What a key does: a class (1-9, 0), `s` skip, `u` undo; `a` save / accept, `r` reject"
+    "What a key does: a class (its key in `self.keys`), `s` skip, `u` undo; `a` save / accept, `r` reject"
     if key == 's': return self.skip()
     if key == 'u': return self.undo()
     if self.kind == 'segmentation' and key in 'ar': return self.accept() if key == 'a' else self.reject()
     if self.kind == 'multi' and key == 'a': return self.save()
-    if self.kind != 'segmentation' and len(key) == 1 and key in _KEYS[:len(self.vocab)]:
-        label = self.vocab[_KEYS.index(key)]
+    if key in self.keys:
+        label = self.keys[key]
         return self.answer(label) if self.kind == 'single' else self.toggle(label)
     raise ValueError(f"no action for the key {key!r}; {self._keys_help()}")
 
 @patch_to(LabelWidget)
 def _keys_help(self)->str:
-    n = min(len(self.vocab or []), 10)
-    cls = {0: '', 1: '1 the class', 10: '1-9, 0 a class'}.get(n, f'1-{n} a class')
+    n, keys = len(self.keys), ''.join(self.keys)
+    if keys != _KEYS[:n]: cls = f"{keys[:12]}{'...' if n > 12 else ''} a class"  # the classes' own names
+    else: cls = {0: '', 1: '1 the class', 10: '1-9, 0 a class'}.get(n, f'1-{n} a class')
     extra = {'single': '', 'multi': ' (toggle) · a save', 'segmentation': 'a accept · r reject'}[self.kind]
     return f"keys: {cls}{extra} · s skip · u undo"
 
@@ -254,7 +267,8 @@ def _build(self):
     self.item_html = W.HTML()
     self.guesses = W.HTML()
     self.class_buttons, self.toggles = {}, {}
-    keyed = lambda i, c: (f'[{_KEYS[i]}] ' if i < len(_KEYS) else '') + str(c)
+    key_of = {json.dumps(c): k for k, c in self.keys.items()}
+    keyed = lambda i, c: (f'[{key_of[json.dumps(c)]}] ' if json.dumps(c) in key_of else '') + str(c)
     if self.kind == 'single':
         for i, c in enumerate(self.vocab):
             b = self.class_buttons[c] = _button(keyed(i, c), tooltip=f'label as {c}')

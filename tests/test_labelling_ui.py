@@ -156,3 +156,26 @@ def test_an_answer_and_its_log_are_written_together(tmp_path, monkeypatch):
     assert record_answers(split, [2, 4], ['a', 'b'], annotator='ana') == 2
     assert split.ledger.labels([2, 4]) == {2: 'a', 4: 'b'}
     assert answers(split)[['key', 'label', 'annotator']].values.tolist() == [['row02', 'a', 'ana'], ['row04', 'b', 'ana']]
+
+
+def test_digit_keys_record_the_digit_typed(tmp_path):
+    "Issue 25, case 5: on the digits a person types the digit they see; names that are not single keys go by position"
+    folder = digits_folder(tmp_path/'digits')
+    split = ActiveSplit(digits_block(), folder/'train', path=tmp_path/'labels.db', vocab=[str(i) for i in range(10)])
+    split.ledger.request([4, 5, 6], scores=[.3, .2, .1])
+    w = LabelWidget(split, annotator='ana')
+    assert [b.description for b in w.class_buttons.values()] == [f'[{d}] {d}' for d in range(10)]
+    w.key_box.value = '9'
+    w.key_box.value = '0'
+    w.key_box.value = '1'
+    assert split.ledger.labels([4, 5, 6]) == {4: '9', 5: '0', 6: '1'}
+    assert '0123456789 a class' in w.key_box.placeholder
+    # a table with classes 'a', 'b', 'c' and skip on 's': single letters that are not action keys are their own keys
+    letters = table_split(tmp_path/'letters')
+    letters.ledger.request([1, 2], scores=[.9, .8])
+    lw = LabelWidget(letters, annotator='bo')
+    assert lw.keys == {'a': 'a', 'b': 'b', 'c': 'c'} and lw.class_buttons['c'].description == '[c] c'
+    lw.key_box.value = 'c'
+    assert letters.ledger.labels([1]) == {1: 'c'}
+    # the multi-label widget saves with 'a': its classes 'a', 'b', 'c' go by position
+    assert LabelWidget(table_split(tmp_path/'multi', multi=True), annotator='bo').keys == {'1': 'a', '2': 'b', '3': 'c'}
