@@ -5,6 +5,7 @@
 # %% ../nbs/14_label_studio.ipynb #bea50db2
 from __future__ import annotations
 import base64, datetime, json, mimetypes, os, re, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -33,6 +34,7 @@ def label_config(vocab:Sequence, # The classes, in the model's order
                  kind:str='single', # 'single', 'multi', 'segmentation' (brush masks) or 'polygon'
                  data:str='image', # What an item is: 'image', 'text' or 'table' (a DataFrame row)
                  background:int|None=0, # Segmentation: the class that is not drawn (index into `vocab`)
+                 guess:bool=True, # Classes: a collapsed panel with the model's guess (`data.guess` of `to_tasks`)
                 )->str:
     "Label Studio's XML labelling configuration for `vocab`: the item shown as `data`, one choice or brush label per class"
     if kind not in _CONTROLS: raise ValueError(f"expected kind in {list(_CONTROLS)}, got {kind!r}")
@@ -50,7 +52,9 @@ def label_config(vocab:Sequence, # The classes, in the model's order
         drawn = [v for i, v in enumerate(vocab) if i != background]
         opts = '\n'.join(f'    <Label value="{escape(v)}"/>' for v in drawn)
         control = f'  <{_CONTROLS[kind]} name="label" toName="{data}">\n{opts}\n  </{_CONTROLS[kind]}>'
-    return f'<View>\n{item}\n{control}\n</View>'
+    panel = ('\n  <Collapse>\n    <Panel value="The model\'s guess">\n      <Header value="$guess"/>\n    </Panel>\n  </Collapse>'
+             if guess and kind in ('single', 'multi') else '')
+    return f'<View>\n{item}\n{control}{panel}\n</View>'
 
 # %% ../nbs/14_label_studio.ipynb #46e5f85e
 _RLE_SIZES = (3, 4, 8, 16)
@@ -144,25 +148,46 @@ def _prediction(row, vocab, kind:str, data:str, background)->list[dict]|None:
     chosen = [int(probs.argmax())] if kind == 'single' else np.flatnonzero(probs >= 0.5).tolist()
     return [{'from_name': 'label', 'to_name': data, 'type': 'choices', 'value': {'choices': [str(vocab[c]) for c in chosen]}}]
 
+def _confidence(row, kind:str)->float|None:
+    "The model's confidence in its guess, in [0, 1]: the top class's probability; for multi-label, the mean of max(p, 1 - p)"
+    if kind == 'segmentation' or row.probs is None: return None
+    probs = np.asarray(row.probs, dtype=np.float64)
+    return float(probs.max()) if kind == 'single' else float(np.maximum(probs, 1 - probs).mean())
+
+def _guess_text(row, vocab, kind:str, top:int=3)->str:
+    "The model's guess as a person reads it: the top classes with their probabilities"
+    if row.probs is None: return 'no model yet'
+    probs = np.asarray(row.probs, dtype=np.float64)
+    order = np.argsort(-probs, kind='stable')
+    if kind == 'multi': order = [c for c in order if probs[c] >= 0.5] or order[:1]
+    return ' · '.join(f'{vocab[c]} ({probs[c]:.0%})' for c in list(order)[:top])
+
 def to_tasks(obj, # An ActiveLearner (tasks with its predictions) or an ActiveSplit (tasks without)
              batch:pd.DataFrame|None=None, # The requests to export (as `acquire` returns them); default: all pending
              kind:str|None=None, # 'single', 'multi' or 'segmentation' (default: from the split's target block)
              image_url:Callable=data_uri, # Image item -> URL Label Studio can show
              background:int|None=0, # Segmentation: the class left undrawn
+             preselect:bool|None=None, # Pre-fill the form with the model's guess (Label Studio predictions); default: segmentation only
             )->list[dict]:
-    "Label Studio tasks of the requested items, most informative first, each with the model's prediction and our score"
+    "Label Studio tasks of the requested items, most informative first, with our score and the model's guess as a suggestion"
     split = _split_of(obj)
     kind = kind or _target_kind(split)
+    preselect = kind == 'segmentation' if preselect is None else preselect
     rb = review_batch(obj, batch)
+    vocab = class_names(split)
     tasks = []
     for _, row in rb.iterrows():
         data = _data_kind(row['item'])
         score = None if pd.isna(row.score) else float(row.score)
         task = {'data': {data: _data_value(row['item'], data, image_url), 'key': row.key, 'ds_idx': int(row.ds_idx),
                          'round': int(row['round']), 'rank': int(row['rank']), 'score': score}}
-        result = _prediction(row, class_names(split), kind, data, background)
-        if result is not None: task['predictions'] = [{'model_version': f"fastai_active round {int(row['round']) - 1}",
-                                           'score': score, 'result': result}]
+        if kind != 'segmentation': task['data']['guess'] = _guess_text(row, vocab, kind)
+        result = _prediction(row, vocab, kind, data, background) if preselect else None
+        if result is not None:
+            pred = {'model_version': f"fastai_active round {int(row['round']) - 1}", 'result': result}
+            confidence = _confidence(row, kind)
+            if confidence is not None: pred['score'] = confidence
+            task['predictions'] = [pred]
         tasks.append(task)
     return tasks
 
@@ -422,6 +447,23 @@ def _client(url:str, api_key:str):
         raise ImportError("LabelStudioProject needs label-studio-sdk 2: pip install 'fastai_active[labelstudio]'") from None
     return LabelStudio(base_url=url, api_key=api_key)
 
+_TOKEN_HELP = ("use a personal access token: in Label Studio, open Account & Settings (your avatar, top right) → Personal "
+               "Access Token → Create, and pass that token as `api_key`")
+
+@contextmanager
+def _refusals(url:str):
+    "Label Studio's refusals of the token in words (the SDK's `ApiError` buries them after a dump of HTTP headers)"
+    try: yield
+    except Exception as e:
+        status, body = getattr(e, 'status_code', None), getattr(e, 'body', None)
+        if status != 401: raise
+        detail = body.get('detail', body) if isinstance(body, dict) else body
+        if 'legacy token' in str(detail).lower():
+            raise PermissionError(f"Label Studio at {url} refused the token: it is a legacy API token, and legacy tokens are "
+                                  f"disabled for this organisation (the default since Label Studio 1.22): {_TOKEN_HELP}") from None
+        raise PermissionError(f"Label Studio at {url} refused the token (401: {detail}): expected a valid personal access "
+                              f"token; {_TOKEN_HELP}") from None
+
 class LabelStudioProject:
     "A Label Studio project, live: push requested batches as tasks, pull annotations into the ledger"
     def __init__(self, url:str, # Label Studio's address, e.g. http://127.0.0.1:8080
@@ -434,26 +476,28 @@ class LabelStudioProject:
 
     @classmethod
     def create(cls, url:str, api_key:str, obj, title:str='fastai_active', kind:str|None=None, data:str='image',
-               background:int|None=0)->LabelStudioProject:
+               background:int|None=0, client=None)->LabelStudioProject:
         "A new project labelling the classes of `obj`'s split (`label_config`)"
         split = _split_of(obj)
         config = label_config(class_names(split), kind or _target_kind(split), data=data, background=background)
-        client = _client(url, api_key)
-        return cls(url, api_key, client.projects.create(title=title, label_config=config).id, client=client)
+        client = client if client is not None else _client(url, api_key)
+        with _refusals(url): project = client.projects.create(title=title, label_config=config)
+        return cls(url, api_key, project.id, client=client)
 
     def tasks(self)->list[dict]:
         "Every task of the project with its annotations, as plain dicts (the layout of the JSON export)"
-        return [t.model_dump(mode='json') for t in self.client.tasks.list(project=self.id, fields='all')]
+        with _refusals(self.url): return [t.model_dump(mode='json') for t in self.client.tasks.list(project=self.id, fields='all')]
 
     def users(self)->dict:
         "`{user id: e-mail}` of the organisation's users"
-        return {u.id: u.email or u.username for u in self.client.users.list()}
+        with _refusals(self.url): return {u.id: u.email or u.username for u in self.client.users.list()}
 
     def push(self, obj, batch:pd.DataFrame|None=None, **kwargs)->int:
-        "Add the requested items (of `batch`) not yet in the project as tasks with predictions; returns how many"
+        "Add the requested items (of `batch`) not yet in the project as tasks (`to_tasks`: `preselect=` and more); returns how many"
         there = {t['data'].get('key') for t in self.tasks()}
         new = [t for t in to_tasks(obj, batch, **kwargs) if t['data']['key'] not in there]
-        if new: self.client.projects.import_tasks(id=self.id, request=new)
+        if new:
+            with _refusals(self.url): self.client.projects.import_tasks(id=self.id, request=new)
         return len(new)
 
     def pull(self, obj, **kwargs)->ImportReport:
