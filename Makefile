@@ -53,7 +53,8 @@ docs-check: docs
 LS_VENV := .venv-ls
 $(LS_VENV)/.installed:
 	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
-	$(LS_VENV)/bin/pip install -q --disable-pip-version-check label-studio==1.23.2
+	# sentry-sdk 3 (released after Label Studio 1.23.2) makes it fail to start: TypeError: Unknown option 'send_default_pii'
+	$(LS_VENV)/bin/pip install -q --disable-pip-version-check label-studio==1.23.2 'sentry-sdk<3'
 	touch $@
 
 integration: $(STAMP) $(LS_VENV)/.installed

@@ -97,7 +97,8 @@ def test_segmentation_review_accept_and_reject(tmp_path):
             assert r['value']['brushlabels'] == ['shape']
             decoded |= rle_decode(r['value']['rle'], 24, 24)
         assert np.array_equal(decoded, m == 1)
-        assert tasks[i]['predictions'][0]['score'] == pytest.approx(float(w.batch.set_index('ds_idx').score[i]))
+        assert tasks[i]['data']['score'] == pytest.approx(float(w.batch.set_index('ds_idx').score[i]))
+        assert 'score' not in tasks[i]['predictions'][0]  # no confidence in [0, 1] for a mask: Label Studio shows none
     drawn = np.zeros((24, 24), dtype=bool)
     drawn[4:9, 2:20] = True
     ann = {'id': 41, 'completed_by': 2, 'was_cancelled': False, 'created_at': '2026-12-01T10:00:00Z', 'project': 5,

@@ -45,12 +45,12 @@ def test_label_studio_round_trip(tmp_path):
         rb = review_batch(al)
         by_key = {t['data']['key']: t for t in tasks}
         assert set(by_key) == set(rb.key)
-        for _, row in rb.iterrows():  # the prediction carries our acquisition score and the model's top class
-            pred = by_key[row.key]['predictions'][0]
-            assert pred['score'] == pytest.approx(row.score)
-            assert pred['result'][0]['value']['choices'] == [str(int(np.argmax(row.probs)))]
-        # the Data Manager sorted by prediction score, descending, lists the items most informative first
-        view = ls.client.views.create(project=ls.id, data={'ordering': ['-tasks:predictions_score']})
+        for _, row in rb.iterrows():  # the task carries our acquisition score and the model's guess, as a suggestion
+            task = by_key[row.key]
+            assert task['data']['score'] == pytest.approx(row.score) and not task['predictions']
+            assert task['data']['guess'].startswith(f"{int(np.argmax(row.probs))} (")
+        # the Data Manager sorted by our score, descending, lists the items most informative first
+        view = ls.client.views.create(project=ls.id, data={'ordering': ['-tasks:data.score']})
         ordered = [t.data['key'] for t in ls.client.tasks.list(project=ls.id, view=view.id)]
         assert ordered == rb.key.tolist()
 
