@@ -246,7 +246,7 @@ def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget',
         ref = {d: r for r, (d, _, cur_) in ledger.refs().items() if cur_}.get(ds_idx)
         now = time.time()
         ledger.withdraw([ds_idx], reason=reason or ('undone' if action == 'undo' else 'withdrawn'), time=now)
-        cur.execute(_LOG_SQL, (ds_idx, _key_text(row.key), json.dumps(_jsonable_label(row.label)), annotator, now, via, ref,
+        cur.execute(_LOG_SQL, (ds_idx, _key_text(item_keys(split, [ds_idx])[0]), json.dumps(_jsonable_label(row.label)), annotator, now, via, ref,
                                action, None, None, None))
 
 def _one_idx(split, ds_idx)->int:

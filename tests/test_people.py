@@ -206,3 +206,187 @@ def test_integer_classes_round_trip_end_to_end():
     assert set(al.ledger.to_df().label) <= {0, 1, 2}
     with pytest.raises(ValueError, match="a label must equal a class in type too"):
         al.label(al.acquire(1).assign(label='1'))
+
+
+# --- issue 25: people in the loop as a team works (Label Studio corrections, partial imports, who labelled) ---------
+
+from fastai_active.answers import answers, correct_answers, withdraw_answer
+from fastai_active.label_studio import import_annotations, LabelStudioProject
+import fastai_active.label_studio as label_studio_module
+
+
+def ls_ann(aid, label, user=1, created='2026-12-01T10:00:00Z', updated=None, cancelled=False, project=3):
+    "A Label Studio 1.23 annotation as its export gives it (the annotator by user id)"
+    result = [] if cancelled else [{'from_name': 'label', 'to_name': 'table', 'type': 'choices', 'value': {'choices': [label]}}]
+    return {'id': aid, 'completed_by': user, 'result': result, 'was_cancelled': cancelled, 'created_at': created,
+            'updated_at': updated or created, 'project': project}
+
+
+def ls_task(tid, key, *anns, project=3): return {'id': tid, 'project': project, 'data': {'key': key}, 'annotations': list(anns)}
+
+
+USERS = {1: 'ana@example.com', 2: 'bo@example.com', 3: 'cy@example.com'}
+
+
+def replayed(split):
+    "The current answer of each item of the answers log, replayed: `label` and `correct` set it, `undo` and `withdraw` clear it"
+    out = {}
+    for d, l, a in zip(*(answers(split)[c] for c in ('ds_idx', 'label', 'action'))):
+        if a in ('label', 'correct'): out[d] = l
+        elif a in ('undo', 'withdraw'): out.pop(d, None)
+    return out
+
+
+def log_agrees(split):
+    log = answers(split)
+    return replayed(split) == split.ledger.labels(log.ds_idx.unique().tolist())
+
+
+def requested_split(n=4):
+    split = make_al().split
+    idxs = split.pool().ds_idxs[:n].tolist()
+    split.ledger.request(idxs, scores=list(range(n, 0, -1)))
+    return split, idxs
+
+
+def test_an_annotation_updated_in_label_studio_is_a_correction():
+    "Case 1: Label Studio's Update (the same annotation, new result and updated_at) corrects the ledger on the next pull"
+    split, (i, j, *_) = requested_split()
+    day1 = [ls_task(1, i, ls_ann(11, 'a')), ls_task(2, j, ls_ann(12, 'b'))]
+    assert import_annotations(split, day1, users=USERS).labelled == [i, j]
+    day2 = [ls_task(1, i, ls_ann(11, 'b', user=2, updated='2026-12-02T08:30:00Z')), day1[1]]
+    report = import_annotations(split, day2, users=USERS)
+    assert report.corrected == [i] and report.labelled == [] and split.ledger.labels([i, j]) == {i: 'b', j: 'b'}
+    hist = split.ledger.to_df(superseded=True).query('ds_idx == @i')
+    assert hist[['label', 'annotator', 'current']].values.tolist() == [['a', 'ana@example.com', False], ['b', 'bo@example.com', True]]
+    assert hist.time.iloc[1] == pd.Timestamp('2026-12-02T08:30:00Z')
+    assert split.ledger.refs('label-studio:3:11') == {'label-studio:3:11@2026-12-01T10:00:00.000000Z': (i, 'a', False),
+                                                      'label-studio:3:11@2026-12-02T08:30:00.000000Z': (i, 'b', True)}
+    state, n_log = split.ledger.state_dict(), len(answers(split))
+    for export in (day2, day1, day2):  # the same pull twice, and an older export, change nothing
+        assert import_annotations(split, export, users=USERS).n_changed == 0
+    assert split.ledger.state_dict() == state and len(answers(split)) == n_log and log_agrees(split)
+
+
+def test_a_deleted_and_remade_annotation_blocks_nothing():
+    "Case 2: deleted and annotated again: a correction, and an unrelated new answer in the same pull lands"
+    split, (i, j, k, _) = requested_split()
+    import_annotations(split, [ls_task(1, i, ls_ann(11, 'a'))], users=USERS)
+    report = import_annotations(split, [ls_task(1, i, ls_ann(21, 'b', user=3, created='2026-12-02T09:00:00Z')),
+                                        ls_task(2, j, ls_ann(22, 'a'))], users=USERS)
+    assert report.corrected == [i] and report.labelled == [j] and len(report.problems) == 0
+    assert split.ledger.labels([i, j]) == {i: 'b', j: 'a'}
+    assert split.ledger.to_df().set_index('ds_idx').loc[i, ['annotator', 'corrections']].tolist() == ['cy@example.com', 1]
+    # deleted with nothing in its place (only a skip): the label is withdrawn (kept as superseded), the item asked again
+    report = import_annotations(split, [ls_task(1, i, ls_ann(31, '', cancelled=True))], users=USERS)
+    assert report.withdrawn == [i] and split.ledger.labels([i]) == {} and i in split.ledger.pending().ds_idx.tolist()
+    assert split.ledger.to_df(superseded=True).query('ds_idx == @i').label.tolist() == ['a', 'b']
+    assert answers(split).action.iloc[-1] == 'withdraw' and log_agrees(split)
+    assert import_annotations(split, [ls_task(1, i, ls_ann(31, '', cancelled=True))]).n_changed == 0
+    # deleted='report' keeps the label and says so
+    import_annotations(split, [ls_task(3, k, ls_ann(41, 'b'))], users=USERS)
+    with pytest.warns(UserWarning, match='1 annotations were left out'):
+        report = import_annotations(split, [ls_task(3, k)], deleted='report')
+    assert split.ledger.labels([k]) == {k: 'b'} and 'annotation 41 deleted in Label Studio' in report.problems.why[0]
+    # a task of another project says nothing about this project's annotations
+    assert import_annotations(split, [ls_task(3, k, project=4)]).n_changed == 0 and split.ledger.labels([k]) == {k: 'b'}
+
+
+def test_a_correction_with_a_ref_unblocks_pulls_and_an_undo_after_it_keeps_the_log_right():
+    "Case 3: `ledger.correct(..., ref=)` registers the ref; an undo after it leaves log and ledger agreeing"
+    split, (i, j, *_) = requested_split()
+    import_annotations(split, [ls_task(1, i, ls_ann(11, 'a'))], users=USERS)
+    split.ledger.correct([i], ['b'], annotator='bo@example.com', ref=['label-studio:3:21'])  # as a person would type it
+    remade = [ls_task(1, i, ls_ann(21, 'b', user=2, created='2026-12-02T09:00:00Z')), ls_task(2, j, ls_ann(22, 'a'))]
+    report = import_annotations(split, remade, users=USERS)
+    assert report.labelled == [j] and report.corrected == [] and len(report.problems) == 0  # not blocked, nothing twice
+    withdraw_answer(split, i, annotator='bo')  # an undo after the correction
+    assert split.ledger.labels([i]) == {} and answers(split).label.iloc[-1] == 'b' and log_agrees(split)
+    assert import_annotations(split, remade, users=USERS).n_changed == 0  # the undo stands: annotation 21 was seen
+    changed = [ls_task(1, i, ls_ann(21, 'a', user=2, created='2026-12-02T09:00:00Z', updated='2026-12-03T09:00:00Z'))]
+    assert import_annotations(split, changed, users=USERS).labelled == [i]  # ... until it changes in Label Studio
+    assert split.ledger.labels([i]) == {i: 'a'} and log_agrees(split)
+    correct_answers(split, [i], ['b'], annotator='dee')  # a notebook correction stands until Label Studio changes again
+    assert import_annotations(split, changed, users=USERS).n_changed == 0 and split.ledger.labels([i]) == {i: 'b'}
+    assert log_agrees(split)
+
+
+def test_one_bad_annotation_blocks_nothing():
+    "Case 4: out-of-vocabulary labels, disagreements and unknown tasks are reported and stay pending; the rest lands"
+    split, idxs = requested_split(10)
+    good = [ls_task(t, i, ls_ann(100 + t, 'ab'[t % 2])) for t, i in enumerate(idxs[:7])]
+    bad = [ls_task(7, idxs[7], ls_ann(107, 'z')),
+           ls_task(8, idxs[8], ls_ann(108, 'a'), ls_ann(208, 'b', user=2)),
+           ls_task(9, 'no-such-key', ls_ann(109, 'a')),
+           ls_task(10, idxs[9], ls_ann(110, 'a'), ls_ann(210, 'a', user=2, created='2026-12-01T11:00:00Z'))]
+    state = split.ledger.state_dict()
+    with pytest.raises(ValueError, match=r"3 annotations cannot be imported, so nothing was written \(partial=False\)"):
+        import_annotations(split, bad + good, users=USERS, partial=False)
+    assert split.ledger.state_dict() == state and len(answers(split)) == 0
+    with pytest.warns(UserWarning, match='3 annotations were left out'):
+        report = import_annotations(split, bad + good, users=USERS)
+    assert report.labelled == idxs[9:10] + idxs[:7] and report.confirmed == idxs[9:10]  # two agreeing annotators: one answer
+    assert split.ledger.labels(idxs) == {**{i: 'ab'[t % 2] for t, i in enumerate(idxs[:7])}, idxs[9]: 'a'}
+    p = report.problems
+    assert p[['task', 'annotation', 'key']].values.tolist() == [[7, 107, idxs[7]], [8, [108, 208], idxs[8]], [9, [109], 'no-such-key']]
+    assert "['z']" in p.why[0] and 'not in the vocabulary' in p.why[0] and 'annotators disagree' in p.why[1]
+    assert 'matches no item' in p.why[2]
+    assert sorted(split.ledger.pending().ds_idx.tolist()) == sorted(idxs[7:9])  # the bad ones still wait
+    assert answers(split).query('ds_idx == @idxs[9]').annotator.tolist() == ['ana@example.com', 'bo@example.com']
+    # fixed in Label Studio: the next pull takes them
+    fixed = [ls_task(7, idxs[7], ls_ann(107, 'b', updated='2026-12-02T10:00:00Z')),
+             ls_task(8, idxs[8], ls_ann(108, 'a'), ls_ann(208, 'a', user=2, updated='2026-12-02T10:00:00Z'))]
+    assert import_annotations(split, fixed + good, users=USERS).labelled == idxs[7:9]
+    assert len(split.ledger.pending()) == 0 and log_agrees(split)
+    # an item with no pending request and no label is reported too
+    free = split.pool().ds_idxs[0].item()
+    with pytest.warns(UserWarning):
+        report = import_annotations(split, [ls_task(11, free, ls_ann(111, 'a'))], users=USERS)
+    assert 'no pending request' in report.problems.why[0] and split.ledger.labels([free]) == {}
+
+
+def test_an_import_is_written_whole_or_not_at_all(monkeypatch):
+    "A failure after some answers were written (here: logging the confirmations) leaves the ledger and the log as they were"
+    split, (i, j, k, _) = requested_split()
+    import_annotations(split, [ls_task(1, i, ls_ann(11, 'a'))], users=USERS)
+    state, n_log = split.ledger.state_dict(), len(answers(split))
+    export = [ls_task(1, i, ls_ann(11, 'b', updated='2026-12-02T10:00:00Z')), ls_task(2, j, ls_ann(12, 'a')),
+              ls_task(3, k, ls_ann(13, 'a'), ls_ann(23, 'a', user=2))]
+    def full_disk(*a, **kw): raise OSError('disk full')
+    monkeypatch.setattr(label_studio_module, 'confirm_answers', full_disk)
+    with pytest.raises(OSError, match='disk full'): import_annotations(split, export, users=USERS)
+    assert split.ledger.state_dict() == state and len(answers(split)) == n_log
+    monkeypatch.undo()
+    report = import_annotations(split, export, users=USERS)
+    assert (report.corrected, report.labelled, report.confirmed) == ([i], [j, k], [k]) and log_agrees(split)
+
+
+def test_export_files_say_who_labelled():
+    "Case 6: exports give `completed_by` as an id; e-mails from users=, from the server, or a warning naming the ids"
+    split, (i, j, k, _) = requested_split()
+    export = [ls_task(1, i, ls_ann(11, 'a', user=1)), ls_task(2, j, ls_ann(12, 'b', user=5))]
+    with pytest.warns(UserWarning, match=r"names annotators \[5\] by user id only"):
+        report = import_annotations(split, export, users={1: 'ana@example.com'})
+    assert report.unknown_users == [5] and answers(split).annotator.tolist() == ['ana@example.com', 'label-studio user 5']
+
+    class Server:  # what LabelStudioProject.users() gives: the organisation's users
+        def users(self): return {3: 'cy@example.com'}
+    assert import_annotations(split, [ls_task(3, k, ls_ann(13, 'a', user=3))], users=Server()).unknown_users == []
+    assert answers(split).annotator.iloc[-1] == 'cy@example.com'
+    inline = ls_task(3, k, {**ls_ann(14, 'a', created='2026-12-02T10:00:00Z'), 'completed_by': {'id': 9, 'email': 'dee@example.com'}})
+    import_annotations(split, [inline])  # older exports name the user inline: a confirmation, by dee
+    assert answers(split).annotator.iloc[-1] == 'dee@example.com'
+
+
+def test_a_refused_token_says_what_to_do():
+    "Case 8: the legacy-token refusal as words, not the SDK's ApiError with its header dump"
+    class ApiError(Exception):
+        def __init__(self, status_code, body):
+            super().__init__(f"headers: {{'server': 'nginx', ...}}, status_code: {status_code}, body: {body}")
+            self.status_code, self.body = status_code, body
+    class Tasks:
+        def list(self, **kw): raise ApiError(401, {'detail': 'legacy token authentication has been disabled for this organization'})
+    client = type('Client', (), {'tasks': Tasks()})()
+    with pytest.raises(PermissionError, match=r"legacy API token.*personal access token: in Label Studio, open Account & "
+                                              r"Settings .* Personal Access Token → Create"):
+        LabelStudioProject('http://127.0.0.1:8080', 'legacy', 3, client=client).pull(make_al().split)
