@@ -390,3 +390,38 @@ def test_a_refused_token_says_what_to_do():
     with pytest.raises(PermissionError, match=r"legacy API token.*personal access token: in Label Studio, open Account & "
                                               r"Settings .* Personal Access Token → Create"):
         LabelStudioProject('http://127.0.0.1:8080', 'legacy', 3, client=client).pull(make_al().split)
+
+
+@pytest.mark.skipif(not hasattr(__import__('signal'), 'SIGKILL'), reason="needs SIGKILL")
+def test_an_import_killed_mid_transaction_leaves_nothing_of_it(tmp_path):
+    "SIGKILL inside an import's transaction (labels and corrections written, not committed): none of it is kept"
+    import os, signal, sqlite3, subprocess, sys, json
+    from pathlib import Path
+    path = tmp_path/'labels.db'
+    split = make_al(path=path).split
+    idxs = split.pool().ds_idxs[:6].tolist()
+    split.ledger.request(idxs, scores=list(range(6, 0, -1)))
+    import_annotations(split, [ls_task(1, idxs[0], ls_ann(11, 'a'))], users=USERS)
+    state, n_log = split.ledger.state_dict(), len(answers(split))
+    export = ([ls_task(1, idxs[0], ls_ann(11, 'b', updated='2026-12-02T10:00:00Z'))]
+              + [ls_task(2 + t, i, ls_ann(12 + t, 'a'), ls_ann(22 + t, 'a', user=2)) for t, i in enumerate(idxs[1:])])
+    (tmp_path/'export.json').write_text(json.dumps(export))
+    split.ledger.close()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name('_import_worker.py')), str(path), str(tmp_path/'export.json')],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).parent)
+    out = []
+    for line in proc.stdout:
+        out.append(line)
+        if line.strip() == 'WRITING': break
+    assert out and out[-1].strip() == 'WRITING', ''.join(out)[-3000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    con = sqlite3.connect(path)
+    assert con.execute('PRAGMA integrity_check').fetchone() == ('ok',)
+    con.close()
+    again = make_al(path=path).split
+    assert again.ledger.state_dict() == state and len(answers(again)) == n_log  # nothing of the killed import
+    report = import_annotations(again, export, users=USERS)  # the same import, whole
+    assert report.corrected == idxs[:1] and report.labelled == idxs[1:] and report.confirmed == idxs[1:]
+    assert again.ledger.labels(idxs) == {idxs[0]: 'b', **{i: 'a' for i in idxs[1:]}} and log_agrees(again)
