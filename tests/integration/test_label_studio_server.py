@@ -97,3 +97,44 @@ def test_label_studio_round_trip(tmp_path):
     h = al.history
     assert h.n_labelled.tolist() == [24, 30]
     print(f"Label Studio round trip: {time.monotonic() - start:.0f} s in all (server start {server.started_s:.0f} s)")
+
+
+def test_corrections_and_bad_annotations_against_a_real_server(tmp_path):
+    "Issue 25 against Label Studio 1.23: an update and a re-made annotation correct the ledger, a deletion withdraws,"
+    " a label outside the vocabulary and a disagreement are reported while the rest lands; the export reads the same"
+    folder = digits_folder(tmp_path/'digits')
+    split = ActiveSplit(digits_block(), folder/'train', path=tmp_path/'labels.db', vocab=[str(i) for i in range(10)])
+    split.label_random(20, seed=0)
+    split.ledger.request(split.pool().ds_idxs[:5].tolist(), scores=[5, 4, 3, 2, 1])
+    keys = review_batch(split).key.tolist()
+    with label_studio_server() as server:
+        ls = LabelStudioProject.create(server.url, server.token, split, title='corrections')
+        assert ls.push(split) == 5
+        task = {t['data']['key']: t['id'] for t in ls.tasks()}
+        first = ls.client.annotations.create(id=task[keys[0]], result=choice('3'))
+        second = ls.client.annotations.create(id=task[keys[1]], result=choice('4'))
+        ls.client.annotations.create(id=task[keys[2]], result=choice('eleven'))  # Label Studio accepts it
+        ls.client.annotations.create(id=task[keys[3]], result=choice('1'))
+        ls.client.annotations.create(id=task[keys[3]], result=choice('7'))  # a second opinion that disagrees
+        with pytest.warns(UserWarning, match='2 annotations were left out'): report = ls.pull(split)
+        assert report.labelled == keys[:2] and report.problems.key.tolist() == keys[2:4]
+        assert 'not in the vocabulary' in report.problems.why[0] and 'annotators disagree' in report.problems.why[1]
+        idx = dict(zip(keys, split.ledger.idxs_of(keys).tolist()))
+        ls.client.annotations.update(id=first.id, result=choice('8'))  # Update in the editor: a PATCH
+        ls.client.annotations.delete(id=second.id)
+        ls.client.annotations.create(id=task[keys[1]], result=choice('5'))
+        with pytest.warns(UserWarning): report = ls.pull(split)
+        assert report.corrected == keys[:2]
+        assert split.ledger.labels([idx[keys[0]], idx[keys[1]]]) == {idx[keys[0]]: '8', idx[keys[1]]: '5'}
+        assert split.ledger.to_df(superseded=True).query('ds_idx == @idx[@keys[0]]').label.tolist() == ['3', '8']
+        with pytest.warns(UserWarning): assert ls.pull(split).n_changed == 0  # the same pull twice
+        export = requests.get(f'{server.url}/api/projects/{ls.id}/export', params={'exportType': 'JSON'},
+                              headers=ls.client._client_wrapper.get_headers(), timeout=30).json()
+        with pytest.warns(UserWarning): assert import_annotations(split, export, users=ls).n_changed == 0
+        for t in ls.tasks():  # every annotation of the second task deleted: its label is withdrawn, asked again
+            if t['id'] == task[keys[1]]:
+                for a in t['annotations']: ls.client.annotations.delete(id=a['id'])
+        with pytest.warns(UserWarning): report = ls.pull(split)
+        assert report.withdrawn == [keys[1]] and idx[keys[1]] in split.ledger.pending().ds_idx.tolist()
+    log = answers(split)
+    assert set(log.annotator) == {server.email, 'label-studio'}  # the withdrawal's row names Label Studio
