@@ -13,9 +13,9 @@ from torch import Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['SAMPLERS_FOR_K', 'needs_samples', 'entropy', 'conditional_entropy', 'bald', 'margin', 'least_confidence',
-           'variation_ratios', 'mean_std', 'reduce_dense', 'expected_iou_loss', 'mask_disagreement',
-           'predictive_variance', 'epistemic_variance']
+__all__ = ['SAMPLERS_FOR_K', 'EMPTY_DEFAULT', 'EMPTY_RULES', 'needs_samples', 'entropy', 'conditional_entropy', 'bald', 'margin',
+           'least_confidence', 'variation_ratios', 'mean_std', 'reduce_dense', 'empty_label_prob', 'expected_iou_loss',
+           'mask_disagreement', 'fit_empty_area', 'predictive_variance', 'epistemic_variance']
 
 # %% ../nbs/05_scores.ipynb #9f6e33d4
 def _chunked(fn:Callable, log_probs_N_K_C:Tensor, chunk_size:int|None=None, budget:int=2**20)->Tensor:
@@ -205,11 +205,46 @@ def _mean_over_present(ious:Tensor, present:Tensor, if_none:Tensor)->Tensor:
     mean = torch.where(present, ious, torch.zeros_like(ious)).sum(-1) / n_present.clamp_min(1)
     return torch.where(n_present > 0, mean, if_none).clamp(0, 1)
 
-def _p_empty(p:Tensor)->Tensor:
-    "`[n, K]`: probability that the label is empty under each sample, foreground events nested: `1 - max_i p_i(fg)`"
-    return p[:, :, 0].amin(-1)   # 1 - max_i (1 - p_i(background))
+EMPTY_DEFAULT = 256.   # `expected_iou_loss`'s rule for an empty mask, chosen by measurement (see below)
+EMPTY_RULES = ('nested', 'independent', 'samples')
 
-def _expected_iou(lp:Tensor, p:Tensor, scratch=None)->Tensor:
+def _check_empty(empty, K:int|None=None):
+    "The rule `empty` as given (a name) or as a float (a correlation area), refused with what came if it is neither"
+    if isinstance(empty, str):
+        if empty not in EMPTY_RULES:
+            raise ValueError(f"expected empty= one of {EMPTY_RULES} or a correlation area >= 1 (pixels), got {empty!r}")
+        if empty == 'samples' and K == 1:
+            raise ValueError("empty='samples' takes P(label empty) as the share of the K posterior samples whose argmax "
+                             "mask is empty, got K=1: the one sample is the predicted mask itself, so every empty "
+                             f"prediction would look certain. Use K >= 2 ({SAMPLERS_FOR_K}) or another rule")
+        return empty
+    if isinstance(empty, bool) or not isinstance(empty, numbers.Real) or math.isnan(empty) or empty < 1:
+        raise ValueError(f"expected empty= one of {EMPTY_RULES} or a correlation area >= 1 (pixels), got {empty!r}")
+    return float(empty)
+
+def _log_p_empty(lp:Tensor, p:Tensor, empty)->Tensor:
+    "`[n, K]`: log P(label empty) under each sample, by the rule `empty`, from `lp`, `p` of shape `[n, K, C, P]`"
+    if empty == 'samples':   # the share of the samples whose argmax mask has no foreground, the same for every k
+        share = (p.argmax(2) == 0).all(-1).to(p.dtype).mean(1, keepdim=True)
+        return share.log().expand(p.shape[:2])
+    lp_bg = lp[:, :, 0].clamp(max=0)       # log P(pixel i is background), capped at 0 against rounding
+    nested = lp_bg.amin(-1)                # log (1 - max_i p_i): the largest P(empty) the pixels allow
+    if empty == 'nested' or empty == math.inf: return nested
+    independent = lp_bg.sum(-1)            # log prod_i (1 - p_i)
+    if empty == 'independent' or empty == 1: return independent
+    return torch.minimum(nested, independent / empty)   # blocks of `empty` pixels that are foreground together
+
+def empty_label_prob(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *spatial]`, class 0 the background
+                     empty:str|float=EMPTY_DEFAULT, # 'nested', 'independent', 'samples', or a correlation area >= 1 (pixels)
+                    )->Tensor:
+    "P(label has no foreground pixel) of each image under the posterior predictive, by the rule `empty`: `[N]`"
+    _check_seg(log_probs_N_K_C, 'empty_label_prob')
+    empty = _check_empty(empty, log_probs_N_K_C.shape[1])
+    return _score(lambda lp, p, scratch: _log_p_empty(lp.flatten(3), p.flatten(3), empty).exp().mean(1),
+                  log_probs_N_K_C, dense=True)
+
+# %% ../nbs/05_scores.ipynb #e320a610
+def _expected_iou(lp:Tensor, p:Tensor, empty)->Tensor:
     "`[n, K]`: expected IoU of the predictive argmax mask under each sample's pixel-wise distribution"
     lp, p = lp.flatten(3), p.flatten(3)
     pred = _fg_masks(p.mean(1).argmax(1), lp.shape[2]).to(p.dtype)[:, None]  # M: [n, 1, C-1, P]
@@ -217,32 +252,75 @@ def _expected_iou(lp:Tensor, p:Tensor, scratch=None)->Tensor:
     inter = (p_fg * pred).sum(-1)             # E|M & Y|
     size = pred.sum(-1).expand_as(inter)      # |M|
     union = p_fg.sum(-1) + size - inter       # E|M | Y| >= |M|
-    return _mean_over_present(inter / union.clamp_min(1), size > 0, _p_empty(p))
+    return _mean_over_present(inter / union.clamp_min(1), size > 0, _log_p_empty(lp, p, empty).exp())
 
-def _mask_iou(lp:Tensor, p:Tensor, scratch=None)->Tensor:
-    "`[n, K]`: IoU of each sample's argmax mask with the predictive argmax mask (soft against an empty one)"
-    p = p.flatten(3)
+def _mask_iou(lp:Tensor, p:Tensor, empty)->Tensor:
+    "`[n, K]`: IoU of each sample's argmax mask with the predictive argmax mask (P(label empty) against an empty one)"
+    lp, p = lp.flatten(3), p.flatten(3)
     C = p.shape[2]
     pred, samples = _fg_masks(p.mean(1).argmax(1), C)[:, None], _fg_masks(p.argmax(2), C)
     inter, union = (samples & pred).sum(-1), (samples | pred).sum(-1)
     ious = inter.to(p.dtype) / union.clamp_min(1).to(p.dtype)
     iou_k = _mean_over_present(ious, union > 0, torch.ones(ious.shape[:2], dtype=p.dtype, device=p.device))
     pred_empty = ~pred.flatten(1).any(1)      # [n]: no foreground class in M
-    return torch.where(pred_empty[:, None], _p_empty(p), iou_k)
+    if not pred_empty.any(): return iou_k
+    return torch.where(pred_empty[:, None], _log_p_empty(lp, p, empty).exp(), iou_k)
 
 def expected_iou_loss(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *spatial]`, class 0 the background
+                      empty:str|float=EMPTY_DEFAULT, # P(label empty) for an empty predicted mask: see `empty_label_prob`
                      )->Tensor:
     "`1 - E[IoU]` of the predictive argmax mask under the posterior predictive: one score per image, in [0, 1]"
     _check_seg(log_probs_N_K_C, 'expected_iou_loss')
-    return _score(lambda lp, p, scratch: 1 - _expected_iou(lp, p).mean(1), log_probs_N_K_C, dense=True)
+    empty = _check_empty(empty, log_probs_N_K_C.shape[1])
+    return _score(lambda lp, p, scratch: 1 - _expected_iou(lp, p, empty).mean(1), log_probs_N_K_C, dense=True)
 
 def mask_disagreement(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *spatial]`, class 0 the background
+                      empty:str|float='nested', # P(label empty) for an empty predicted mask: see `empty_label_prob`
                      )->Tensor:
     "`1 - mean_k IoU(M_k, M)` of the K samples' argmax masks with the predictive one: one score per image, in [0, 1]"
     _check_seg(log_probs_N_K_C, 'mask_disagreement')
     _refuse_k1(log_probs_N_K_C, 'mask_disagreement')
-    return _score(lambda lp, p, scratch: 1 - _mask_iou(lp, p).mean(1), log_probs_N_K_C, dense=True)
+    empty = _check_empty(empty, log_probs_N_K_C.shape[1])
+    return _score(lambda lp, p, scratch: 1 - _mask_iou(lp, p, empty).mean(1), log_probs_N_K_C, dense=True)
 mask_disagreement.needs_samples = True
+
+# %% ../nbs/05_scores.ipynb #693bea8c
+def fit_empty_area(log_probs_N_K_C:Tensor, # Posterior log-probs `[N, K, C, *spatial]` of labelled images (a validation set)
+                   targs_N_S:Tensor, # Their class masks `[N, *spatial]`, 0 the background
+                   areas:Tensor|None=None, # Candidate areas (pixels, >= 1; default 1 to 2**20 in quarter powers of 2, and inf)
+                   eps:float=1e-6, # P(label empty) is clipped to [eps, 1 - eps] in the likelihood
+                  )->float:
+    "The correlation area (`empty=` of `expected_iou_loss`) under which the labels' emptiness is most likely"
+    _check_seg(log_probs_N_K_C, 'fit_empty_area')
+    if not isinstance(targs_N_S, Tensor) or tuple(targs_N_S.shape) != (log_probs_N_K_C.shape[0],) + tuple(log_probs_N_K_C.shape[3:]):
+        got = tuple(targs_N_S.shape) if isinstance(targs_N_S, Tensor) else type(targs_N_S).__name__
+        raise ValueError(f"expected class masks of shape {(log_probs_N_K_C.shape[0],) + tuple(log_probs_N_K_C.shape[3:])} "
+                         f"for log-probs {tuple(log_probs_N_K_C.shape)}, got {got}")
+    if targs_N_S.is_floating_point() or targs_N_S.is_complex() or targs_N_S.dtype == torch.bool:
+        raise TypeError(f"expected integer class masks, got dtype {targs_N_S.dtype}")
+    if targs_N_S.numel() and (targs_N_S.min() < 0 or targs_N_S.max() >= log_probs_N_K_C.shape[2]):
+        raise ValueError(f"expected class indices in [0, {log_probs_N_K_C.shape[2] - 1}], got "
+                         f"{int(targs_N_S.min())} to {int(targs_N_S.max())}")
+    is_empty = (targs_N_S.flatten(1) == 0).all(1)
+    if is_empty.all() or not is_empty.any():
+        raise ValueError(f"expected labelled images both with and without foreground to fit the area, got "
+                         f"{int(is_empty.sum())} empty of {len(is_empty)}")
+    if areas is None: areas = torch.cat([2 ** torch.arange(0, 20.25, 0.25, dtype=torch.float64), torch.tensor([math.inf])])
+    areas = torch.as_tensor(areas, dtype=torch.float64).flatten()
+    if not len(areas) or torch.isnan(areas).any() or (areas < 1).any():
+        raise ValueError(f"expected candidate areas >= 1, got {areas.tolist()}")
+    # per image and sample: log P(empty) of the two bounds; each area's rule is a combination of them
+    bounds = _score(lambda lp, p, s: torch.stack([_log_p_empty(lp.flatten(3), p.flatten(3), r) for r in ('nested', 'independent')], -1),
+                    log_probs_N_K_C.to(torch.float64), dense=True)   # [N, K, 2]
+    nested, independent = bounds[..., 0], bounds[..., 1]
+    lo, hi = math.log(eps), math.log1p(-eps)
+    best, best_ll = None, -math.inf
+    for a in areas.tolist():
+        log_p_k = nested if a == math.inf else torch.minimum(nested, independent / a)
+        log_p = (torch.logsumexp(log_p_k, 1) - math.log(log_p_k.shape[1])).clamp(lo, hi)  # log mean_k P_k
+        ll = float(torch.where(is_empty, log_p, torch.log(-torch.expm1(log_p))).sum())
+        if ll > best_ll: best, best_ll = a, ll
+    return best
 
 # %% ../nbs/05_scores.ipynb #8afae433
 def _check_moments(moments_N_K_2, name:str)->Tensor:
