@@ -1,19 +1,25 @@
-"""Image-level segmentation scores on images that contain nothing: do correct empty masks score low?
+"""Image-level segmentation scores when the predicted mask is empty: which rule for P(label empty) ranks best?
 
-Generated shapes (`make_shapes`, 32 x 32): a training set with 10 % empty images (the texture without a shape), a
-scoring pool of 300 images of which about 1/6 are empty, and 80 low-contrast images (contrast 0.1) whose objects the
-model often misses. Three `SmallUNet(width=8)`s, 25 epochs of one-cycle at lr 5e-3 (`train_ensemble`); member 0 gives
-the single pass and MC dropout (K = 20, consistent masks), the three together the ensemble. For each score the table
-gives its mean on the correct empty masks (nothing there, nothing predicted), on the missed objects (something there,
-nothing predicted), and on the non-empty predictions, and its Spearman correlation with the IoU of the predicted mask
-over the whole pool. The rows "before" recompute the definitions used before for an empty predicted mask
-(`expected_iou_loss`: `1 - mean_k prod_i p_k,i(background)`; `mask_disagreement`: the share of samples whose argmax
-mask is not empty), for comparison.
+Generated shapes (`make_shapes`, 32 x 32) with empty images (background only, all-zero masks) and faint images
+(shapes at contrast 0.08 instead of 0.35, under pixel noise 0.15): a training set of 160 images (10 % empty, 10 %
+faint; a third of it held out for validation) and a scoring pool of 300 images (1/6 empty, 1/5 faint). Three
+`SmallUNet(width=8)`s, 25 epochs of one-cycle at lr 5e-3 (`train_ensemble`); member 0 gives the single pass and MC
+dropout (K = 20), the three together the ensemble.
 
-    python benchmarks/empty_masks.py --out benchmarks/results/empty_masks
+An empty predicted mask has IoU 1 with an empty label and 0 with any other, so its expected IoU is P(label empty),
+which the pixel-wise posterior does not fix. Each rule of `expected_iou_loss(..., empty=)` (and of
+`mask_disagreement`) is scored on the same log-probs: 'nested', 'independent', 'samples' (K > 1), a correlation
+area fitted on the validation images (`fit_empty_area`), fixed areas, and "always wrong" (an empty prediction scores
+1.0, the rule of the first version). Per rule: Spearman with the IoU of the predicted mask over all pool images and
+over the non-empty predictions, the percentile of the complete misses (object there, nothing predicted) and of the
+correct empty masks among all scores, and their mean scores.
+
+    python benchmarks/empty_masks.py --seeds 0 1 2 --threads 1 --out benchmarks/results/empty_masks_rules
+
+`--cache DIR` keeps each seed's log-probs (`DIR/seed<N>.pt`), so the rules can be scored again without training.
 """
 from __future__ import annotations
-import argparse, sys, tempfile, time, warnings
+import argparse, math, os, platform, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -21,97 +27,168 @@ import pandas as pd
 import torch
 from PIL import Image
 from scipy import stats
-from fastai.vision.all import (DataBlock, ImageBlock, MaskBlock, RandomSplitter, get_image_files, Learner,
-                               CrossEntropyLossFlat, ProgressCallback)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from label_efficiency import markdown_table
-from fastai_active.core import seeded
-from fastai_active.datasets import make_shapes, mask_of
-from fastai_active.models import SmallUNet
-from fastai_active.metrics import iou
-from fastai_active.scores import expected_iou_loss, mask_disagreement
-from fastai_active.uncertainty import SinglePass, DeepEnsemble, train_ensemble
-from fastai_active.mc_dropout import MCDropout
+
+POOL, POOL_EMPTY, POOL_FAINT = 300, 1 / 6, 0.2
+TRAIN = 160
+CONFIDENT = 0.25  # a correct empty mask is "confident" when no pixel's predictive foreground probability reaches this
 
 
-def write_set(path:Path, n:int, seed:int, empty_frac:float, **kwargs):
-    "`n` shapes images and masks; a share `empty_frac` replaced by shapeless images (contrast 0) with empty masks"
-    images, masks = make_shapes(n, seed=seed, **kwargs)
-    blank, _ = make_shapes(n, seed=seed + 100, contrast=0.0)
-    empty = np.random.default_rng(seed).random(n) < empty_frac
-    (path/'images').mkdir(parents=True)
-    (path/'masks').mkdir()
-    for i in range(n):
-        img, m = (blank[i], np.zeros_like(masks[i])) if empty[i] else (images[i], masks[i])
-        Image.fromarray(img).save(path/'images'/f'{i:04d}.png')
-        Image.fromarray(m).save(path/'masks'/f'{i:04d}.png')
+def posteriors(seed:int, epochs:int, train_empty:float, train_faint:float)->dict:
+    "Train the three U-Nets of `seed`; the log-probs of the pool and of the validation images, their masks and kinds"
+    from fastai.vision.all import (DataBlock, ImageBlock, MaskBlock, RandomSplitter, get_image_files, Learner,
+                                   CrossEntropyLossFlat, ProgressCallback)
+    from fastai_active.core import seeded
+    from fastai_active.datasets import shapes_folder, shape_kinds, mask_of
+    from fastai_active.models import SmallUNet
+    from fastai_active.uncertainty import SinglePass, DeepEnsemble, train_ensemble
+    from fastai_active.mc_dropout import MCDropout
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        shapes_folder(root/'train', n=TRAIN, seed=seed, empty_frac=train_empty, faint_frac=train_faint)
+        shapes_folder(root/'pool', n=POOL, seed=seed + 1, empty_frac=POOL_EMPTY, faint_frac=POOL_FAINT)
+        dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files,
+                           get_y=mask_of, splitter=RandomSplitter(1/3, seed=seed))
+        with seeded(seed): dls = dblock.dataloaders(root/'train'/'images', bs=16, num_workers=0)
+        sets = {'pool': sorted(get_image_files(root/'pool'/'images')), 'valid': list(dls.valid_ds.items)}
+        def make(dls): return Learner(dls, SmallUNet(n_classes=2, c_in=3, width=8, p=0.2), loss_func=CrossEntropyLossFlat(axis=1))
+        def fit(learn):
+            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, 5e-3)
+        members = train_ensemble(make, dls, n_members=3, fit=fit, seed=seed)
+        for m in members: m.remove_cb(ProgressCallback)
+        out = dict(kinds=shape_kinds(POOL, seed + 1, POOL_EMPTY, POOL_FAINT))
+        for where, items in sets.items():
+            dl = dls.test_dl(items)
+            out[where] = {'single pass': SinglePass()([members[0]], dl),
+                          'MC dropout': MCDropout(20, seed=seed)([members[0]], dl),
+                          'ensemble': DeepEnsemble(3)(members, dl)}
+            out[f'{where}_targs'] = torch.stack([torch.from_numpy(np.array(Image.open(mask_of(f)))) for f in items]).long()
+    return out
 
 
-def rule_before(score_name, lp, score_now):
-    "The definitions used before, for an empty predicted mask (other images are unchanged)"
-    p = lp.double().exp()
-    empty = p.mean(1).argmax(1).flatten(1).amax(1) == 0
-    if score_name == 'expected_iou_loss': before = 1 - p[:, :, 0].flatten(2).log().sum(-1).exp().mean(1)  # product rule
-    else: before = (p.argmax(2).flatten(2).amax(-1) > 0).double().mean(1)  # hard: the share of samples with any foreground
-    return torch.where(empty, before, score_now.double())
+def percentile(values:np.ndarray, sel:np.ndarray)->np.ndarray:
+    "Percentile (0-100) of `values[sel]` among all `values`, ties counted half"
+    v = values[sel][:, None]
+    return 100 * ((values[None] < v).mean(1) + 0.5 * (values[None] == v).mean(1))
+
+
+def rules_for(lp_valid, targs_valid, K:int)->dict:
+    "The `empty=` values to compare, by name: the library's rules, fixed areas, and an area fitted on the validation images"
+    from fastai_active.scores import fit_empty_area
+    rules = {'nested': 'nested', 'independent': 'independent'}
+    if K > 1: rules['samples'] = 'samples'
+    for a in (16, 64, 128, 256, 512): rules[f"area {a}"] = float(a)
+    if (targs_valid.flatten(1) == 0).all(1).any():   # the fit needs empty labels among the validation images
+        rules['fitted area'] = fit_empty_area(lp_valid, targs_valid)
+    return rules
+
+
+def evaluate(post:dict, seed:int, setting:str)->pd.DataFrame:
+    from fastai_active.scores import expected_iou_loss, mask_disagreement
+    from fastai_active.metrics import iou
+    targs, kinds = post['pool_targs'], post['kinds']
+    truth_empty = (targs.flatten(1).sum(1) == 0).numpy()
+    rows = []
+    for name, lp in post['pool'].items():
+        pred = lp.exp().mean(1).argmax(1)
+        pred_empty = (pred.flatten(1).sum(1) == 0).numpy()
+        iou_N = iou(pred == 1, targs == 1).numpy()
+        max_fg = (1 - lp.double().exp().mean(1)[:, 0]).flatten(1).amax(1).numpy()
+        groups = {'correct empty': truth_empty & pred_empty, 'confident correct empty': truth_empty & pred_empty & (max_fg < CONFIDENT),
+                  'complete miss': ~truth_empty & pred_empty & (iou_N == 0)}
+        rules = rules_for(post['valid'][name], post['valid_targs'], lp.shape[1])
+        scores = {'expected_iou_loss': expected_iou_loss}
+        if lp.shape[1] > 1: scores['mask_disagreement'] = mask_disagreement
+        for score_name, fn in scores.items():
+            variants = {r: fn(lp, empty=e).double().numpy() for r, e in rules.items()}
+            variants['always wrong (1.0)'] = np.where(pred_empty, 1.0, variants['nested'])
+            for rule, v in variants.items():
+                row = dict(setting=setting, seed=seed, posterior=name, score=score_name, rule=rule,
+                           area=rules[rule] if isinstance(rules.get(rule), float) else math.nan,
+                           n=len(v), n_pred_empty=int(pred_empty.sum()))
+                row['spearman all'] = float(stats.spearmanr(v, iou_N).statistic)
+                row['spearman non-empty pred'] = float(stats.spearmanr(v[~pred_empty], iou_N[~pred_empty]).statistic)
+                for g, sel in groups.items():
+                    row[f'{g} n'] = int(sel.sum())
+                    pct = percentile(v, sel)
+                    row[f'{g} mean score'] = float(v[sel].mean()) if sel.any() else math.nan
+                    row[f'{g} median pct'] = float(np.median(pct)) if sel.any() else math.nan
+                    row[f'{g} share above median' if g == 'complete miss' else f'{g} share below median'] = (
+                        float(((pct > 50) if g == 'complete miss' else (pct < 50)).mean()) if sel.any() else math.nan)
+                faint = kinds == 'faint'
+                row['faint median pct'] = float(np.median(percentile(v, faint)))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def machine()->str:
+    cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
+                if l.startswith('model name')), platform.processor()) if Path('/proc/cpuinfo').exists() else platform.processor()
+    return f"{cpu}, {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+
+
+def summary(df:pd.DataFrame)->pd.DataFrame:
+    "Mean over seeds per (posterior, score, rule), and the seeds on which each goal is met"
+    g = df.groupby(['setting', 'posterior', 'score', 'rule'], sort=False)
+    out = g[['spearman all', 'spearman non-empty pred', 'complete miss median pct', 'correct empty median pct',
+             'confident correct empty median pct', 'complete miss mean score', 'correct empty mean score']].mean()
+    out['seeds: misses above median'] = g['complete miss median pct'].apply(lambda s: int((s > 50).sum()))
+    out['seeds: confident empties below median'] = g['confident correct empty median pct'].apply(lambda s: int((s < 50).sum()))
+    return out.reset_index()
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0])
     p.add_argument('--epochs', type=int, default=25)
     p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--out', required=True)
+    p.add_argument('--train-empty', type=float, default=0.1, help='share of empty training images')
+    p.add_argument('--train-faint', type=float, default=0.1, help='share of faint training images')
+    p.add_argument('--setting', default='mixed', help='name of this training setting in the results')
+    p.add_argument('--cache', default=None, help='folder for the log-probs of each seed (read if there, else written)')
+    p.add_argument('--train-only', action='store_true', help='only train and fill --cache')
+    p.add_argument('--out', default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        write_set(root/'train', 160, args.seed, 0.1)
-        write_set(root/'pool', 300, args.seed + 1, 1 / 6)
-        write_set(root/'low', 80, args.seed + 7, 0.0, contrast=0.1)
-        dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes=['background', 'shape'])), get_items=get_image_files,
-                           get_y=mask_of, splitter=RandomSplitter(1/3, seed=args.seed))
-        with seeded(args.seed): dls = dblock.dataloaders(root/'train'/'images', bs=16, num_workers=0)
-        items = sorted(get_image_files(root/'pool'/'images')) + sorted(get_image_files(root/'low'/'images'))
-        pool_dl = dls.test_dl(items)
-        targs = torch.stack([torch.from_numpy(np.array(Image.open(mask_of(f)))) for f in items]).long()
-        def make(dls): return Learner(dls, SmallUNet(n_classes=2, c_in=3, width=8, p=0.2), loss_func=CrossEntropyLossFlat(axis=1))
-        def fit(learn):
-            with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(args.epochs, 5e-3)
-        members = train_ensemble(make, dls, n_members=3, fit=fit, seed=args.seed)
-        for m in members: m.remove_cb(ProgressCallback)
-        posteriors = {'single pass': SinglePass()([members[0]], pool_dl),
-                      'MC dropout': MCDropout(20, seed=args.seed)([members[0]], pool_dl),
-                      'ensemble': DeepEnsemble(3)(members, pool_dl)}
-    truth_empty = targs.flatten(1).sum(1) == 0
-    rows = []
-    for name, lp in posteriors.items():
-        pred = lp.exp().mean(1).argmax(1)
-        pred_empty = pred.flatten(1).sum(1) == 0
-        iou_N = iou(pred == 1, targs == 1).numpy()
-        groups = {'correct empty': truth_empty & pred_empty, 'missed object': ~truth_empty & pred_empty,
-                  'non-empty prediction': ~pred_empty}
-        scores = {'expected_iou_loss': expected_iou_loss(lp)}
-        if lp.shape[1] > 1: scores['mask_disagreement'] = mask_disagreement(lp)
-        for score_name, s in list(scores.items()):
-            for rule, values in (('now', s), ('before', rule_before(score_name, lp, s))):
-                v = values.double().numpy()
-                row = dict(posterior=name, score=score_name, rule=rule)
-                for g, sel in groups.items():
-                    row[f'{g} (n)'] = int(sel.sum())
-                    row[f'{g}: mean'] = float(v[sel.numpy()].mean()) if sel.any() else float('nan')
-                row['spearman with IoU'] = float(stats.spearmanr(v, iou_N).statistic)
-                rows.append(row)
-    df = pd.DataFrame(rows)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out/'scores.csv', index=False)
-    text = (f"Empty masks: {int(truth_empty.sum())} of {len(targs)} pool images contain nothing; seed {args.seed}, "
-            f"{time.perf_counter() - start:.0f} s\n\n" + markdown_table(df, 3) + "\n")
-    (out/'report.md').write_text(text)
+    start, machine_start = time.perf_counter(), machine()
+    frames, times = [], {}
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        cached = Path(args.cache)/f'{args.setting}-seed{seed}.pt' if args.cache else None
+        if cached is not None and cached.exists(): post = torch.load(cached, weights_only=False)
+        else:
+            post = posteriors(seed, args.epochs, args.train_empty, args.train_faint)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(post, cached)
+        times[seed] = time.perf_counter() - t0
+        print(f"seed {seed}: posteriors in {times[seed]:.0f} s", flush=True)
+        if not args.train_only: frames.append(evaluate(post, seed, args.setting))
+    if args.train_only: return
+    df = pd.concat(frames, ignore_index=True)
+    summ = summary(df)
+    text = (f"# Empty predicted masks: rules for P(label empty)\n\n"
+            f"Pool of {POOL} generated shapes per seed ({POOL_EMPTY:.0%} empty, {POOL_FAINT:.0%} faint), seeds "
+            f"{', '.join(map(str, args.seeds))}; setting '{args.setting}': training set of {TRAIN} with "
+            f"{args.train_empty:.0%} empty and {args.train_faint:.0%} faint images, {args.epochs} epochs; torch threads "
+            f"{args.threads}. Machine: "
+            f"{machine_start} at the start, {machine()} at the end; {time.perf_counter() - start:.0f} s in all "
+            f"(posteriors per seed: {', '.join(f'{s}: {t:.0f} s' for s, t in times.items())}; a cached seed is read, "
+            f"not trained).\n\n"
+            f"Confident correct empty: nothing there, nothing predicted, no pixel at {CONFIDENT} foreground or more. "
+            "pct: percentile among all pool scores (higher = more uncertain, ranked earlier for labelling). "
+            "Goals: complete misses above the median (pct > 50), correct empty masks below it (pct < 50), Spearman "
+            "over all images at least as strong (negative) as with the old rule ('nested').\n\n"
+            "## Mean over seeds\n\n" + markdown_table(summ, 3) + "\n\n## Per seed\n\n" + markdown_table(df, 3) + "\n")
     print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out/'scores.csv', index=False)
+        summ.to_csv(out/'summary.csv', index=False)
+        (out/'report.md').write_text(text)
 
 
 if __name__ == '__main__': main()
