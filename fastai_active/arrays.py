@@ -118,7 +118,7 @@ def true_labels(self:ArraySplit, ds_idxs=None)->list:
     "The labels `y` holds for the rows `ds_idxs` (all present rows by default); for simulation"
     if self.y is None: raise ValueError("this ArraySplit has no `y`: pass the true labels to simulate an oracle")
     ds_idxs = self.ledger.present_idxs() if ds_idxs is None else _as_idxs(ds_idxs, 'ds_idxs')
-    return [self.y[i] for i in self._positions(ds_idxs).tolist()]
+    return [self.y[i] for i in self.positions(ds_idxs).tolist()]
 
 @patch
 def datasets(self:ArraySplit, with_pseudo:bool=False):

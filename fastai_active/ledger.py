@@ -160,6 +160,7 @@ class LabelLedger:
                  keys:Sequence|None=None, # The stable key of each item now in the source (a relative path, an index value)
                  digests:Sequence[str]|None=None, # A hash of each item's content, to notice an item changed under its key
                  accept_changed:bool=False, # Accept labelled or requested items whose digest changed (else an error)
+                 accept_new_items:bool=False, # Accept a source that shares less than half of the ledger's items and brings more new ones
                  fingerprint:str|Callable[[], str]='', # `items_fingerprint` of the items: read only to upgrade a schema-1 file
                 ):
         if keys is None and n_items is not None: keys = range(_check_n(n_items, 'n_items', lo=0))
@@ -188,7 +189,7 @@ class LabelLedger:
                 if stored != json.dumps(self.vocab):
                     raise ValueError(f"the ledger file {self.path} belongs to other data: its vocab is {stored}, expected "
                                      f"{json.dumps(self.vocab)}; pass a new path, or the same vocab as before")
-                report, present = self._sync(cur, keys, digests, accept_changed)
+                report, present = self._sync(cur, keys, digests, accept_changed, accept_new_items)
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError): raise
             raise ValueError(f"expected a label ledger (a SQLite file) at {self.path}, got a file SQLite cannot read ({e})") from None
@@ -217,7 +218,7 @@ class LabelLedger:
 
 # %% ../nbs/01_ledger.ipynb #3fa362a6
 @patch
-def _sync(self:LabelLedger, cur, keys, digests, accept_changed:bool):
+def _sync(self:LabelLedger, cur, keys, digests, accept_changed:bool, accept_new_items:bool=False):
     "Append new keys, find missing and changed ones; returns the report and the mask of items present"
     known = {k: (i, d) for i, k, d in cur.execute('SELECT ds_idx, key, digest FROM items')}
     n_known, none = len(known), torch.zeros(0, dtype=torch.long)
@@ -232,6 +233,13 @@ def _sync(self:LabelLedger, cur, keys, digests, accept_changed:bool):
                          f"{[json.loads(k) for k in list(known)[:3]]}) is among the {len(enc)} items given (e.g. "
                          f"{[json.loads(k) for k in enc[:3]]}); pass a new path, or the items it was made for")
     new = [(k, d) for k, d in zip(enc, digests) if k not in known]
+    shared = len(enc) - len(new)
+    if n_known >= 10 and shared < n_known / 2 and len(new) > shared and not accept_new_items:
+        raise ValueError(f"the items given share only {shared} of the ledger's {n_known} keys and would add {len(new)} new "
+                         f"ones for good (e.g. {[json.loads(k) for k, _ in new[:3]]}, where the ledger has "
+                         f"{[json.loads(k) for k in list(known)[:3]]}): is this the data the ledger {self.path} was made "
+                         "for? If the folder moved, give the split `root=` the folder its keys are relative to; if it "
+                         "really was replaced or grew this way, pass `accept_new_items=True`; else pass a new path")
     now = time.time()
     cur.executemany('INSERT INTO items VALUES (?, ?, ?, ?)', [(n_known + j, k, d, now) for j, (k, d) in enumerate(new)])
     ids = {k: v[0] for k, v in known.items()}
@@ -260,10 +268,11 @@ def _sync(self:LabelLedger, cur, keys, digests, accept_changed:bool):
     return report, present
 
 @patch
-def sync(self:LabelLedger, keys:Sequence, digests:Sequence[str]|None=None, accept_changed:bool=False)->ItemsReport:
+def sync(self:LabelLedger, keys:Sequence, digests:Sequence[str]|None=None, accept_changed:bool=False,
+         accept_new_items:bool=False)->ItemsReport:
     "Take in the items now in the source (new keys appended, missing ones noted), as when opening the ledger; one transaction"
     keys, digests = list(keys), None if digests is None else list(digests)
-    with self._transaction() as cur: report, present = self._sync(cur, keys, digests, accept_changed)
+    with self._transaction() as cur: report, present = self._sync(cur, keys, digests, accept_changed, accept_new_items)
     self.report, self._present, self.n_items = report, present, len(present)
     self._keys, self._digests = keys, digests
     self._warn_missing(report.missing)

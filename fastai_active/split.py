@@ -31,8 +31,7 @@ class Pool:
     "Snapshot of unlabelled items: pool index `i` is dataset index `ds_idxs[i]`"
     def __init__(self, ds_idxs, items:Callable[[Tensor], Any]=None):
         self.ds_idxs = _as_idxs(ds_idxs, 'ds_idxs')
-        self._items = items
-        self._pos = {d:i for i, d in enumerate(self.ds_idxs.tolist())}
+        self._items, self._pos_ = items, None
     def __len__(self): return len(self.ds_idxs)
     def __repr__(self): return f"Pool({len(self)} items)"
 
@@ -42,6 +41,11 @@ class Pool:
         bad = pool_idxs[(pool_idxs < 0) | (pool_idxs >= len(self))]
         if len(bad): raise IndexError(f"expected pool indices in [0, {len(self)}), got {bad.tolist()[:10]}")
         return self.ds_idxs[pool_idxs]
+
+    @property
+    def _pos(self)->dict:
+        if self._pos_ is None: self._pos_ = {d:i for i, d in enumerate(self.ds_idxs.tolist())}
+        return self._pos_
 
     def to_pool(self, ds_idxs)->Tensor:
         "Pool indices of `ds_idxs` (an error for items that are not in this pool)"
@@ -54,6 +58,10 @@ class Pool:
         "The items of `pool_idxs` (all of the pool by default), in pool order"
         ds_idxs = self.ds_idxs if pool_idxs is None else self.to_ds(pool_idxs)
         return self._items(ds_idxs)
+
+    def subset(self, pool_idxs)->Pool:
+        "The `Pool` of the items at `pool_idxs` of this one, in that order (e.g. a chunk of it), reading items the same way"
+        return Pool(self.to_ds(pool_idxs), self._items)
 
 # %% ../nbs/02_split.ipynb #3f766c46
 class Labelled:
@@ -135,6 +143,7 @@ class ActiveSplit:
                  key:str|Callable|None=None, # How the ledger knows an item: a DataFrame column, or a function of the item
                  root:str|Path|None=None, # Folder that item paths are keyed relative to (default: `source` if a folder)
                  accept_changed:bool=False, # Accept labelled items whose content changed under their key
+                 accept_new_items:bool=False, # Accept a source that shares less than half of the ledger's items (see `LabelLedger`)
                 ):
         if not isinstance(dblock, DataBlock):
             raise TypeError(f"expected a fastai DataBlock (or a TabularPandas), got {type(dblock).__name__}: for a DataFrame, "
@@ -145,16 +154,17 @@ class ActiveSplit:
             raise ValueError(f"expected a DataBlock with one target block, got {len(dblock.getters) - dblock.n_inp}")
         self.vocab = self._find_vocab(vocab)
         self.get_y = dblock.getters[-1]
-        self._open(path, accept_changed)
+        self._open(path, accept_changed, accept_new_items)
         self._set_valid(valid_items, valid_labels)
 
     def _list_items(self): return self.dblock.get_items(self.source) if self.dblock.get_items else self.source
 
-    def _open(self, path, accept_changed):
+    def _open(self, path, accept_changed, accept_new_items=False):
         items = self._list_items()
         keys, digests = self._keys_of(items)
         self.items = items
         self.ledger = LabelLedger(path=path, vocab=self.vocab, keys=keys, digests=digests, accept_changed=accept_changed,
+                                  accept_new_items=accept_new_items,
                                   fingerprint=lambda: items_fingerprint(items))
         self._set_positions(self.ledger.report.ds_idxs)
 
@@ -198,7 +208,8 @@ class ActiveSplit:
     @staticmethod
     def _iter(items): return (r for _, r in items.iterrows()) if isinstance(items, pd.DataFrame) else iter(items)
 
-    def _positions(self, ds_idxs)->np.ndarray:
+    def positions(self, ds_idxs)->np.ndarray:
+        "Where the items of `ds_idxs` are in `items` as this split last read the source (a `KeyError` for items not there)"
         ds_idxs = _as_idxs(ds_idxs, 'ds_idxs')
         known = (ds_idxs >= 0) & (ds_idxs < len(self._pos_of_ds))
         pos = torch.full_like(ds_idxs, -1)
@@ -210,7 +221,7 @@ class ActiveSplit:
 
     def items_at(self, ds_idxs):
         "The items of `ds_idxs`: a DataFrame slice, an array slice or a list"
-        pos = self._positions(ds_idxs)
+        pos = self.positions(ds_idxs)
         if isinstance(self.items, pd.DataFrame): return self.items.iloc[pos]
         if isinstance(self.items, np.ndarray): return self.items[pos]
         if isinstance(self.items, Tensor): return self.items[torch.from_numpy(pos)]
@@ -218,7 +229,7 @@ class ActiveSplit:
 
     def item(self, ds_idx:int):
         "The item of `ds_idx`"
-        pos = int(self._positions([ds_idx])[0])
+        pos = int(self.positions([ds_idx])[0])
         return self.items.iloc[pos] if isinstance(self.items, pd.DataFrame) else self.items[pos]
 
     def __len__(self): return len(self.items)
@@ -240,11 +251,15 @@ def idxs_of(self:ActiveSplit, keys:Sequence)->Tensor:
     return self.ledger.idxs_of([self.key_of(k) for k in keys])
 
 @patch
-def refresh(self:ActiveSplit, accept_changed:bool=False)->ItemsReport:
+def refresh(self:ActiveSplit, accept_changed:bool=False,
+            accept_new_items:bool=False, # Accept a source that shares less than half of the ledger's items (see `LabelLedger`)
+            source=None, # A new source to read instead (e.g. the DataFrame with rows appended, removed or re-sorted)
+           )->ItemsReport:
     "Read the source again: new items join the pool, items gone from it are reported; returns what changed"
+    if source is not None: self.source = source
     items = self._list_items()
     keys, digests = self._keys_of(items)
-    report = self.ledger.sync(keys, digests, accept_changed=accept_changed)
+    report = self.ledger.sync(keys, digests, accept_changed=accept_changed, accept_new_items=accept_new_items)
     self.items = items
     self._set_positions(report.ds_idxs)
     return report
@@ -351,7 +366,10 @@ def label_random(self:ActiveSplit, n:int, labels_of:Callable|None=None, seed:int
         if quota * len(self.vocab) != n: raise ValueError(f"balanced=True needs n divisible by {len(self.vocab)} classes, got n={n}")
         per_class = {json.dumps(v): [] for v in self.vocab}
         for i, l in zip(order.tolist(), labels_of(order)):
-            c = json.dumps(self.ledger._canonical(l))
+            try: c = json.dumps(self.ledger._canonical(l))
+            except KeyError:
+                raise ValueError(f"item {self.ledger.keys([i])[0]!r} has the label {l!r}, which is not a class of the vocabulary "
+                                 f"{self.vocab}: give every class the data can have in `vocab=`") from None
             if len(per_class[c]) < quota: per_class[c].append(i)
             if sum(map(len, per_class.values())) == n: break
         short = {json.loads(k): len(v) for k, v in per_class.items() if len(v) < quota}
@@ -385,6 +403,18 @@ def _answers_of_frame(self:ActiveSplit, df:pd.DataFrame):
     return ds_idxs, df['label'].tolist(), annotator
 
 @patch
+def _idxs_of_answers(self:ActiveSplit, answers):
+    "Dataset indices of `answers` given as dataset indices, or as file paths or keys (then through `idxs_of`)"
+    if isinstance(answers, (str, os.PathLike)): answers = [answers]
+    if isinstance(answers, (Tensor, range)) or not len(answers): return answers
+    if not any(isinstance(o, (str, os.PathLike)) for o in answers): return answers  # dataset indices, checked by the ledger
+    def as_key(o):  # a file given by its path, absolute or relative to the split's root
+        if not hasattr(self, '_root') or not isinstance(o, (str, os.PathLike)): return o
+        p = Path(o) if os.path.isabs(o) else Path(self._root)/o
+        return p if p.exists() or isinstance(o, os.PathLike) else o
+    return self.idxs_of([as_key(o) for o in answers])
+
+@patch
 def label(self:ActiveSplit, answers, # DataFrame of `acquire`/`pending` rows with a `label` column, `{key: label}`, or `ds_idxs`
           labels:Sequence|None=None, # The labels, when `answers` are dataset indices
           source:str='human', round:int|None=None,
@@ -402,6 +432,6 @@ def label(self:ActiveSplit, answers, # DataFrame of `acquire`/`pending` rows wit
         if labels is None:
             raise ValueError("expected labels: `label(ds_idxs, labels)`, a DataFrame with `ds_idx` and `label` columns, "
                              "or a dict {key: label}")
-        ds_idxs = answers
+        ds_idxs = self._idxs_of_answers(answers)
     return self.ledger.label(ds_idxs, labels, source=source, round=round, annotator=annotator, unrequested=unrequested,
                              time=time, ref=ref)

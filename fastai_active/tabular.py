@@ -89,6 +89,9 @@ class TabularSplit(ActiveSplit):
         if 'c' in self.cat_names + self.cont_names + y_names:  # fastai's Tabular reads `c` as a column's classes
             raise ValueError("a column named 'c' hides fastai's `dls.c` (the number of classes) in a TabularPandas, and "
                              "tabular_learner then fails to build its model: rename the column")
+        if y_names[0] in self.cat_names + self.cont_names:
+            raise ValueError(f"the target column {y_names[0]!r} is also in cat_names or cont_names: the model would read the "
+                             "labels (and NaN where a row has none) as an input; leave it out of them")
         self.y_names = y_names
         cols = self.cat_names + self.cont_names
         absent = [c for c in cols if c not in data.columns]
@@ -174,6 +177,7 @@ def tabular(self:TabularSplit, with_pseudo:bool=False)->TabularPandas:
         valid = self.valid_items[self.cat_names + self.cont_names].copy()
         valid[self.y_name] = pd.Series(self.valid_labels, index=valid.index, dtype=object if self.vocab else float)
     if not len(valid): raise ValueError("no validation items: pass `valid_items`, or label at least two items with valid_pct > 0")
+    self._check_gaps(torch.cat([train_idxs, valid_idxs]))
     kw = dict(cat_names=list(self.cat_names), cont_names=list(self.cont_names), y_names=list(self.y_names), reduce_memory=False)
     fitted = TabularPandas(fit_rows.reset_index(drop=True), procs=self._fresh_procs(), y_block=self._y_block, **kw)
     rows = pd.concat([train, valid]).reset_index(drop=True)
@@ -181,6 +185,22 @@ def tabular(self:TabularSplit, with_pseudo:bool=False)->TabularPandas:
     to.procs = fitted.procs  # the fitted preprocessing, applied to the training and validation rows
     to.process()
     return to
+
+@patch
+def _check_gaps(self:TabularSplit, ds_idxs:Tensor):
+    "Refuse labelled rows (`ds_idxs`, and `valid_items`) with missing continuous values when no `FillMissing` fills them"
+    if any(isinstance(p, FillMissing) or (isinstance(p, type) and issubclass(p, FillMissing)) for p in self.procs): return
+    gaps = self._rows(ds_idxs)[self.cont_names].isna()
+    keys = self.ledger.keys(ds_idxs[torch.from_numpy(gaps.any(axis=1).to_numpy())])
+    if self.valid_items is not None:
+        vgaps = self.valid_items[self.cont_names].isna()
+        keys += [f'valid_items row {i!r}' for i in self.valid_items.index[vgaps.any(axis=1)]]
+        gaps = pd.concat([gaps, vgaps])
+    if not keys: return
+    raise ValueError(f"{len(keys)} labelled rows have missing values in the continuous columns "
+                     f"{[c for c in self.cont_names if gaps[c].any()]} and no FillMissing is in procs, so the model would "
+                     f"train on NaN: rows {keys[:10]}; add FillMissing to procs (it fills them and adds a `_na` column), "
+                     "or fill the gaps in the DataFrame")
 
 @patch
 def datasets(self:TabularSplit, with_pseudo:bool=False)->TabularPandas:
@@ -197,3 +217,27 @@ def dataloaders(self:TabularSplit, bs:int=64, with_pseudo:bool=False, **kwargs)-
 def unlabelled_items(self:TabularSplit, pool:Pool)->pd.DataFrame:
     "The feature columns of the rows of `pool` (what `pool_dl` scores and FixMatch reads): the target column, where a simulated oracle's labels sit, is left out"
     return self._rows(pool.ds_idxs)
+
+def _like(df:pd.DataFrame, ref:pd.DataFrame)->pd.DataFrame:
+    "`df` with the column types of `ref` where they differ only by width (what `TabularPandas` shrank), so rows hash alike"
+    df = df.copy()
+    for c in df.columns.intersection(ref.columns):
+        old, new = ref[c].dtype, df[c].dtype
+        if old == new: continue
+        if isinstance(old, pd.CategoricalDtype) and not isinstance(new, pd.CategoricalDtype): df[c] = df[c].astype('category')
+        elif pd.api.types.is_float_dtype(old) and pd.api.types.is_numeric_dtype(new): df[c] = df[c].astype(old)
+        elif pd.api.types.is_integer_dtype(old) and pd.api.types.is_integer_dtype(new):
+            info = np.iinfo(old)
+            if df[c].empty or (df[c].min() >= info.min and df[c].max() <= info.max): df[c] = df[c].astype(old)
+    return df
+
+@patch
+def refresh(self:TabularSplit, accept_changed:bool=False, accept_new_items:bool=False,
+            source=None, # The table now: a DataFrame (rows appended, removed, re-sorted) or a `TabularPandas` of it
+           )->ItemsReport:
+    "Read the table again (see `ActiveSplit.refresh`); a DataFrame is given the column types the split's table has"
+    if isinstance(source, Tabular): source = source.items
+    if source is not None:
+        if not isinstance(source, pd.DataFrame): raise TypeError(f"expected a DataFrame or a TabularPandas as source, got {type(source).__name__}")
+        source = _like(source, self.source)
+    return ActiveSplit.refresh(self, accept_changed=accept_changed, accept_new_items=accept_new_items, source=source)
