@@ -22,7 +22,7 @@ def al(tmp_path_factory):
 @pytest.mark.parametrize('acquisition', ['powerbald', 'margin', BatchBALDAcquisition(num_samples=1000)])  # softrank: in 14b
 def test_active_learner_with_a_scorer_picks_what_it_picks_in_memory(al, acquisition):
     "The only change is `scorer=`: the same masks (drawn from the same seeded RNG), scores and picks"
-    al.acquisition, al.scorer = as_acquisition(acquisition), None
+    al.acquisition, al.scorer = as_acquisition(acquisition), None  # None: the in-memory scorer
     want = al.acquire(6)
     al.ledger.cancel_requests()
     al.scorer = ChunkedScorer(chunk_size=64, candidates=300)  # candidates >= pool: BatchBALD on all of it

@@ -139,3 +139,26 @@ def test_a_killed_worker_still_gives_every_item_once_and_the_driver_stays_small(
     lp = sampler([learn], learn.dls.test_dl(rows[i]))
     np.testing.assert_allclose(res.log_probs[i], lp.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(res.scores['bald'][i], bald(lp).numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_ray_gives_the_in_memory_picks_on_a_folder_and_a_table_that_changed(cluster, tmp_path):
+    """The pool path on Ray, item by item against the in-memory scorer, on the histories of the issue's table: a folder
+    that grew and lost files, read in a new session; a table with rows appended and re-sorted, without targets for
+    the pool. Generated histories on Ray: tests/integration/test_ray_histories.py (`make integration`)."""
+    from _histories import FAMILIES, Folder, Table, assert_same_picks, folder_al, picks, table_al
+    from fastai_active.scorer import InMemoryScorer
+    folder, sampler = Folder(tmp_path/'imgs', 50), MCDropout(8, seed=0)
+    al = folder_al(folder, tmp_path/'images.db', sampler)
+    folder.add(12)
+    folder.delete(al.split, 6)
+    with pytest.warns(UserWarning, match="6 items of the ledger are not among the items given"):
+        al = folder_al(folder, tmp_path/'images.db', sampler, fitted=al)
+    table = Table(80)
+    tal = table_al(table, tmp_path/'table.db', sampler)
+    table.append(10)
+    table.resort()
+    tal = table_al(table, tmp_path/'table.db', sampler, fitted=tal)
+    ray_scorer = RayScorer(num_workers=2, chunk_size=7)
+    for a, families in ((al, FAMILIES), (tal, ['entropy', 'batchbald', 'badge'])):
+        for family in families:
+            assert_same_picks(picks(a, ray_scorer, family), picks(a, InMemoryScorer(), family), f"Ray, {family}")

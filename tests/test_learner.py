@@ -38,6 +38,13 @@ class IgnoreId(nn.Module):
 def make_learner(dls): return Learner(dls, IgnoreId(dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
 
 
+def make_dropout_learner(dls):
+    "The same MLP with dropout in its head, for MC dropout (refused on a model without dropout when the learner is built)"
+    model = IgnoreId(dls.c)
+    model.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, dls.c))
+    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+
+
 def make_al(n=120, path=None, **kwargs):
     df = frame(n)
     dblock = DataBlock(blocks=(TransformBlock, CategoryBlock), get_x=features, get_y=ColReader('y'))
@@ -45,7 +52,9 @@ def make_al(n=120, path=None, **kwargs):
     split.label_random(6, balanced=True, seed=0)
     kw = dict(oracle=SimulatedOracle.from_split(split), epochs=1, lr=1e-2, dl_kwargs=dict(num_workers=0),
               show_progress=False)
-    return ActiveLearner(split, make_learner, **{**kw, **kwargs})
+    from fastai_active.uncertainty import MCDropout
+    learner = make_dropout_learner if isinstance(kwargs.get('sampler'), MCDropout) else make_learner
+    return ActiveLearner(split, learner, **{**kw, **kwargs})
 
 
 class IdSampler(PosteriorSampler):
