@@ -17,6 +17,7 @@ from .arrays import *
 from .uncertainty import *
 from .mc_dropout import *
 from .embeddings import *
+from .scorer import *
 from .semi import *
 from .augment import *
 from .fixmatch import *
@@ -30,7 +31,6 @@ from .cold_start import *
 from .strategies import *
 from .balanced import *
 from .learner import *
-from .learner_pool import *
 from .learner_semi import *
 from .learning_curves import *
 from .stopping import *
@@ -50,6 +50,6 @@ from .label_studio import *
 from .demo import digits_learner, digits_block, run_digits_demo
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'arrays', 'uncertainty', 'mc_dropout', 'embeddings', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'learner_pool', 'learner_semi', 'learning_curves', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
+_MODULES = ['core', 'ledger', 'labelling', 'split', 'tabular', 'targets', 'arrays', 'uncertainty', 'mc_dropout', 'embeddings', 'scorer', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'learner_semi', 'learning_curves', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo']

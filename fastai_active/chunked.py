@@ -24,7 +24,9 @@ from .core import _as_idxs
 from .scores import bald, entropy, reduce_dense
 from .selection import Acquisition, TopScores, StochasticAcquisition, stochastic_batch, _check_batch
 from .uncertainty import PosteriorSampler, SinglePass
-from .interpretation import _default_embed, _embed_pass
+from .embeddings import penultimate_layer, sample_with_embeddings
+from .split import ActiveSplit
+from .scorer import PoolItems, PoolPick, PoolRequest, PoolScorer, embedding_layer
 from .streaming import StreamingTopK, StreamingSample
 
 # %% auto #0
@@ -60,14 +62,22 @@ class ArrayItems:
     def __getstate__(self): return {**self.__dict__, '_array': None}
     def __repr__(self): return f"ArrayItems({str(self.path)!r}, {len(self)} rows)"
 
-def _source(items):
-    "Items as something that can be indexed by an array of rows: memory maps become `ArrayItems`"
-    if isinstance(items, np.memmap) and items.filename is not None: return ArrayItems.from_memmap(items)
-    return items
+def _is_file_rows(items)->bool: return isinstance(items, np.memmap) and items.filename is not None
+
+def _source(items, rows=None)->tuple:
+    "`(items, rows)` as something indexed by an array of rows: memory maps become `ArrayItems`; a pool's file rows too"
+    if isinstance(items, PoolItems) and rows is None:
+        split = items.split
+        # a split that gives its pool items as rows of a memory-mapped file, as they are: workers read those rows
+        if _is_file_rows(split.items) and type(split).unlabelled_items is ActiveSplit.unlabelled_items:
+            return ArrayItems.from_memmap(split.items), torch.from_numpy(split.positions(items.pool.ds_idxs))
+    if _is_file_rows(items): items = ArrayItems.from_memmap(items)
+    return items, (torch.arange(len(items)) if rows is None else _as_idxs(rows, 'rows'))
 
 def take_items(items, rows):
     "The items at `rows` in the form the `DataBlock` takes them: a DataFrame slice, an array slice or a list"
     rows = _as_idxs(rows, 'rows')
+    if isinstance(items, PoolItems): return items.take(rows)  # through the split, which maps an index to its item
     if isinstance(items, pd.DataFrame): return items.iloc[rows.numpy()]
     if isinstance(items, (np.ndarray, ArrayItems)): return items[rows.numpy()]
     if isinstance(items, Tensor): return items[rows]
@@ -115,7 +125,8 @@ class ChunkTask:
     scores:dict # `{name: score(log_probs_N_K_C) -> [N]}`
     seed:int # Base seed: consistent samplers use it, the others draw from `derive_seed(seed, 'chunk', start)`
     log_probs:bool=False # Return each chunk's log-probs
-    embed:str|bool|None=None # Return embeddings: the output of this submodule (`True`: `model[0]`)
+    embed:tuple|None=None # Record embeddings: `(submodule name, output)`, its output if `output` else its input
+    embeddings:bool=False # Return each chunk's embeddings (else only those of its best M, for `top`)
     top:tuple|None=None # `(score name, M)`: return the log-probs (and embeddings) of each chunk's best M items
     dl_kwargs:dict=field(default_factory=dict) # For `dls.test_dl` (`bs`, `num_workers`, ...)
 
@@ -140,9 +151,9 @@ class PoolWorker:
         self.learns = [load_exported(o, device) if isinstance(o, (bytes, bytearray)) else o for o in learns]
         self.task, self.items = task, items
         self.embed = None
-        if task.embed is not None and task.embed is not False:
-            model = self.learns[0].model
-            self.embed = _default_embed(model) if task.embed is True else model.get_submodule(task.embed)
+        if task.embed is not None:  # by name: the module of this worker's copy of the model
+            name, output = task.embed
+            self.embed = (self.learns[0].model.get_submodule(name), output)
 
     def _score(self, start:int, items)->dict:
         "Log-probs and scores of `items`; raises whatever loading or the model raises"
@@ -153,8 +164,10 @@ class PoolWorker:
                 if hasattr(learn, 'no_bar'): stack.enter_context(learn.no_bar())
                 stack.enter_context(learn.no_logging())
             stack.enter_context(seeded(derive_seed(t.seed, 'chunk', start)))  # samplers that draw from the global RNG
-            log_probs = _chunk_sampler(t.sampler, t.seed, start)(self.learns, dl)
-            embs = None if self.embed is None else _embed_pass(self.learns[0], dl, self.embed)[0]
+            sampler, embs = _chunk_sampler(t.sampler, t.seed, start), None
+            if self.embed is None: log_probs = sampler(self.learns, dl)
+            else:  # recorded during the same pass, as in memory (`sample_with_embeddings`)
+                log_probs, embs = sample_with_embeddings(sampler, self.learns, dl, layer=self.embed[0], output=self.embed[1])
         if len(log_probs) != len(items):
             raise RuntimeError(f"the sampler returned {len(log_probs)} rows for a chunk of {len(items)} items")
         out = {'log_probs': log_probs.cpu()}
@@ -190,7 +203,7 @@ class PoolWorker:
         res = {'start': start, 'n': B, 'errors': {start + i: e for i, e in errors.items()},
                'scores': {name: out[name].numpy() if name in out else np.full(B, np.nan, np.float32) for name in t.scores}}
         if t.log_probs and 'log_probs' in out: res['log_probs'] = out['log_probs'].numpy()
-        if t.embed and 'embeddings' in out: res['embeddings'] = out['embeddings'].numpy()
+        if t.embeddings and 'embeddings' in out: res['embeddings'] = out['embeddings'].numpy()
         if t.top is not None and out:
             name, M = t.top
             local = torch.tensor([i for i in range(B) if i not in errors], dtype=torch.long)
@@ -266,9 +279,15 @@ class _Outputs:
 # %% ../nbs/14b_chunked.ipynb #a0b8841e
 class _Selection:
     "Streams chunk results into the batch `acquisition` picks: top-k, sampling, or a candidate set for the others"
-    def __init__(self, acquisition:Acquisition, n:int, N:int, seed, sampler:PosteriorSampler, M:int, cand_score:Callable):
+    def __init__(self, acquisition:Acquisition, n:int, N:int, seed, sampler:PosteriorSampler, M:int, cand_score:Callable,
+                 labelled_embeddings:Tensor|None=None):
         _check_batch(n, N)
-        self.acquisition, self.n, self.seed, self.M = acquisition, n, seed, M
+        self.acquisition, self.n, self.N, self.seed, self.M = acquisition, n, N, seed, M
+        self.embeds = bool(getattr(acquisition, 'needs_embeddings', False))
+        self.labelled = labelled_embeddings
+        if self.embeds and getattr(acquisition, 'needs_labelled', False) and labelled_embeddings is None:
+            raise ValueError(f"{acquisition!r} also reads the labelled items' embeddings: pass labelled_embeddings= "
+                             "([L, D], from the same sampler and layer; `ActiveLearner` does so)")
         if getattr(acquisition, 'joint', False) and not getattr(sampler, 'consistent', True):
             raise ValueError(f"{acquisition!r} reads the posterior samples of different items together, so sample k "
                              f"must be the same model for every item, but {sampler!r} draws them per item: use "
@@ -294,21 +313,26 @@ class _Selection:
             top = res['top']
             self.stream.update(top['idxs'], top['scores'], {k: v for k, v in top.items() if k not in ('idxs', 'scores')})
 
-    def result(self, scores:dict, failed:dict)->tuple[CandidateBatch, CandidateBatch|None]:
-        "The batch, and the candidate set it was picked from (joint and diversity acquisitions)"
-        if self.kind in ('sample', 'top'): return self.stream.result(), None
+    def result(self, scores:dict, failed:dict)->tuple[CandidateBatch, CandidateBatch|None, bool]:
+        "The batch, the candidate set it was picked from (joint and diversity acquisitions), and whether that is exact"
+        if self.kind in ('sample', 'top'): return self.stream.result(), None, True
         if self.kind == 'all':  # soft-rank sampling: every score at once, without the items that failed
             s = torch.from_numpy(scores['_acquisition'])
             ok = torch.ones(len(s), dtype=torch.bool)
             ok[list(failed)] = False
             b = stochastic_batch(s[ok], self.n, self.acquisition.mode, self.acquisition.beta, self.seed)
-            return CandidateBatch(torch.nonzero(ok)[:, 0][b.idxs], b.scores), None
+            return CandidateBatch(torch.nonzero(ok)[:, 0][b.idxs], b.scores), None, True
         top = self.stream
         _check_batch(self.n, len(top.idxs))  # fewer candidates than asked when items failed to load
         order = torch.argsort(top.idxs)  # in pool order, as the in-memory acquisition would see them
         cand_idxs, lp = top.idxs[order], top.payload['log_probs'][order]
-        b = self.acquisition(lp, self.n, seed=self.seed)
-        return CandidateBatch(cand_idxs[b.idxs], b.scores), CandidateBatch(cand_idxs, top.scores[order])
+        kw = {}
+        if self.embeds:
+            kw['embeddings'] = torch.as_tensor(top.payload['embeddings'][order])
+            if self.labelled is not None and getattr(self.acquisition, 'needs_labelled', False): kw['labelled_embeddings'] = self.labelled
+        b = self.acquisition(lp, self.n, seed=self.seed, **kw)
+        exact = len(cand_idxs) == self.N - len(failed)  # every item that loaded was a candidate: the in-memory picks
+        return CandidateBatch(cand_idxs[b.idxs], b.scores), CandidateBatch(cand_idxs, top.scores[order]), exact
 
 # %% ../nbs/14b_chunked.ipynb #27f9b57c
 @dataclass
@@ -322,21 +346,30 @@ class PoolScores:
     log_probs:np.ndarray|None=None # `[N, K, C, ...]`, memory-mapped from the file asked for
     embeddings:np.ndarray|None=None # `[N, D]`, memory-mapped from the file asked for
     seconds:float=0.
+    exact:bool=True # The picks are those of the in-memory path (False: from a candidate set that left items out)
     def __repr__(self):
         return (f"PoolScores({self.n_items} items, scores {sorted(self.scores)}, {len(self.failed)} failed"
                 + (f", picked {self.batch.idxs.tolist()[:10]}" if self.batch is not None else "") + f", {self.seconds:.1f} s)")
 
-def _embed_name(model:nn.Module, embed)->str|bool|None:
-    "The embedding module as a name in `model` (which survives export), or `True` for `model[0]`"
-    if embed is None or embed is True or isinstance(embed, str): return embed
-    if isinstance(embed, nn.Module):
-        name = next((k for k, m in model.named_modules() if m is embed), None)
-        if name is None: raise ValueError(f"expected embed to be a module of the learner's model, got a {type(embed).__name__} that is not in it")
-        return name
-    raise TypeError(f"expected embed as True, a submodule name or a module of the model, got {type(embed).__name__}")
+def _module_name(model:nn.Module, module:nn.Module, what:str='embed')->str:
+    "The name of `module` in `model` (names survive export to workers; modules do not)"
+    name = next((k for k, m in model.named_modules() if m is module), None)
+    if name is None: raise ValueError(f"expected {what} to be a module of the learner's model, got a {type(module).__name__} that is not in it")
+    return name
+
+def _embed_spec(model:nn.Module, embed, acquisition=None)->tuple[str, bool]:
+    "`(submodule name, output)` of the embeddings: `None` the acquisition's layer (else the penultimate), `True` the penultimate layer's input, a name or module its output"
+    if embed is None and acquisition is not None and getattr(acquisition, 'needs_embeddings', False):
+        return _module_name(model, embedding_layer(acquisition, model), "the acquisition's layer"), False
+    if embed is None or embed is True: return _module_name(model, penultimate_layer(model)), False
+    if isinstance(embed, str):
+        model.get_submodule(embed)  # an AttributeError that names what is missing
+        return embed, True
+    if isinstance(embed, nn.Module): return _module_name(model, embed), True
+    raise TypeError(f"expected embed as None, True, a submodule name or a module of the model, got {type(embed).__name__}")
 
 # %% ../nbs/14b_chunked.ipynb #aab99d10
-class ChunkedScorer:
+class ChunkedScorer(PoolScorer):
     "Score a pool chunk by chunk in this process: memory bounded by the chunk, never the pool's whole `[N, K, C]`"
     def __init__(self, chunk_size:int=4096, # Items a chunk (a worker's unit of work)
                  bs:int|None=None, # Batch size of the pool `DataLoader` (default: the learner's validation batch size)
@@ -369,7 +402,8 @@ class ChunkedScorer:
               n:int|None=None, seed:int|None=None, # Batch size and seed of the picks
               log_probs:str|Path|None=None, # Write the log-probs `[N, K, C, ...]` to this `.npy` file
               embeddings:str|Path|None=None, # Write embeddings `[N, D]` to this `.npy` file
-              embed=True, # Their module: `True` (`model[0]`), a submodule name, or a module of the model
+              embed=None, # Their layer: `None` the acquisition's (`embedding_layer`), `True` the input of `penultimate_layer`; a submodule (or its name): its output
+              labelled_embeddings:Tensor|None=None, # `[L, D]` of the labelled items, for strategies that read them (core-set, TypiClust, ...)
               bs:int|None=None, # Batch size (default: the scorer's)
              )->PoolScores:
         "Score the pool chunk by chunk: per-item scores, the picks of `acquisition`, and log-probs or embeddings on disk"
@@ -382,8 +416,7 @@ class ChunkedScorer:
         if getattr(sampler, 'path', None) is not None:
             raise ValueError(f"{sampler!r} writes its log-probs to a file of its own, which every chunk would overwrite: "
                              "pass `log_probs=path` to `score` instead")
-        items = _source(items)
-        rows = torch.arange(len(items)) if rows is None else _as_idxs(rows, 'rows')
+        items, rows = _source(items, rows)
         N = len(rows)
         if N == 0: raise ValueError("the pool is empty: there is nothing to score")
         scores = {'entropy': entropy} if scores is None else dict(scores)
@@ -392,10 +425,11 @@ class ChunkedScorer:
         select = None
         if acquisition is not None:
             if n is None: raise ValueError("expected n, the batch size, with an acquisition")
-            select = _Selection(acquisition, n, N, seed, sampler, self.candidates, self.candidate_score)
+            select = _Selection(acquisition, n, N, seed, sampler, self.candidates, self.candidate_score, labelled_embeddings)
+        record = embeddings is not None or (select is not None and select.embeds and select.kind == 'candidates')
         task = ChunkTask(sampler, {**scores, **(select.scores if select else {})}, base, log_probs=log_probs is not None,
-                         embed=_embed_name(learns[0].model, embed) if embeddings is not None else None,
-                         top=select.top if select else None, dl_kwargs=self._dl_kwargs(bs))
+                         embed=_embed_spec(learns[0].model, embed, acquisition) if record else None,
+                         embeddings=embeddings is not None, top=select.top if select else None, dl_kwargs=self._dl_kwargs(bs))
         keep = list(scores) + (['_acquisition'] if select is not None and select.kind == 'all' else [])
         paths = {k: p for k, p in (('log_probs', log_probs), ('embeddings', embeddings)) if p is not None}
         out = _Outputs(N, task, paths, keep, select)
@@ -408,13 +442,29 @@ class ChunkedScorer:
             files = out.close()
         finally:
             for w in out.writers.values(): w.close()
-        batch, cands = select.result(out.scores, out.failed) if select is not None else (None, None)
+        batch, cands, exact = select.result(out.scores, out.failed) if select is not None else (None, None, True)
         return PoolScores(N, {k: v for k, v in out.scores.items() if k in scores}, out.failed, batch, cands,
-                          files.get('log_probs'), files.get('embeddings'), time.perf_counter() - begin)
+                          files.get('log_probs'), files.get('embeddings'), time.perf_counter() - begin, exact)
 
     def acquire(self, learns, items, sampler, acquisition, n:int, seed=None, rows=None, bs=None)->CandidateBatch:
-        "Pool indices of the `n` items `acquisition` picks, the pool scored chunk by chunk (what `ActiveLearner` calls)"
+        "Pool indices of the `n` items `acquisition` picks, the pool scored chunk by chunk"
         return self.score(learns, items, sampler, rows=rows, scores={}, acquisition=acquisition, n=n, seed=seed, bs=bs).batch
+
+    def check(self, acquisition:Acquisition, sampler:PosteriorSampler):
+        "Refuse what chunks cannot serve, when the `ActiveLearner` is built"
+        if getattr(sampler, 'path', None) is not None:
+            raise ValueError(f"{sampler!r} writes its log-probs to a file of its own, which every chunk would overwrite: "
+                             f"pass a sampler without `path` with {self!r}")
+
+    def pick(self, req:PoolRequest)->PoolPick:
+        "`ActiveLearner`'s round: the pool's items through the split (`PoolItems`), chunk by chunk"
+        start = time.perf_counter()
+        lab = req.labelled_embeddings() if req.needs_labelled else None   # the labelled items: few, in memory
+        with req.scoring():
+            res = self.score(req.learns, PoolItems(req.split, req.pool), req.sampler, scores={}, acquisition=req.acquisition,
+                             n=req.n, seed=req.seed, bs=req.bs, labelled_embeddings=lab)
+        return PoolPick(res.batch, failed=res.failed, candidates=res.candidates, exact=res.exact,
+                        score_s=time.perf_counter() - start)
 
     def __repr__(self): return f"{type(self).__name__}(chunk_size={self.chunk_size}, candidates={self.candidates})"
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_learner.ipynb #c1c7c81a
 from __future__ import annotations
-import math, time
+import hashlib, json, math, time, warnings
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable
@@ -29,7 +29,8 @@ from .selection import Acquisition
 from .strategies import as_acquisition, check_sampler, check_target_strategy
 from .targets import target_of, check_target, output_activation, samples_to_output, check_outputs
 from .uncertainty import PosteriorSampler, SinglePass, to_log_probs, train_ensemble, _quiet
-from .chunked import ChunkedScorer
+from .scorer import PoolScorer, InMemoryScorer, PoolRequest, PoolPick
+from .embeddings import sample_with_embeddings
 import fastai_active.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
 
 # %% auto #0
@@ -77,7 +78,7 @@ class ActiveLearner:
                  bs:int=64, # Training batch size (capped at the number of training items)
                  pool_bs:int|None=None, # Batch size for scoring the pool (default: the validation batch size)
                  pool_max_items:int|None=None, # Score a seeded random subset of at most this many pool items
-                 scorer:ChunkedScorer|None=None, # Score the pool chunk by chunk (`ChunkedScorer`) or on Ray (`RayScorer`, a `ChunkedScorer`) instead of all at once
+                 scorer:PoolScorer|None=None, # How the pool is scored and picked from: `InMemoryScorer()` (default), `ChunkedScorer(...)` or `RayScorer(...)`
                  dl_kwargs:dict|None=None, # More keyword arguments for `split.dataloaders` (e.g. `num_workers`)
                  pseudo:PseudoLabeller|None=None, # Also train on confident pool items with the model's labels
                  pseudo_dir:str|Path|None=None, # Where predicted masks are written (default: beside the ledger file)
@@ -86,6 +87,12 @@ class ActiveLearner:
                  show_progress:bool=True, # Progress bar over rounds (training bars are always quiet in `loop`)
                  target:str|None=None, # 'classification', 'multilabel', 'regression' or 'gaussian'; `None`: from the loss and data (`target_of`)
                 ):
+        if not isinstance(split, ActiveSplit):
+            raise TypeError(f"expected an ActiveSplit (ActiveSplit, TabularSplit, ArraySplit) as split, got {type(split).__name__}")
+        if not callable(make_learner) or isinstance(make_learner, Learner):
+            raise TypeError(f"expected make_learner as a function of DataLoaders returning a fresh Learner, got "
+                            f"{type(make_learner).__name__}" + (": wrap it, e.g. `lambda dls: Learner(dls, ...)`, so "
+                            "each round trains fresh weights" if isinstance(make_learner, Learner) else ""))
         store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,pseudo,pseudo_dir,seed,show_progress')
         self.semi = _check_semi(semi)
         self.fit_fn, self.dl_kwargs = fit, ifnone(dl_kwargs, {})
@@ -100,12 +107,24 @@ class ActiveLearner:
         self.epochs, self.bs = _check_n(epochs, 'epochs'), _check_n(bs, 'bs')
         if pool_bs is not None: self.pool_bs = _check_n(pool_bs, 'pool_bs')
         if pool_max_items is not None: self.pool_max_items = _check_n(pool_max_items, 'pool_max_items')
-        self.learns, self.dls, self._fitted, self._scored = [], None, None, None
-        self.pool, self.log_probs, self.times = None, None, {}
-        if scorer is not None and not callable(getattr(scorer, 'score', None)):
-            raise TypeError(f"expected a scorer with a `score` method (`ChunkedScorer`, `RayScorer`), got {type(scorer).__name__}")
-        self.scorer, self.failed = scorer, {}  # `failed`: dataset index -> error, of pool items the scorer could not load
+        self.learns, self.dls, self._fitted, self._fit_error, self._scored = [], None, None, None, None
+        self.pool, self.log_probs, self.embeddings, self.times = None, None, None, {}
+        self.scorer = scorer
+        self.failed = {}  # dataset index -> error, of pool items the scorer could not load
         if self.target is not None: self._check_target(self.target)
+        self._check_model_now()
+
+    @property
+    def scorer(self)->PoolScorer:
+        "How `acquire` scores the pool and picks: `InMemoryScorer()` (also what `None` sets), `ChunkedScorer`, `RayScorer`"
+        return self._scorer
+    @scorer.setter
+    def scorer(self, scorer:PoolScorer|None):
+        scorer = ifnone(scorer, InMemoryScorer())
+        if not isinstance(scorer, PoolScorer):
+            raise TypeError(f"expected a PoolScorer as scorer (`InMemoryScorer`, `ChunkedScorer`, `RayScorer`), got {type(scorer).__name__}")
+        scorer.check(self.acquisition, self.sampler)
+        self._scorer = scorer
 
     @property
     def ledger(self): return self.split.ledger
@@ -118,7 +137,16 @@ class ActiveLearner:
 
     def __repr__(self):
         return (f"ActiveLearner(round {self.round}, {self.ledger.n_labelled} labelled, "
-                f"acquisition={self.acquisition!r}, sampler={self.sampler!r})")
+                f"acquisition={self.acquisition!r}, sampler={self.sampler!r}, scorer={self.scorer!r})")
+
+    def _check_model_now(self):
+        "Refuse a sampler that cannot run on the user's model (e.g. MC dropout without dropout) now, if a model can be built"
+        if type(self.sampler).check_model is PosteriorSampler.check_model or self.ledger.n_labelled < 2: return
+        try:
+            with seeded(derive_seed(self.seed, 'check')):
+                learn = self.make_learner(self.split.dataloaders(bs=self.bs, **self.dl_kwargs))
+        except Exception: return  # not buildable yet (e.g. no validation item): `fit` checks before it trains
+        self.sampler.check_model(learn.model)
 
 # %% ../nbs/10_learner.ipynb #cd2effcc
 class SkipValidation(Callback):
@@ -140,6 +168,7 @@ def _skip_epoch_validation(learn:Learner):
 @patch
 def _fit_member(self:ActiveLearner, learn:Learner):
     "Train one member: the user's `fit`, or `fit_one_cycle(epochs, lr)` validating only if `epoch_validation`"
+    self.sampler.check_model(learn.model)  # before any training
     if self.fit_fn is not None: return self.fit_fn(learn)
     if self.epoch_validation: return learn.fit_one_cycle(self.epochs, self.lr)
     with _skip_epoch_validation(learn): learn.fit_one_cycle(self.epochs, self.lr)
@@ -148,17 +177,43 @@ def _fit_member(self:ActiveLearner, learn:Learner):
 def fit(self:ActiveLearner, quiet:bool=True):
     "Train `sampler.n_members` learners on the labelled items (fresh weights unless `warm_start`)"
     start = time.perf_counter()
-    with seeded(derive_seed(self.seed, 'dls', self.round)):  # fastai seeds batch order from global state
-        self.dls = self.split.dataloaders(bs=self.bs, with_pseudo=self.pseudo is not None, **self.dl_kwargs)
-    learns = train_ensemble(self.make_learner, self.dls, n_members=self.sampler.n_members, fit=self._fit_member,
-                            seed=self.seed, round=self.round, cbs=self._member_cbs(),
-                            warm_start=self.learns if self.warm_start else None, quiet=quiet)
-    target = self._check_target(ifnone(self.target, target_of(learns[0])))  # refused: the last round's learners stay
+    labels = self._label_state()
+    try:
+        with seeded(derive_seed(self.seed, 'dls', self.round)):  # fastai seeds batch order from global state
+            dls = self.split.dataloaders(bs=self.bs, with_pseudo=self.pseudo is not None, **self.dl_kwargs)
+        learns = train_ensemble(self.make_learner, dls, n_members=self.sampler.n_members, fit=self._fit_member,
+                                seed=self.seed, round=self.round, cbs=self._member_cbs(),
+                                warm_start=self.learns if self.warm_start else None, quiet=quiet)
+        target = self._check_target(ifnone(self.target, target_of(learns[0])))
+    except BaseException as e:  # the last round's learners stay, but they may not score or validate these labels
+        self._fit_error = f"{type(e).__name__}: {e}"
+        raise
     for learn in learns: learn.active_target = target   # the samplers read it (`target_of`)
-    self.learns = learns
-    self._fitted = (self.round, self.ledger.n_labelled)
+    self.dls, self.learns, self._fitted, self._fit_error = dls, learns, labels, None
     self.times['fit_s'] = time.perf_counter() - start
     return self
+
+@patch
+def _label_state(self:ActiveLearner)->tuple:
+    "`(round, labels, digest of every label)`: the labels the learners were trained on (a correction changes the digest)"
+    labels = self.ledger.labels()
+    digest = hashlib.blake2b(json.dumps(sorted(labels.items()), default=str).encode(), digest_size=8).hexdigest()
+    return self.round, len(labels), digest
+
+@patch
+def _check_fresh(self:ActiveLearner, what:str):
+    "Refuse to `what` with learners older than the labels, or when the last `fit` raised; the message says what to call"
+    if not self.learns: raise RuntimeError(f"no trained learner: call `fit()` before `{what}()`")
+    if self._fit_error is not None:
+        raise RuntimeError(f"the last `fit()` raised ({self._fit_error}), so the learners are an earlier fit's: fix that and "
+                           f"call `fit()` again before `{what}()`")
+    now = self._label_state()
+    if self._fitted[1:] != now[1:]:
+        (r0, n0, _), (r, n, _) = self._fitted, now
+        raise RuntimeError(f"the learners were trained in round {r0} on {n0} labels, and the ledger now holds {n} labels "
+                           f"in round {r}" + (" (some of them corrected since)" if (r0, n0) == (r, n) else "") +
+                           f": call `fit()` before `{what}()`, so that the model of these labels "
+                           + ("is the one validated" if what == 'evaluate' else "scores the pool"))
 
 @patch
 def _check_target(self:ActiveLearner, target:str)->str:
@@ -173,6 +228,7 @@ def _check_target(self:ActiveLearner, target:str)->str:
                          "...), a Gaussian head (GaussianNLLLossFlat, whose variance is the model's own), or 'random'")
     if self.pseudo is not None and target != 'classification':
         raise ValueError(f"pseudo-labelling takes classification or segmentation outputs, got a {target} target: pass pseudo=None")
+    self.scorer.check(acquisition, sampler)
     self.target, self.acquisition, self.sampler = target, acquisition, sampler
     return target
 
@@ -207,22 +263,29 @@ def _pool(self:ActiveLearner)->Pool:
     return self.split.pool(self.pool_max_items, seed=derive_seed(self.seed, 'pool', self.round))
 
 @patch
+def _request(self:ActiveLearner, pool:Pool, n:int=1, seed:int|None=None)->PoolRequest:
+    "The scorer's request for this round: learners, split, `pool`, sampler, strategy, `n` picks with `seed`"
+    return PoolRequest(self.learns, self.split, pool, self.dls, self.sampler, self.acquisition, n, seed,
+                       score_seed=derive_seed(self.seed, 'score', self.round), bs=self.pool_bs,
+                       target=ifnone(self.target, 'classification'))
+
+@patch
 def score(self:ActiveLearner, pool:Pool|None=None)->Tensor:
-    "Posterior log-probs `[N, K, C, ...]` of the pool (or `pool`) from the trained learners"
-    if not self.learns: raise RuntimeError("no trained learner: call `fit()` before `score()`")
+    "Posterior log-probs `[N, K, C, ...]` of the pool (or `pool`) from the trained learners, in memory (`InMemoryScorer`)"
+    self._check_fresh('score')
     start = time.perf_counter()
     pool = ifnone(pool, self._pool())
-    dl = self.split.pool_dl(self.dls, pool, bs=self.pool_bs)
-    with ExitStack() as stack:
-        for learn in self.learns: stack.enter_context(_quiet(learn))
-        stack.enter_context(seeded(derive_seed(self.seed, 'score', self.round)))  # samplers without a seed of their own
-        log_probs = self._sample(dl)
-    check_outputs(log_probs, ifnone(self.target, 'classification'), name='posterior log-probs of the pool')
-    if len(log_probs) != len(pool):
-        raise RuntimeError(f"the sampler returned {len(log_probs)} rows for a pool of {len(pool)} items")
+    if len(pool) == 0: raise ValueError("the pool is empty: every item is labelled")
+    log_probs, self.embeddings = InMemoryScorer().sample(self._request(pool))
     self.pool, self.log_probs, self._scored = pool, log_probs, self._fitted
     self.times['score_s'] = time.perf_counter() - start
     return log_probs
+
+@patch
+def labelled_embeddings(self:ActiveLearner)->Tensor:
+    "Embeddings `[L, D]` of the labelled items, from the same sampler and layer as the pool's (`embedding_layer`)"
+    self._check_fresh('labelled_embeddings')
+    return self._request(self._pool()).labelled_embeddings()
 
 @patch
 def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
@@ -232,26 +295,41 @@ def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
     if len(pending):  # checked again, with the round, in the transaction that writes the requests
         raise RuntimeError(f"{len(pending)} items of round {pending['round'].iloc[0]} are still waiting for labels: "
                            "label them with `label(...)` (or drop them with `ledger.cancel_requests()`) first")
+    if self.acquisition.needs_preds: self._check_fresh('acquire')
     this_round = self.round
     pool = self._pool()
     if len(pool) == 0: raise ValueError("the pool is empty: every item is labelled")
     if n > len(pool): raise ValueError(f"asked for n={n} items but the pool holds only N={len(pool)}")
     seed = derive_seed(self.seed, 'acquire', this_round)
-    if self.acquisition.needs_preds and self.scorer is not None:
-        batch, start = self._score_and_pick(pool, n, seed), time.perf_counter()
-    elif self.acquisition.needs_preds:
-        log_probs = self.score(pool)
-        start = time.perf_counter()
-        batch = self.acquisition(log_probs, n, seed=seed, **self._embedding_inputs())
+    if self.acquisition.needs_preds:
+        pick = self._pick(pool, n, seed)
+        batch, select_s = pick.batch, pick.select_s
     else:
-        self.times['score_s'], start = 0., time.perf_counter()
+        start = time.perf_counter()
         batch = self.acquisition(len(pool), n, seed=seed)
+        self.times['score_s'], select_s = 0., time.perf_counter() - start
     ds_idxs = pool.to_ds(batch.idxs)
+    start = time.perf_counter()
     self.ledger.request(ds_idxs, batch.scores.tolist(), expect_round=this_round)  # refused if another process moved on
-    self.times['acquire_s'] = time.perf_counter() - start
+    self.times['acquire_s'] = select_s + time.perf_counter() - start
     if this_round in set(self.history.get('round', [])):  # the timings go with the round's evaluation
         self.ledger.record_history(this_round, {k: self.times[k] for k in ('score_s', 'acquire_s')}, update=True)
     return self._requests_df(ds_idxs, batch.idxs, batch.scores.tolist(), this_round + 1)
+
+@patch
+def _pick(self:ActiveLearner, pool:Pool, n:int, seed:int)->PoolPick:
+    "The one way `acquire` scores and picks: the scorer's `pick`; what it kept of the pass becomes this learner's state"
+    pick = self.scorer.pick(self._request(pool, n, seed))
+    if not isinstance(pick, PoolPick): raise TypeError(f"expected {self.scorer!r}.pick to return a PoolPick, got {type(pick).__name__}")
+    self.pool, self.log_probs, self.embeddings = pool, pick.log_probs, pick.embeddings
+    self._scored = self._fitted if pick.log_probs is not None else None
+    self.failed = {int(pool.ds_idxs[i]): e for i, e in pick.failed.items()}
+    if self.failed:
+        i = min(self.failed)
+        warnings.warn(f"{len(self.failed)} pool items could not be loaded and were not scored (see `.failed`), "
+                      f"e.g. dataset index {i}: {self.failed[i]}")
+    self.times['score_s'] = pick.score_s
+    return pick
 
 @patch
 def _requests_df(self:ActiveLearner, ds_idxs, pool_idxs, scores, round)->pd.DataFrame:
@@ -301,19 +379,31 @@ def _record(self:ActiveLearner, **extra)->dict:
     if self.semi is not None: rec.update(self._semi_stats())
     start = time.perf_counter()
     metrics = self.validate()
+    nan = [k for k, v in metrics.items() if math.isnan(v)]
+    if nan: raise RuntimeError(self._nan_message(nan, train_idxs, valid_idxs))
     rec.update(**metrics, fit_s=self.times.get('fit_s', 0.), valid_s=time.perf_counter() - start, **extra)
     if self.split.vocab is not None: rec['class_counts'] = self.ledger.class_counts()
     self.ledger.record_history(rec['round'], rec)
     return rec
 
 @patch
+def _nan_message(self:ActiveLearner, names:list, train_idxs:Tensor, valid_idxs:Tensor)->str:
+    "Why a round is not recorded: which figures are NaN, and the labelled items whose inputs hold NaN or inf, by key"
+    ds_idxs = torch.cat([train_idxs, valid_idxs])
+    items = self.split.unlabelled_items(Pool(ds_idxs, self.split.items_at)) if len(ds_idxs) else []
+    bad = None
+    if isinstance(items, pd.DataFrame): bad = ~np.isfinite(items.select_dtypes('number').to_numpy(float)).all(1)
+    elif isinstance(items, (Tensor, np.ndarray)): bad = ~np.isfinite(np.asarray(items, dtype=float).reshape(len(items), -1)).all(1)
+    keys = self.ledger.keys(ds_idxs[torch.from_numpy(np.asarray(bad, dtype=bool))]) if bad is not None else []
+    where = (f"; the inputs of {len(keys)} labelled items hold NaN or inf, keys {keys[:10]}: fill them (e.g. FillMissing "
+             "in a TabularSplit's procs) or label other items" if keys else
+             ": the model's outputs or the loss are not finite (check the labelled items' inputs and the learning rate)")
+    return f"round {self.round} is not recorded: {', '.join(names)} is NaN{where}"
+
+@patch
 def evaluate(self:ActiveLearner)->dict:
     "Validate the learners of the current labels and record the figures as this round's row of `history`"
-    if not self.learns: raise RuntimeError("no trained learner: call `fit()` before `evaluate()`")
-    if self._fitted != (self.round, self.ledger.n_labelled):
-        raise RuntimeError(f"the learners were trained in round {self._fitted[0]} on {self._fitted[1]} labels, and the "
-                           f"ledger now holds {self.ledger.n_labelled} in round {self.round}: call `fit()` first, so that "
-                           "the history shows the model of these labels")
+    self._check_fresh('evaluate')
     return self._record()
 
 @patch
@@ -349,7 +439,7 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
     bar = progress_bar(steps, leave=False) if self.show_progress else None
     try:
         for _ in (steps if bar is None else bar):
-            if self._fitted != (self.round, self.ledger.n_labelled): self.fit()
+            if self._fit_error is not None or self._fitted is None or self._fitted[1:] != self._label_state()[1:]: self.fit()
             n = n_per_round if budget is None else min(n_per_round, budget - self._n_acquired())
             n = min(n, len(self.ledger.unlabelled_idxs()))
             values, halt = self._check_stop(stops)
@@ -387,6 +477,6 @@ def history(self:ActiveLearner)->pd.DataFrame:
     return self.ledger.history()
 
 # %% ../nbs/10_learner.ipynb #2b11a0c2
-# patched onto `ActiveLearner` in these modules: the pool's embeddings and the scorer's path (`10c_learner_pool`),
-# pseudo-labels and the `semi=` callbacks (`10a_learner_semi`), the learning curves (`10b_learning_curves`)
-from . import learner_pool, learner_semi, learning_curves
+# patched onto `ActiveLearner` in these modules: pseudo-labels and the `semi=` callbacks (`10a_learner_semi`), the
+# learning curves (`10b_learning_curves`)
+from . import learner_semi, learning_curves

@@ -168,6 +168,16 @@ class _MCForward(nn.Module):
         log_probs = self._log_probs(out)
         return log_probs.view(bs, K, *log_probs.shape[1:])
 
+def _sampled_dropout(model:nn.Module, head_only, split, n_samples:int):
+    "`(body, head, sampled modules, their dropout layers)`; refused when there is no dropout layer to sample"
+    body, head, sampled = _split_model(model, head_only, split)
+    mods = dropout_modules(sampled) if isinstance(sampled, nn.Module) else dropout_modules(model)
+    if not mods:
+        raise ValueError(f"MC dropout needs dropout layers (nn.Dropout, Dropout1d/2d/3d, AlphaDropout, ...) but "
+                         f"{type(model).__name__} has none: all {n_samples} samples would be identical; "
+                         "use `SinglePass` or add dropout to the model")
+    return body, head, sampled, mods
+
 def _split_model(model, head_only, split):
     "(body, head, sampled modules) for the fast path, or (None, None, all of `model`)"
     if head_only is False: return None, None, model
@@ -200,12 +210,7 @@ def mc_dropout_model(learn:Learner, # The learner whose `model` samples inside t
     model = learn.model
     if isinstance(model, _MCForward):
         raise ValueError("learn.model is already an MC-dropout sampler: one MCDropoutSampling (or get_mc_preds) at a time")
-    body, head, sampled = _split_model(model, head_only, split)
-    mods = dropout_modules(sampled) if isinstance(sampled, nn.Module) else dropout_modules(model)
-    if not mods:
-        raise ValueError(f"MC dropout needs dropout layers (nn.Dropout, Dropout1d/2d/3d, AlphaDropout, ...) but "
-                         f"{type(model).__name__} has none: all {n_samples} samples would be identical; "
-                         "use `SinglePass` or add dropout to the model")
+    body, head, sampled, mods = _sampled_dropout(model, head_only, split, n_samples)
     with ExitStack() as stack:
         stack.callback(setattr, learn, 'model', model)   # the last to run: the model comes back whatever else failed
         masks = None
@@ -346,6 +351,9 @@ class MCDropout(PosteriorSampler):
         "This sampler for `acquisition`: without `n_samples`, `JOINT_N_SAMPLES` for a joint strategy"
         if self.n_samples is not None or not getattr(acquisition, 'joint', False): return self
         return MCDropout(JOINT_N_SAMPLES, self.head_only, self.split, self.consistent_masks, self.seed, self.dtype, self.path)
+    def check_model(self, model:nn.Module):
+        "Refuse a model this sampler cannot sample: one without dropout layers (where its head is, with `head_only`)"
+        _sampled_dropout(model, self.head_only, self.split, self.K)
     def __call__(self, learns, dl):
         log_probs = learns[0].get_mc_preds(dl, n_samples=self.K, head_only=self.head_only, split=self.split,
             consistent_masks=self.consistent_masks, seed=self.seed, dtype=self.dtype, path=self.path)[0]

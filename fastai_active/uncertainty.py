@@ -41,6 +41,8 @@ class PosteriorSampler:
         "Posterior samples per item in the log-probs (`None`: known only from the call)"
         return getattr(self, 'n_samples', None)
     def fit_cbs(self)->list: return []
+    def check_model(self, model:nn.Module):
+        "Refuse a model this sampler cannot sample (`ActiveLearner` asks when it is built, and before each fit)"
     def for_acquisition(self, acquisition)->PosteriorSampler:
         "The sampler to use with `acquisition` (`ActiveLearner` asks; `MCDropout` takes more samples for joint ones)"
         return self
