@@ -31,13 +31,27 @@ def customers(n, seed, start=0):
     return df
 
 
-def image_folder(work):
+def image_folder(work, item_cache=2**30):
     digits = digits_folder(work/'digits')
-    split = ActiveSplit(digits_block(), digits/'train', path=work/'images.db', vocab=[str(i) for i in range(10)],
-                        valid_items=get_image_files(digits/'test'), min_epoch_items=384)
+    split = ActiveSplit(digits_block(), digits/'train', path=work/f'images{item_cache}.db', vocab=[str(i) for i in range(10)],
+                        valid_items=get_image_files(digits/'test'), min_epoch_items=384, item_cache=item_cache)
     split.label_random(20, balanced=True, seed=0)
     al = ActiveLearner(split, digits_learner, epochs=6, lr=1e-2, dl_kwargs=dict(num_workers=0), seed=0, show_progress=False)
     return al, 10, lambda picked: [parent_label(f) for f in picked['item']]
+
+
+def image_arrays(work):
+    "The same digits images as `image_folder`, decoded into arrays up front (`ArraySplit`): the floor for the folder"
+    from PIL import Image
+    digits = digits_folder(work/'digits')
+    files, valid = get_image_files(digits/'train'), get_image_files(digits/'test')
+    read = lambda fs: np.stack([np.asarray(Image.open(f))[None] for f in fs])
+    labels = [parent_label(f) for f in files]
+    split = ArraySplit(read(files), labels, vocab=[str(i) for i in range(10)], path=work/'arrays.db', valid_x=read(valid),
+                       valid_y=[parent_label(f) for f in valid], min_epoch_items=384)
+    split.label_random(20, balanced=True, seed=0)
+    al = ActiveLearner(split, digits_learner, epochs=6, lr=1e-2, seed=0, show_progress=False)
+    return al, 10, lambda picked: [labels[i] for i in split.positions(picked.ds_idx)]
 
 
 def dataframe(work, sampler, acquisition):
@@ -105,6 +119,8 @@ def compounds(work, gaussian):
 
 WORKFLOWS = {
     'image folder, a person (digits PNGs, CNN, 1 pass, power-entropy)': image_folder,
+    'image folder without the item cache (item_cache=None)': lambda w: image_folder(w, None),
+    'the same images as arrays (ArraySplit)': image_arrays,
     'DataFrame, a person (tabular_learner, MC dropout K=8, BatchBALD)': lambda w: dataframe(w, MCDropout(n_samples=8, seed=0), 'batchbald'),
     'DataFrame, a person (3 tabular_learners, ensemble, BALD)': lambda w: dataframe(w, DeepEnsemble(n_members=3), 'bald'),
     'multi-label table, a person (MLP, MC dropout K=10, power-BALD summed over 4 tags)': tickets,
@@ -144,11 +160,15 @@ if __name__ == '__main__':
             if args.only not in name: continue
             rows.append(run(name, make, args.rounds, Path(d)))
             print(rows[-1], flush=True)
-    table = pd.DataFrame(rows).round(2)
+    table = pd.DataFrame(rows).round(3)
     lines = ['| ' + ' | '.join(table.columns) + ' |', '|' + '---|' * len(table.columns)]
     lines += ['| ' + ' | '.join(str(v) for v in r) + ' |' for r in table.itertuples(index=False)]
     text = (f"Median per round over {args.rounds} rounds (seconds; wall-clock unless CPU; {os.cpu_count()} cores, "
             f"torch threads {torch.get_num_threads()}):\n\n" + '\n'.join(lines) + '\n')
+    by = {r['workflow']: r['round_wall_s'] for r in rows}
+    folder, arrays = by.get(next(iter(WORKFLOWS))), by.get('the same images as arrays (ArraySplit)')
+    if folder and arrays: text += f"\nImage folder round / arrays round: {folder / arrays:.2f}x\n"
+    text += f"Machine: {os.cpu_count()} CPU cores, load average at the end {os.getloadavg()[0]:.2f}.\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

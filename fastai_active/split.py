@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.data.block import DataBlock
-from fastai.data.core import Datasets, DataLoaders, Transform
+from fastai.data.core import Datasets, DataLoaders, Transform, TfmdDL
 from fastai.data.transforms import Categorize, MultiCategorize
 from fastai.tabular.core import Tabular
 
@@ -22,6 +22,7 @@ from .core import *
 from .core import _as_idxs, _check_n
 from .ledger import *
 from .ledger import _jsonable, _key_json
+from .item_cache import ItemCache, CachedDL
 
 # %% auto #0
 __all__ = ['Pool', 'Labelled', 'ActiveSplit']
@@ -144,12 +145,14 @@ class ActiveSplit:
                  root:str|Path|None=None, # Folder that item paths are keyed relative to (default: `source` if a folder)
                  accept_changed:bool=False, # Accept labelled items whose content changed under their key
                  accept_new_items:bool=False, # Accept a source that shares less than half of the ledger's items (see `LabelLedger`)
+                 item_cache:int|None=2**30, # Bytes of files' inputs kept decoded, shared by training and scoring (`None`: none)
                 ):
         if not isinstance(dblock, DataBlock):
             raise TypeError(f"expected a fastai DataBlock (or a TabularPandas), got {type(dblock).__name__}: for a DataFrame, "
                             "use `TabularSplit(df, procs=..., cat_names=..., cont_names=..., y_names=...)`, or a DataBlock "
                             "whose getters read its rows")
         store_attr('dblock,source,valid_pct,seed,min_epoch_items,key,root')
+        self.cache = None if not item_cache else ItemCache(item_cache)
         if len(self.dblock.getters) - dblock.n_inp != 1:
             raise ValueError(f"expected a DataBlock with one target block, got {len(dblock.getters) - dblock.n_inp}")
         self.vocab = self._find_vocab(vocab)
@@ -257,6 +260,7 @@ def refresh(self:ActiveSplit, accept_changed:bool=False,
            )->ItemsReport:
     "Read the source again: new items join the pool, items gone from it are reported; returns what changed"
     if source is not None: self.source = source
+    if getattr(self, 'cache', None) is not None: self.cache.clear()  # files may have changed under their paths
     items = self._list_items()
     keys, digests = self._keys_of(items)
     report = self.ledger.sync(keys, digests, accept_changed=accept_changed, accept_new_items=accept_new_items)
@@ -347,8 +351,23 @@ def dataloaders(self:ActiveSplit, bs:int=64, with_pseudo:bool=False, **kwargs)->
     "fastai `DataLoaders` on the labelled items, with the `DataBlock`'s item and batch transforms"
     dsets = self.datasets(with_pseudo=with_pseudo)
     kwargs = {**self.dblock.dls_kwargs, **kwargs}
-    return dsets.dataloaders(bs=min(bs, len(dsets.train)), after_item=self.dblock.item_tfms,
-                             after_batch=self.dblock.batch_tfms, **kwargs)
+    cached = self._cacheable() and 'dl_type' not in kwargs
+    if cached: kwargs['dl_type'] = CachedDL
+    dls = dsets.dataloaders(bs=min(bs, len(dsets.train)), after_item=self.dblock.item_tfms,
+                            after_batch=self.dblock.batch_tfms, **kwargs)
+    if cached:
+        for dl in dls.loaders: dl.item_cache, dl.key_fn = self.cache, _file_key
+    return dls
+
+def _file_key(o)->str: return os.path.abspath(os.fspath(o.item if isinstance(o, Labelled) else o))
+
+@patch
+def _cacheable(self:ActiveSplit)->bool:
+    "Whether items can be decoded once (`ItemCache`): files, one input, the DataBlock's own loader, no random item transform"
+    if getattr(self, 'cache', None) is None or self.dblock is None or not _is_paths(self.items): return False
+    if self.dblock.n_inp != 1 or self.dblock.dl_type not in (None, TfmdDL): return False
+    from fastai.vision.augment import RandTransform  # (files: the vision stack is loaded anyway)
+    return not any(isinstance(t, RandTransform) or getattr(t, 'split_idx', None) == 0 for t in self.dblock.item_tfms)
 
 @patch
 def label_random(self:ActiveSplit, n:int, labels_of:Callable|None=None, seed:int|None=None, balanced:bool=False,

@@ -64,9 +64,10 @@ class Folder:
         for f in self._unlabelled(split, k): f.rename(f.with_name('r' + f.name))
 
 
-def folder_al(folder:Folder, db, sampler, fitted:ActiveLearner|None=None, **kwargs)->ActiveLearner:
+def folder_al(folder:Folder, db, sampler, fitted:ActiveLearner|None=None, item_cache=2**30, **kwargs)->ActiveLearner:
     "An ActiveLearner on the folder (a new session: a new split on the same ledger), with `fitted`'s learners or fitted"
-    split = ActiveSplit(digits_block(), folder.root, path=db, vocab=[str(i) for i in range(10)], valid_pct=0.25, seed=0)
+    split = ActiveSplit(digits_block(), folder.root, path=db, vocab=[str(i) for i in range(10)], valid_pct=0.25, seed=0,
+                        item_cache=item_cache)
     al = ActiveLearner(split, digits_learner, sampler=sampler, epochs=1, lr=1e-2, bs=16, dl_kwargs=dict(num_workers=0),
                        seed=0, show_progress=False, **kwargs)
     if fitted is None:

@@ -256,3 +256,58 @@ def test_a_ledger_opened_on_a_folder_it_was_not_made_for_is_refused_and_left_as_
     assert ActiveSplit(digits_block(), first.root, path=tmp_path/'labels.db', vocab=vocab).ledger.n_items == 40  # unchanged
     grown = ActiveSplit(digits_block(), tmp_path/'b', path=tmp_path/'labels.db', vocab=vocab, accept_new_items=True)
     assert grown.ledger.n_items == 100
+
+
+# ---------------------------------------------------------------- items decoded once (ItemCache), against no cache
+@settings(max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(ops=folder_ops)
+def test_the_item_cache_changes_nothing_but_the_time(tmp_path_factory, ops):
+    "Cached and uncached learners on the same folder history: the same weights, validation figures, scores and picks"
+    from fastai_active.item_cache import CachedDL
+    tmp = tmp_path_factory.mktemp('cache')
+    folder, als = Folder(tmp/'imgs', 50), {}
+    for name, cache in (('cached', 2**30), ('plain', None)):
+        als[name] = folder_al(folder, tmp/f'{name}.db', SinglePass(), item_cache=cache)
+    assert isinstance(als['cached'].dls.train, CachedDL) and not isinstance(als['plain'].dls.train, CachedDL)
+    for op, k, how in ops:
+        if op == 'add': folder.add(k)
+        else: getattr(folder, op)(als['plain'].split, k)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            for name, al in als.items():
+                if how == 'refresh': al.split.refresh()
+                else: als[name] = folder_al(folder, tmp/f'{name}.db', SinglePass(), fitted=al,
+                                            item_cache=2**30 if name == 'cached' else None)
+    for al in als.values(): al.fit()
+    a, b = als['cached'], als['plain']
+    for p, q in zip(a.learn.model.parameters(), b.learn.model.parameters()): torch.testing.assert_close(p, q)
+    assert a.validate() == pytest.approx(b.validate())
+    for family in ('entropy', 'coreset'): assert_same_picks(picks(a, InMemoryScorer(), family), picks(b, InMemoryScorer(), family), family)
+    assert_same_picks(picks(a, ChunkedScorer(chunk_size=7), 'entropy'), picks(b, InMemoryScorer(), 'entropy'), 'chunked, cached')
+
+
+def test_a_file_changed_in_place_is_read_again_after_refresh(tmp_path):
+    from PIL import Image
+    folder = Folder(tmp_path/'imgs', 40)
+    al = folder_al(folder, tmp_path/'labels.db', SinglePass())
+    before = al.score()
+    pool = al._pool()
+    f = al.split.items_at(pool.ds_idxs[:1])[0]
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(f)            # a new image under the same path
+    assert torch.equal(al.score(), before)                              # still the decoded one: not read again...
+    al.split.refresh()                                                  # ...until the folder is read again
+    plain = folder_al(folder, tmp_path/'labels.db', SinglePass(), item_cache=None, fitted=al)
+    torch.testing.assert_close(al.score(), plain.score())
+    assert not torch.allclose(al.score()[0], before[0])
+
+
+def test_random_item_transforms_are_not_cached(tmp_path):
+    from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, PILImageBW, get_image_files, parent_label, RandomResizedCrop
+    from fastai_active.item_cache import CachedDL
+    from fastai_active.split import ActiveSplit
+    folder = Folder(tmp_path/'imgs', 30)
+    block = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                      item_tfms=RandomResizedCrop(8, min_scale=0.5))
+    split = ActiveSplit(block, folder.root, vocab=[str(i) for i in range(10)])
+    split.label_random(10, seed=0)
+    assert not isinstance(split.dataloaders(bs=4).train, CachedDL)
