@@ -41,6 +41,12 @@ def _pipeline_of(dl:TfmdDL)->str:
     "What an input depends on: the dataset's input transforms and the loader's item transforms"
     return repr(list(dl.dataset.tls[0].tfms.fs)) + '|' + repr(list(dl.after_item.fs))
 
+_NONE = object()
+def _plain(label)->bool:
+    "A class, a number or a list of them: a label whose `repr` is the label"
+    if isinstance(label, (list, tuple)): return all(_plain(v) for v in label)
+    return isinstance(label, (str, int, float, bool)) and label is not _NONE
+
 class CachedDL(TfmdDL):
     "fastai's `TfmdDL`, each batch gathered from an `ItemCache` (an item goes through its transforms once); targets computed once"
     item_cache:ItemCache|None = None
@@ -54,7 +60,7 @@ class CachedDL(TfmdDL):
     def _prepare(self):
         "The dataset's inputs (from the cache, or through the transforms once) and targets as tensors, once per loader"
         if getattr(self, '_xy', None) is not None: return self._xy
-        ds, pipe, xs, ys, like, y_as_is = self.dataset, _pipeline_of(self), [], [], None, None
+        ds, pipe, xs, ys, like, y_as_is, ys_of = self.dataset, _pipeline_of(self), [], [], None, None, {}
         for i, o in enumerate(ds.items):
             key = self.key_fn(o)
             x = self.item_cache.get(key, pipe)
@@ -65,7 +71,12 @@ class CachedDL(TfmdDL):
                 self.item_cache.put(key, pipe, x)
                 if len(ds.tls) == 2: ys.append(item[1])
             elif len(ds.tls) == 2:
-                y = ds.tls[1][i]
+                label = getattr(o, 'label', _NONE)   # a target read from the item's label alone: computed once per label
+                memo = repr(label) if _plain(label) else None  # (not masks: their repr does not tell them apart)
+                y = ys_of.get(memo) if memo is not None else None
+                if y is None:
+                    y = ds.tls[1][i]
+                    if memo is not None: ys_of[memo] = y
                 if y_as_is is None:  # do the item transforms leave a target as it is? (categories: yes; masks: no)
                     done = self.after_item((x, y))[1]
                     y_as_is = type(done) is type(y) and torch.equal(torch.as_tensor(done), torch.as_tensor(y))
