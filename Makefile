@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install export readme bench-venv docs docs-serve docs-check integration
+.PHONY: demo test install export figures readme bench-venv docs docs-serve docs-check integration
 
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,9 @@ $(STAMP): settings.ini setup.py
 
 install: $(STAMP)
 
+# the demo; its table, every run and its wall time with the machine and load go to benchmarks/results/demo (the README quotes them)
 demo: $(STAMP)
-	$(BIN)/python -m fastai_active.demo
+	$(BIN)/python -m fastai_active.demo --record benchmarks/results/demo
 
 test: $(STAMP)
 	VENV=$(VENV) bash .ci/test
@@ -27,6 +28,10 @@ test: $(STAMP)
 # after editing notebooks: clean them, regenerate the package and README.md
 export: $(STAMP)
 	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(BIN)/python .ci/readme.py
+
+# the README's result tables regenerated from benchmarks/results (then README.md); without --write it only checks
+figures: $(STAMP)
+	$(BIN)/python benchmarks/readme_figures.py --write
 
 # the docs site, offline: nbdev's notebook processors, then MkDocs Material (docs/build.py) -> _docs/
 DOCS_STAMP := $(VENV)/.installed-docs

@@ -48,9 +48,9 @@ from .models import *
 from .answers import *
 from .widgets import *
 from .label_studio import *
-from .demo import digits_learner, digits_block, run_digits_demo
+from .demo import digits_learner, digits_block, run_digits_demo, machine_info, write_demo_record
 
 # module objects are not bound here: `fastai_active.triage` would hide the function `triage`
 _MODULES = ['core', 'ledger', 'item_cache', 'labelling', 'split', 'tabular', 'targets', 'arrays', 'uncertainty', 'mc_dropout', 'embeddings', 'scorer', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'learner_semi', 'learning_curves', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
-__all__ += ['digits_learner', 'digits_block', 'run_digits_demo']
+__all__ += ['digits_learner', 'digits_block', 'run_digits_demo', 'machine_info', 'write_demo_record']

@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_demo.ipynb #1997da50
 from __future__ import annotations
-import argparse, shutil, time
+import argparse, datetime, json, os, platform, shutil, time
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +20,7 @@ from .learner import ActiveLearner, SimulatedOracle
 from .learning_curves import plot_learning_curves
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'digits_learner', 'digits_block', 'run_digits_demo', 'main']
+__all__ = ['STRATEGIES', 'digits_learner', 'digits_block', 'run_digits_demo', 'machine_info', 'write_demo_record', 'main']
 
 # %% ../nbs/17_demo.ipynb #580598a0
 def digits_learner(dls, p:float=0.5)->Learner:
@@ -72,8 +72,51 @@ def run_digits_demo(out:str|Path='runs/demo', # Folder for the images, ledgers, 
     return table
 
 # %% ../nbs/17_demo.ipynb #2029de8f
+def machine_info()->dict:
+    "The machine a timing was taken on: CPU model and count, torch threads and the load average now"
+    model = platform.processor() or platform.machine()
+    try:
+        lines = Path('/proc/cpuinfo').read_text().splitlines()
+        model = next(l.split(':', 1)[1].strip() for l in lines if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, 'getloadavg') else None
+    return dict(cpu=model, cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), load_average=load)
+
+def write_demo_record(record:str|Path, # Folder for `results.csv`, `table.md` and `run.json` (created)
+                      results:pd.DataFrame, # Every run's history, as `run_digits_demo` writes to `results.csv`
+                      table:pd.DataFrame, # The median table `run_digits_demo` returns
+                      seconds:float, # Wall time of the whole run
+                      machine_start:dict, # `machine_info()` taken before the run
+                      **settings)->Path:
+    "Write the demo's table, every run and its wall time with the machine and its load to `record`"
+    record = Path(record)
+    record.mkdir(parents=True, exist_ok=True)
+    results.to_csv(record/'results.csv', index=False)
+    (record/'table.md').write_text(_markdown(table) + '\n')
+    end = machine_info()
+    run = dict(command='python -m fastai_active.demo', settings=settings, wall_s=round(seconds, 1),
+               date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+               cpu=end['cpu'], cpu_count=end['cpu_count'], torch_threads=end['torch_threads'],
+               load_average_start=machine_start['load_average'], load_average_end=end['load_average'],
+               versions={'python': platform.python_version(), 'torch': torch.__version__, 'fastai': _version('fastai')})
+    (record/'run.json').write_text(json.dumps(run, indent=1) + '\n')
+    return record
+
+def _markdown(table:pd.DataFrame)->str:
+    "The median table as the README shows it"
+    cols = list(table.columns)
+    lines = ['| labels | ' + ' | '.join(cols) + ' |', '|---:|' + '---:|' * len(cols)]
+    lines += [f'| {n} | ' + ' | '.join(f'{table.loc[n, c]:.3f}' for c in cols) + ' |' for n in table.index]
+    return '\n'.join(lines)
+
+def _version(name:str)->str:
+    from importlib.metadata import version, PackageNotFoundError
+    try: return version(name)
+    except PackageNotFoundError: return 'unknown'
+
+# %% ../nbs/17_demo.ipynb #bee84087
 def main(argv=None):
-    "Command line: `python -m fastai_active.demo [--out runs/demo] [--seeds 0 1 2] [--rounds 8] [--resume]`"
+    "Command line: `python -m fastai_active.demo [--out runs/demo] [--seeds 0 1 2] [--rounds 8] [--resume] [--record DIR]`"
     p = argparse.ArgumentParser(description=run_digits_demo.__doc__)
     p.add_argument('--out', default='runs/demo')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -81,21 +124,22 @@ def main(argv=None):
     p.add_argument('--n_per_round', type=int, default=10)
     p.add_argument('--epochs', type=int, default=10)
     p.add_argument('--resume', action='store_true')
+    p.add_argument('--record', default=None, help='folder for the table, every run and the wall time with the machine')
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    start = time.perf_counter()
+    machine_start, start = machine_info(), time.perf_counter()
     table = run_digits_demo(args.out, seeds=tuple(args.seeds), rounds=args.rounds, n_per_round=args.n_per_round,
                             epochs=args.epochs, resume=args.resume, show_progress=True)
+    seconds = time.perf_counter() - start
     print(f"\nTest accuracy (median over seeds {args.seeds}) by number of labels:\n")
-    print(table.to_markdown(floatfmt='.3f') if _has_tabulate() else table.round(3).to_string())
+    print(_markdown(table))
     print(f"\nLearning curve: {Path(args.out)/'learning_curve.png'}; all runs: {Path(args.out)/'results.csv'}")
-    print(f"Total time: {time.perf_counter() - start:.0f} s")
-
-def _has_tabulate()->bool:
-    try:
-        import tabulate
-        return True
-    except ImportError: return False
+    print(f"Total time: {seconds:.0f} s on {os.cpu_count()} CPUs, load average {machine_start['load_average']} at the start")
+    if args.record:
+        rec = write_demo_record(args.record, pd.read_csv(Path(args.out)/'results.csv'), table, seconds, machine_start,
+                                seeds=args.seeds, rounds=args.rounds, n_per_round=args.n_per_round, epochs=args.epochs,
+                                resume=args.resume)
+        print(f"Record: {rec}")
 
 # %% ../nbs/17_demo.ipynb #36f7215d
 #| eval: false
