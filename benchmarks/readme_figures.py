@@ -1,0 +1,403 @@
+"""The figures README.md and benchmarks/README.md quote, recomputed from the committed result files.
+
+    python benchmarks/readme_figures.py           # check: exit 1 and name each quoted figure its file no longer gives
+    python benchmarks/readme_figures.py --write   # regenerate the generated blocks from the files, then README.md
+    python benchmarks/readme_figures.py --list    # each figure: where it is quoted, its file, the text it expects
+    python benchmarks/readme_figures.py --sources # the result files, one a line
+
+Two kinds of figure. A *block* is generated whole: the text between `<!-- figures:NAME -->` and
+`<!-- /figures:NAME -->` (README.md's blocks live in nbs/index.ipynb, from which .ci/readme.py writes README.md).
+A *quote* is a phrase in running prose, recomputed from its file and looked for in the document (line breaks and
+runs of spaces count as one space). Either way the document says what the file says, or the check fails.
+`tests/test_figures.py` runs the check; nothing here trains a model or reads anything but `benchmarks/results/`.
+"""
+from __future__ import annotations
+import argparse, json, math, re, subprocess, sys, textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = 'benchmarks/results'
+README, BENCH_README = 'README.md', 'benchmarks/README.md'
+
+
+@dataclass
+class Figure:
+    doc: str          # the document that quotes it, relative to the repository root
+    name: str
+    sources: tuple    # the result files it is computed from, relative to benchmarks/results
+    text: Callable    # root -> the text the document must hold
+    block: bool = False
+
+
+FIGURES: list[Figure] = []
+
+def figure(doc:str, name:str, *sources:str, block:bool=False):
+    "Register `fn(root)->str` as a figure quoted in `doc`"
+    def register(fn):
+        FIGURES.append(Figure(doc, name, sources, fn, block))
+        return fn
+    return register
+
+def _read_csv(root:Path, source:str)->pd.DataFrame: return pd.read_csv(root/RESULTS/source)
+def _f2(x:float)->str: return f"{x:.2f}".replace('-0.00', '0.00')
+def _signed(x:float, digits:int=3)->str: return f"{x:+.{digits}f}"
+def _p(p:float)->str: return f"{p:.2f}" if p >= 0.095 else f"{p:.1g}"
+
+
+# --- the demo (`make demo` writes benchmarks/results/demo/) --------------------------------------------------
+
+def demo_table(root:Path)->pd.DataFrame:
+    "The demo's median test accuracy by number of labels, recomputed from every run in `results.csv`"
+    df = _read_csv(root, 'demo/results.csv')
+    return df.pivot_table(index='n_labelled', columns='strategy', values='accuracy', aggfunc='median')[['entropy', 'random']]
+
+@figure(README, 'demo', 'demo/results.csv', 'demo/run.json', block=True)
+def demo_block(root:Path)->str:
+    run = json.loads((root/RESULTS/'demo'/'run.json').read_text())
+    s, e = run['load_average_start'], run['load_average_end']
+    table = demo_table(root)
+    df = _read_csv(root, 'demo/results.csv')
+    per_run = df[['fit_s', 'valid_s', 'score_s', 'acquire_s']].fillna(0).sum(axis=1).groupby([df.strategy, df.seed]).sum()
+    lines = [f"The recorded run (`benchmarks/results/demo/`: `results.csv` every run, `run.json` the time and the "
+             f"machine; finished {run['date']}) took {run['wall_s']:.0f} s on {run['cpu_count']} CPU cores "
+             f"({run['cpu']}, {run['torch_threads']} torch threads) shared with other jobs: load average {s[0]:.2f} at "
+             f"the start, {e[0]:.2f} at the end. Its {len(per_run)} runs took {per_run.min():.0f} to {per_run.max():.0f} s "
+             f"each (fit, scoring and acquisition) as the load changed: the time says more about the machine's load than "
+             f"about the library. It printed:"]
+    lines = textwrap.wrap(lines[0], width=116, break_long_words=False, break_on_hyphens=False) + ['',
+             '| labels | entropy | random |', '|---:|---:|---:|']
+    lines += [f"| {n} | {r.entropy:.3f} | {r.random:.3f} |" for n, r in table.iterrows()]
+    return '\n'.join(lines)
+
+
+# --- label efficiency (benchmarks/label_efficiency.py) ---------------------------------------------------------
+
+LE_DATASETS = {'digits': 'digits', 'Repeated-digits': 'repeated_digits', 'MNIST-1D, MLP': 'mnist1d', 'MNIST-1D, CNN': 'mnist1d_cnn'}
+LE_ROWS = {'power-entropy, one deterministic pass (the default)': 'powerentropy (single)',
+           'top-k entropy, one deterministic pass': 'entropy (single)', 'BALD, MC dropout': 'bald (mc)',
+           'BatchBALD, MC dropout': 'batchbald (mc)', 'PowerBALD, MC dropout': 'powerbald (mc)'}
+
+@figure(README, 'label_efficiency_auc', *(f'{d}/auc.csv' for d in LE_DATASETS.values()), block=True)
+def label_efficiency_block(root:Path)->str:
+    aucs = {name: _read_csv(root, f'{d}/auc.csv').set_index('strategy') for name, d in LE_DATASETS.items()}
+    lines = ['| strategy | ' + ' | '.join(LE_DATASETS) + ' |', '|---|' + '---|' * len(LE_DATASETS)]
+    for label, strategy in LE_ROWS.items():
+        cells = [f"{_signed(a.loc[strategy, 'vs_random_median'])} ({_p(a.loc[strategy, 'paired_t_p'])})" for a in aucs.values()]
+        lines.append(f"| {label} | " + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+BENCH_ROWS = {'random': 'random', 'entropy, single pass (top-k)': 'entropy (single)',
+              'power-entropy, single pass (default)': 'powerentropy (single)', 'entropy, MC': 'entropy (mc)',
+              'BALD, MC': 'bald (mc)', 'BALD, MC with independent masks': 'bald (mc-independent)',
+              'BatchBALD, MC': 'batchbald (mc)', 'PowerBALD, MC': 'powerbald (mc)'}
+
+def _auc_cells(root:Path, d:str)->tuple:
+    "The first two cells of each row of a dataset's table in benchmarks/README.md: the strategy and its AUC vs random (p)"
+    auc = _read_csv(root, f'{d}/auc.csv').set_index('strategy')
+    cells = []
+    for label, strategy in BENCH_ROWS.items():
+        if strategy not in auc.index: continue
+        a = auc.loc[strategy]
+        cell = f"{a.auc_median:.3f}" if strategy == 'random' else f"{_signed(a.vs_random_median)} ({_p(a.paired_t_p)})"
+        cells.append(f"| {label} | {cell} |")
+    return tuple(cells)
+
+for _d in ('digits', 'repeated_digits', 'mnist1d_cnn'):
+    figure(BENCH_README, f'{_d}: area under the curve vs random', f'{_d}/auc.csv')(lambda root, d=_d: _auc_cells(root, d))
+
+@figure(BENCH_README, 'MNIST-1D, MLP: area under the curve vs random', 'mnist1d/auc.csv')
+def mlp_auc(root):
+    a = _read_csv(root, 'mnist1d/auc.csv').set_index('strategy')
+    f = lambda s: (_signed(a.loc[s, 'vs_random_median']), _p(a.loc[s, 'paired_t_p']))
+    return (f"top-k entropy {f('entropy (single)')[0]} (single pass, p = {f('entropy (single)')[1]}), "
+            + ', '.join(f"{label} {f(s)[0]} (p = {f(s)[1]})" for label, s in
+                        [('BALD', 'bald (mc)'), ('BatchBALD', 'batchbald (mc)'), ('power-entropy', 'powerentropy (single)'),
+                         ('PowerBALD', 'powerbald (mc)')]))
+
+def _curves(root:Path, d:str)->pd.DataFrame: return _read_csv(root, f'{d}/curves.csv')
+
+def _run_seconds(root:Path, d:str, pseudo:bool|None=False)->tuple:
+    "Per run (strategy, seed): fit, scoring and acquisition seconds summed over its rounds; the smallest and largest"
+    df = _curves(root, d)
+    if pseudo is not None: df = df[df.strategy.str.contains('pseudo') == pseudo]
+    t = df[[c for c in ('fit_s', 'valid_s', 'score_s', 'acquire_s') if c in df]].fillna(0).sum(axis=1)
+    per_run = t.groupby([df.strategy, df.seed]).sum()
+    return round(per_run.min()), round(per_run.max())
+
+RUN_TIME_NOTE = 'fit, scoring and acquisition summed from `curves.csv`'
+
+@figure(BENCH_README, 'digits: seconds per run', 'digits/curves.csv')
+def digits_seconds(root):
+    lo, hi = _run_seconds(root, 'digits')
+    return f"{lo} to {hi} s per run of 16 rounds, {RUN_TIME_NOTE}"
+
+@figure(BENCH_README, 'digits with pseudo-labels: seconds per run', 'digits/curves.csv')
+def digits_pseudo_seconds(root):
+    lo, hi = _run_seconds(root, 'digits', pseudo=True)
+    return f"{lo} to {hi} s per run)"
+
+@figure(BENCH_README, 'Repeated-digits: seconds per run', 'repeated_digits/curves.csv')
+def repeated_digits_seconds(root):
+    lo, hi = _run_seconds(root, 'repeated_digits')
+    return f"{lo} to {hi} s per run, {RUN_TIME_NOTE}"
+
+@figure(BENCH_README, 'MNIST-1D, MLP: seconds per run', 'mnist1d/curves.csv')
+def mnist1d_seconds(root):
+    lo, hi = _run_seconds(root, 'mnist1d')
+    return f"{lo} to {hi} s per run, {RUN_TIME_NOTE}"
+
+@figure(BENCH_README, 'MNIST-1D, CNN: seconds per run', 'mnist1d_cnn/curves.csv')
+def mnist1d_cnn_seconds(root):
+    lo, hi = _run_seconds(root, 'mnist1d_cnn')
+    return f"{lo} to {hi} s per run, {RUN_TIME_NOTE}, two processes on the 2 cores"
+
+def _mlp_ceiling(root:Path)->str:
+    best = _curves(root, 'mnist1d').accuracy.max()
+    return f"stays below {math.ceil(best * 100)}% test accuracy (its best round in any run: {best:.1%})"
+
+@figure(README, 'MNIST-1D MLP: best accuracy', 'mnist1d/curves.csv')
+def mlp_ceiling_readme(root): return _mlp_ceiling(root)
+
+@figure(BENCH_README, 'MNIST-1D MLP: best accuracy', 'mnist1d/curves.csv')
+def mlp_ceiling_bench(root): return _mlp_ceiling(root)
+
+
+# --- MNIST: power-entropy against BatchBALD, K=100 against K=20 -------------------------------------------------
+
+def _paired_auc(a:pd.DataFrame, b:pd.DataFrame, cut:int)->tuple:
+    "Median paired difference of the area under the curve (mean accuracy up to `cut` acquired) of a minus b, t-test p"
+    from scipy import stats
+    auc = lambda df: df[df.n_acquired <= cut].groupby('seed').accuracy.mean()
+    x, y = auc(a), auc(b)
+    seeds = x.index.intersection(y.index)
+    return float((x[seeds] - y[seeds]).median()), float(stats.ttest_rel(x[seeds], y[seeds]).pvalue)
+
+def _common_range(*dfs)->int: return int(min(df.groupby(['strategy', 'seed']).n_acquired.max().min() for df in dfs))
+
+@figure(BENCH_README, 'MNIST: power-entropy vs BatchBALD, area under the curve', 'mnist_consistent/curves.csv')
+def pe_vs_bb_auc(root):
+    df = _curves(root, 'mnist_consistent')
+    cut = _common_range(df)
+    d, p = _paired_auc(df[df.strategy == 'powerentropy'], df[df.strategy == 'batchbald'], cut)
+    return f"area under the curve up to {cut} acquired (the range every run covers) {_signed(d)} against BatchBALD (p = {_p(p)})"
+
+@figure(BENCH_README, 'MNIST: BatchBALD K=100 vs K=20, area under the curve', 'mnist_k100/curves.csv', 'mnist_consistent/curves.csv')
+def k100_vs_k20_auc(root):
+    k20, k100 = _curves(root, 'mnist_consistent'), _curves(root, 'mnist_k100')
+    k20 = k20[k20.strategy == 'batchbald']
+    cut = _common_range(k20, k100)
+    d, p = _paired_auc(k100, k20, cut)
+    return f"area under the curve up to {cut} acquired {_signed(d)} against K=20, paired t p = {_p(p)}"
+
+def _round_seconds(df:pd.DataFrame)->pd.Series:
+    "Seconds of each acquisition round: fit, validation, scoring and acquisition (the last round, not acquired, left out)"
+    df = df[df.score_s.notna()]
+    return df[['fit_s', 'valid_s', 'score_s', 'acquire_s']].fillna(0).sum(axis=1)
+
+def _round_times(root:Path)->dict:
+    con, k100 = _curves(root, 'mnist_consistent'), _curves(root, 'mnist_k100')
+    return dict(pe=_round_seconds(con[con.strategy == 'powerentropy']).median(),
+                k20=_round_seconds(con[con.strategy == 'batchbald']).median(), k100=_round_seconds(k100).median(),
+                k100_score=np.percentile(k100.score_s.dropna(), [25, 75]), k100_acquire=np.percentile(k100.acquire_s.dropna(), [25, 75]))
+
+@figure(BENCH_README, 'MNIST: seconds per round', 'mnist_consistent/curves.csv', 'mnist_k100/curves.csv')
+def round_times_bench(root):
+    t = _round_times(root)
+    (s0, s1), (a0, a1) = t['k100_score'], t['k100_acquire']
+    return (f"power-entropy {t['pe']:.0f} s, BatchBALD K=100 {t['k100']:.0f} s (its K=100 scoring {s0:.0f}-{s1:.0f} s, "
+            f"BatchBALD {a0:.1f}-{a1:.1f} s, quartiles over rounds); the K=20 BatchBALD runs ({t['k20']:.0f} s a round)")
+
+@figure(README, 'MNIST: power-entropy against BatchBALD, time per round', 'mnist_consistent/curves.csv', 'mnist_k100/curves.csv')
+def round_times_readme(root):
+    t = _round_times(root)
+    return (f"at {t['pe'] / t['k100']:.1f}x the time per round of BatchBALD at K=100 with the cores shared the same way "
+            f"({t['pe']:.0f} s against {t['k100']:.0f} s, median")
+
+
+# --- stopping on digits (benchmarks/results/stopping_digits) ------------------------------------------------------
+
+@figure(BENCH_README, 'stopping: where kappa fired', 'stopping_digits/curves.csv')
+def kappa_fired(root):
+    df = _curves(root, 'stopping_digits')
+    stops = []
+    for _, run in df.sort_values('n_acquired').groupby(['strategy', 'seed']):
+        hit = run[run.would_stop_kappa.fillna(False).astype(bool)]
+        if len(hit): stops.append(hit.iloc[0])
+    stops = pd.DataFrame(stops)
+    return (f"Where kappa fired, every run had {stops.accuracy.min():.1%} or more (at {stops.n_acquired.min():.0f} to "
+            f"{stops.n_acquired.max():.0f} acquired labels")
+
+
+@figure(README, 'stopping: kappa and overall uncertainty', 'stopping_digits/stopping.csv')
+def stopping_readme(root):
+    st = _read_csv(root, 'stopping_digits/stopping.csv').set_index(['criterion', 'strategy'])
+    k, u = st.loc[('kappa', 'batchbald (mc)')], st.loc[('uncertainty', 'powerentropy (single)')]
+    return (f"the kappa criterion stopped BatchBALD at {k.stop_at.replace(' [', ' labels [', 1)} with {k.accuracy_at_stop:.1%} "
+            f"test accuracy, against {k.best_accuracy:.1%} at best within the budget; overall uncertainty stopped earlier "
+            f"(power-entropy at {u.stop_at.split(' ')[0]} labels, {u.accuracy_at_stop:.1%})")
+
+
+# --- does uncertainty track error? (nbs/30_uncertainty_vs_error.ipynb) -----------------------------------------
+
+def _correlation(root:Path)->pd.DataFrame:
+    return _read_csv(root, 'uncertainty_vs_error/correlation.csv').set_index(['estimator', 'reduce'])
+
+@figure(README, 'uncertainty vs error: Spearman in distribution', 'uncertainty_vs_error/correlation.csv')
+def correlation_in_distribution(root):
+    c = _correlation(root)
+    best = c.spearman_id.idxmin()
+    assert best == ('ensemble mask disagreement', 'image'), f"the best estimator is now {best}: rewrite the sentence"
+    r = lambda est, red='image': _f2(c.loc[(est, red), 'spearman_id'])
+    bald = c.loc[('MC-dropout BALD', 'mean'), 'spearman_id']
+    return (f"the best Spearman correlation with IoU is {r('ensemble mask disagreement')} "
+            f"{c.loc[best, 'spearman_id_ci']} (`mask_disagreement` of a 5-member ensemble); the model's own "
+            f"`expected_iou_loss` gives {r('single-pass expected IoU loss')} from a single pass and "
+            f"{r('ensemble expected IoU loss')} from the ensemble, where the mean pixel entropy gives "
+            f"{r('single-pass entropy', 'mean')} and {r('ensemble entropy', 'mean')}, and MC-dropout BALD "
+            + ("about 0" if abs(bald) < 0.1 else _f2(bald)))
+
+@figure(README, 'uncertainty vs error: shifted pool', 'uncertainty_vs_error/correlation.csv')
+def correlation_shifted(root):
+    c = _correlation(root).loc[('ensemble mask disagreement', 'image')]
+    return (f"On a pool that also holds shifted images: {_f2(c.spearman_pool)}.", 
+            f"images are flagged with AUROC {_f2(c['auroc_new shapes'])} (new shapes) and {_f2(c['auroc_low contrast'])} (low contrast)")
+
+EMPTY = ('mixed', 'mixed_heldout', 'short', 'short_heldout')
+EMPTY_DEFAULT = 'area 256'  # the rule `expected_iou_loss` uses for an empty prediction by default (nbs/05_scores)
+
+def _empty(root:Path, rule:str)->pd.DataFrame:
+    rows = []
+    for d in EMPTY:
+        s = _read_csv(root, f'empty_masks_rules/{d}/summary.csv')
+        rows.append(s[(s.posterior == 'single pass') & (s.score == 'expected_iou_loss') & (s.rule == rule)].iloc[0].rename(d))
+    return pd.DataFrame(rows)
+
+def _pct_range(v:pd.Series)->str:
+    v = v.dropna()
+    return f"{v.min():.0f}th-{v.max():.0f}th"
+
+@figure(README, 'empty masks: the default rule', *(f'empty_masks_rules/{d}/summary.csv' for d in EMPTY))
+def empty_masks(root):
+    e, wrong = _empty(root, EMPTY_DEFAULT), _empty(root, 'always wrong (1.0)')
+    r = e['spearman all']
+    return (f"`expected_iou_loss` gives {_f2(r['mixed'])} and {_f2(r['mixed_heldout'])} over all images "
+            f"({_f2(r['short'])} and {_f2(r['short_heldout'])} for a model trained without empty images) and ranks the "
+            f"complete misses at the {_pct_range(e['complete miss median pct'])} percentile, the confident correct "
+            f"empty masks at the {_pct_range(e['confident correct empty median pct'])}; scoring every empty mask 1.0 "
+            f"would give {_f2(wrong['spearman all'].max())} to {_f2(wrong['spearman all'].min())}")
+
+
+# --- MC dropout speed on an H100 (benchmarks/uncertainty.py) -----------------------------------------------------
+
+@figure(README, 'MC dropout speed, H100', 'uncertainty-gpu-resnet18.json')
+def mc_dropout_h100(root):
+    rows = json.loads((root/RESULTS/'uncertainty-gpu-resnet18.json').read_text())['results']
+    det = next(r for r in rows if r['method'].startswith('deterministic'))['seconds']
+    ours = next(r for r in rows if r['method'] == 'ours, head-only, consistent masks (K=20)')['seconds']
+    fastai = next(r for r in rows if r['method'].startswith('fastai MCDropoutCallback'))['seconds']
+    return f"takes {ours / det:.2f}x the time of one deterministic `get_preds` (head-only path, consistent masks), against {fastai / det:.0f}x"
+
+
+# --- check, write ---------------------------------------------------------------------------------------------
+
+def _norm(text:str)->str: return re.sub(r'\s+', ' ', text).strip()
+
+def _marked(name:str)->re.Pattern:
+    "A generated block: markers on lines of their own, a blank line between them and the text (tables stay tables)"
+    return re.compile(rf'(<!-- figures:{re.escape(name)} -->\n)\s*(.*?)\s*(\n<!-- /figures:{re.escape(name)} -->)', re.S)
+
+class FigureError(Exception): pass
+
+def _texts(fig:Figure, root:Path)->tuple:
+    "The text(s) `fig` must find in its document; a file missing or changed in shape raises `FigureError`"
+    try: t = fig.text(root)
+    except (OSError, KeyError, IndexError, StopIteration, ValueError, AssertionError) as e:
+        raise FigureError(f"{fig.doc}: '{fig.name}' cannot be computed from {', '.join(fig.sources)}: {type(e).__name__}: {e}") from e
+    return t if isinstance(t, tuple) else (t,)
+
+def check(root:Path=ROOT, docs:dict|None=None)->list[str]:
+    "Every figure that its document no longer quotes as its file says: one message each (empty: all agree)"
+    docs = docs or {}
+    read = lambda doc: Path(docs.get(doc, root/doc)).read_text(encoding='utf-8')
+    problems = []
+    for fig in FIGURES:
+        text = read(fig.doc)
+        try: wants = _texts(fig, root)
+        except FigureError as e:
+            problems.append(str(e))
+            continue
+        if fig.block:
+            m = _marked(fig.name).search(text)
+            want = wants[0]
+            if m is None: problems.append(f"{fig.doc}: no block <!-- figures:{fig.name} --> (from {', '.join(fig.sources)})")
+            elif m.group(2).strip() != want.strip():
+                problems.append(f"{fig.doc}: block '{fig.name}' differs from {', '.join(fig.sources)}; it should read:\n{want}")
+        else:
+            for want in wants:
+                if _norm(want) not in _norm(text):
+                    problems.append(f"{fig.doc}: '{fig.name}': {', '.join(fig.sources)} gives \"{want}\", not found in the text")
+    return problems
+
+def _replace_blocks(text:str, doc:str, root:Path, found:dict)->str:
+    "`text` with each of `doc`'s blocks regenerated; `found` counts the blocks replaced, by name"
+    for fig in FIGURES:
+        if fig.block and fig.doc == doc:
+            want = _texts(fig, root)[0]
+            text, n = _marked(fig.name).subn(lambda m: m.group(1) + '\n' + want + '\n' + m.group(3), text)
+            found[fig.name] = found.get(fig.name, 0) + n
+    return text
+
+def _check_found(doc:str, found:dict):
+    for fig in FIGURES:
+        if fig.block and fig.doc == doc and found.get(fig.name) != 1:
+            raise SystemExit(f"{doc}: expected one block <!-- figures:{fig.name} -->, found {found.get(fig.name, 0)}")
+
+def write(root:Path=ROOT):
+    "Regenerate every block: README.md's in nbs/index.ipynb (then README.md), the others in place"
+    nb_path = root/'nbs'/'index.ipynb'
+    nb, found = json.loads(nb_path.read_text(encoding='utf-8')), {}
+    for cell in nb['cells']:
+        if cell['cell_type'] != 'markdown': continue
+        src = ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
+        if '<!-- figures:' not in src: continue
+        new = _replace_blocks(src, README, root, found)
+        if new != src: cell['source'] = new.splitlines(keepends=True)
+    _check_found(README, found)
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
+    for doc in sorted({f.doc for f in FIGURES if f.block and f.doc != README}):
+        found = {}
+        text = _replace_blocks((root/doc).read_text(encoding='utf-8'), doc, root, found)
+        _check_found(doc, found)
+        (root/doc).write_text(text, encoding='utf-8')
+    subprocess.run([sys.executable, str(root/'.ci'/'readme.py')], check=True)
+
+def main(argv=None)->int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--write', action='store_true', help='regenerate the blocks from the files')
+    p.add_argument('--list', action='store_true', help='each figure, where it is quoted, its files, its text')
+    p.add_argument('--sources', action='store_true', help='the result files the figures come from, one a line')
+    p.add_argument('--doc', action='append', default=[], metavar='DOC=PATH',
+                   help='check PATH in place of DOC (README.md or benchmarks/README.md)')
+    args = p.parse_args(argv)
+    if args.sources:
+        print('\n'.join(sorted({f'{RESULTS}/{src}' for fig in FIGURES for src in fig.sources})))
+        return 0
+    if args.list:
+        for fig in FIGURES:
+            try: texts = _texts(fig, ROOT)
+            except FigureError as e: texts = (str(e),)
+            print(f"{fig.doc} | {fig.name} | {', '.join(fig.sources)}\n    " + '\n    '.join(texts))
+        return 0
+    if args.write: write()
+    problems = check(docs=dict(d.split('=', 1) for d in args.doc))
+    for msg in problems: print(msg, file=sys.stderr)
+    print(f"{len(FIGURES) - len(problems)} of {len(FIGURES)} figures agree with their files" if not problems else
+          f"{len(problems)} quoted figures do not match their files", file=sys.stderr if problems else sys.stdout)
+    return 1 if problems else 0
+
+if __name__ == '__main__': sys.exit(main())

@@ -1,0 +1,44 @@
+"Every figure README.md and benchmarks/README.md quote agrees with its committed result file (benchmarks/readme_figures.py)"
+import subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT/'benchmarks'/'readme_figures.py'
+
+
+def figures(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_every_quoted_figure_matches_its_file():
+    r = figures()
+    assert r.returncode == 0, r.stderr
+    assert 'figures agree with their files' in r.stdout
+
+
+def test_every_source_is_committed():
+    r = figures('--sources')
+    assert r.returncode == 0, r.stderr
+    sources = set(r.stdout.split())
+    assert {'benchmarks/results/demo/run.json', 'benchmarks/results/uncertainty_vs_error/correlation.csv'} <= sources
+    tracked = subprocess.run(['git', 'ls-files', 'benchmarks/results'], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0: pytest.skip('not a git checkout')
+    missing = sorted(sources - set(tracked.stdout.split()))
+    assert not missing, f"quoted figures come from files that are not committed: {missing}"
+
+
+@pytest.mark.parametrize('doc,old,new,figure', [
+    ('README.md', '-0.74 [-0.80, -0.66]', '-0.75 [-0.80, -0.66]', 'uncertainty vs error'),  # a figure in prose
+    ('README.md', '| 100 | ', '| 110 | ', "block 'demo'"),                                   # a row of a generated table
+    ('benchmarks/README.md', 'at 200 to 280 acquired labels', 'at 210 to 280 acquired labels', 'kappa'),
+])
+def test_a_changed_figure_fails(tmp_path, doc, old, new, figure):
+    text = (ROOT/doc).read_text(encoding='utf-8')
+    assert text.count(old) >= 1
+    changed = tmp_path/'doc.md'
+    changed.write_text(text.replace(old, new, 1), encoding='utf-8')
+    r = figures('--doc', f'{doc}={changed}')
+    assert r.returncode == 1
+    assert figure in r.stderr and doc in r.stderr
