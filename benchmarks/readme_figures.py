@@ -219,6 +219,78 @@ def round_times_readme(root):
             f"({t['pe']:.0f} s against {t['k100']:.0f} s, median")
 
 
+# --- MNIST and Repeated-MNIST: acquired labels to a target --------------------------------------------------------
+
+def _reach(root:Path, d:str, strategy:str, target:str, runs:bool=False)->str:
+    "'median [q25, q75]' acquired labels to `target` ('90%'), from labels_to_reach.csv; ', 3/3' with `runs`"
+    r = _read_csv(root, f'{d}/labels_to_reach.csv').set_index(['strategy', 'target']).loc[(strategy, target)]
+    n_reached, n_runs = (int(x) for x in r.reached.split('/'))
+    if n_reached == 0:
+        return f"not within {int(_curves(root, d).n_acquired.max())} ({r.reached} runs)"
+    return f"{r['median']:.0f} [{r.q25:.0f}, {r.q75:.0f}]" + (f", {r.reached}" if runs else '')
+
+MNIST_ROWS = {'BatchBALD, K=20 (consistent masks, CPU)': ('mnist_consistent', 'batchbald'),
+              'BatchBALD, K=100 (consistent masks, CPU)': ('mnist_k100', 'batchbald'),
+              'power-entropy, MC mean of K=20 (CPU)': ('mnist_consistent', 'powerentropy'),
+              'BatchBALD (independent masks: not valid)': ('mnist', 'batchbald'), 'BALD': ('mnist', 'bald'),
+              'random': ('mnist', 'random')}
+
+@figure(README, 'MNIST: acquired labels to 90% and 95%', 'mnist/labels_to_reach.csv', 'mnist_consistent/labels_to_reach.csv',
+        'mnist_k100/labels_to_reach.csv', 'mnist/curves.csv')
+def mnist_reach(root):
+    return tuple(f"| {label} | {_reach(root, d, s, '90%')} | {_reach(root, d, s, '95%')} |" for label, (d, s) in MNIST_ROWS.items())
+
+@figure(README, 'MNIST: area under the curve against random', 'mnist/auc.csv')
+def mnist_auc(root):
+    a = _read_csv(root, 'mnist/auc.csv').set_index('strategy').vs_random_median
+    return f"Both beat random sampling (area under the curve {_signed(a['bald'])} and {_signed(a['batchbald'])})"
+
+# the paper's figures (Kirsch et al. 2019), quoted beside ours: constants, not results of ours
+REPEATED_MNIST_ROWS = {'BatchBALD, K=20': ('batchbald', '110'), 'power-entropy': ('powerentropy', ''),
+                       'random': ('random', '180'), 'BALD (top-k)': ('bald', '270')}
+
+def _copies(root:Path, strategy:str)->str:
+    r = _read_csv(root, 'repeated_mnist/redundancy.csv').set_index('strategy').loc[strategy]
+    return f"{r.in_same_batch_median:.0f} of {r.acquired:.0f}"
+
+@figure(README, 'Repeated-MNIST: to 90% and copies in a batch', 'repeated_mnist/labels_to_reach.csv', 'repeated_mnist/redundancy.csv')
+def repeated_mnist_readme(root):
+    return tuple(f"| {label} | {_reach(root, 'repeated_mnist', s, '90%')} | {pub} | {_copies(root, s)} |"
+                 for label, (s, pub) in REPEATED_MNIST_ROWS.items())
+
+@figure(BENCH_README, 'Repeated-MNIST: to 90%, copies in a batch, seconds per round', 'repeated_mnist/labels_to_reach.csv',
+        'repeated_mnist/redundancy.csv', 'repeated_mnist/curves.csv')
+def repeated_mnist_bench(root):
+    df = _curves(root, 'repeated_mnist')
+    label = {'power-entropy': 'power-entropy (MC mean)'}
+    return tuple(f"| {label.get(l, l)} | {_reach(root, 'repeated_mnist', s, '90%', runs=True)} | {pub} | {_copies(root, s)} | "
+                 f"{_round_seconds(df[df.strategy == s]).median():.0f} |" for l, (s, pub) in REPEATED_MNIST_ROWS.items())
+
+def _ttr(root:Path)->tuple:
+    "The time-to-result run: the round that first reached 95%, and the seconds of every round up to its validation"
+    df = _curves(root, 'mnist_ttr').sort_values('round')
+    hit = df[df.accuracy >= 0.95].iloc[0]
+    before = df[df['round'] < hit['round']][['fit_s', 'valid_s', 'score_s', 'acquire_s']].fillna(0).to_numpy().sum()
+    return df, hit, before + hit.fit_s + hit.valid_s
+
+@figure(BENCH_README, 'MNIST time to result', 'mnist_ttr/curves.csv')
+def ttr_bench(root):
+    df, hit, seconds = _ttr(root)
+    at90 = df[df.accuracy >= 0.9].iloc[0].n_acquired
+    rounds = df[df.score_s.notna()]
+    cols = ['fit_s', 'valid_s', 'score_s', 'acquire_s']
+    med = rounds[cols].median()
+    return (f"Seed 0 reached {hit.accuracy:.1%} at {hit.n_acquired:.0f} acquired labels (round {hit['round']:.0f}; 90% at "
+            f"{at90:.0f}). The rounds up to that validation took {seconds:.0f} s",
+            f"One round, median of the {len(rounds)} complete rounds",
+            '| ' + ' | '.join(f"{med[c]:.1f}" for c in cols) + f" | {rounds[cols].sum(axis=1).median():.1f} |")
+
+@figure(README, 'MNIST time to result', 'mnist_ttr/curves.csv')
+def ttr_readme(root):
+    _, hit, _ = _ttr(root)
+    return f"(one seed, {hit.n_acquired:.0f} acquired labels)"
+
+
 # --- stopping on digits (benchmarks/results/stopping_digits) ------------------------------------------------------
 
 @figure(BENCH_README, 'stopping: where kappa fired', 'stopping_digits/curves.csv')
