@@ -167,6 +167,24 @@ def mlp_ceiling_readme(root): return _mlp_ceiling(root)
 def mlp_ceiling_bench(root): return _mlp_ceiling(root)
 
 
+@figure(README, 'MNIST-1D, CNN: acquired labels to 40% and 50%', 'mnist1d_cnn/labels_to_reach.csv')
+def mnist1d_cnn_reach(root):
+    r = _read_csv(root, 'mnist1d_cnn/labels_to_reach.csv').set_index(['strategy', 'target'])
+    bb40, rnd40, bb50, rnd50 = (r.loc[k] for k in [('batchbald (mc)', '40%'), ('random', '40%'), ('batchbald (mc)', '50%'), ('random', '50%')])
+    assert bb50.reached.split('/')[0] == bb50.reached.split('/')[1], "BatchBALD no longer reaches 50% in every run"
+    return (f"BatchBALD needs {bb40['median']:.0f} acquired labels to 40% accuracy against random's {rnd40['median']:.0f} "
+            f"({bb50['median']:.0f} to 50% in all {bb50.reached.split('/')[1]} runs, random {rnd50.reached.replace('/', ' of ')})")
+
+@figure(README, 'cold start on digits', 'cold_start_digits/cold_start_report.csv')
+def cold_start(root):
+    r = _read_csv(root, 'cold_start_digits/cold_start_report.csv')
+    r = r[r.n == 10]
+    chosen = r[r.strategy.isin(['typiclust', 'kmeans']) & r.features.isin(['pca', 'simclr'])].accuracy_median
+    rnd = r[r.strategy == 'random'].accuracy_median.iloc[0]
+    return (f"10 labels chosen this way (TypiClust or k-means, on PCA or contrastive features; 5 seeds, medians) gave "
+            f"{chosen.min():.0%} to {chosen.max():.0%} test accuracy against {rnd:.0%} for 10 random ones")
+
+
 # --- MNIST: power-entropy against BatchBALD, K=100 against K=20 -------------------------------------------------
 
 def _paired_auc(a:pd.DataFrame, b:pd.DataFrame, cut:int)->tuple:
