@@ -382,6 +382,27 @@ def empty_masks(root):
             f"would give {_f2(wrong['spearman all'].max())} to {_f2(wrong['spearman all'].min())}")
 
 
+# --- acquisition speed against batchbald_redux and baal (benchmarks/acquisition.py) ------------------------------
+
+@figure(README, 'acquisition speed', 'acquisition.json')
+def acquisition_speed(root):
+    d = json.loads((root/RESULTS/'acquisition.json').read_text())
+    rows = d['batchbald']
+    ratio = {(r['N'], r['K']): r['redux']['time_s'] / r['ours']['time_s'] for r in rows}
+    by_k = lambda k: ' and '.join(f"{x:.0f}x" for x in sorted(v for (n, kk), v in ratio.items() if kk == k))
+    assert all(r['ours']['picks'][:5] == r['redux']['picks'][:5] for r in rows), "the first five picks differ from redux's"
+    rel = max(abs(r['ours']['mi10_mc'] - r['redux']['mi10_mc']) / r['redux']['mi10_mc'] for r in rows)
+    big = d['big_pool']
+    return (f"runs {min(ratio.values()):.0f}x to {max(ratio.values()):.0f}x faster than batchbald_redux "
+            f"{d['meta']['batchbald_redux']} ({by_k(20)} at `K=20`, {by_k(100)} at `K=100`), with the same first five picks "
+            f"and a joint mutual information within {math.ceil(rel * 1e4) / 100:.2f}% of its batch. BALD and PowerBALD score "
+            f"a pool of {big['N']:,} x {big['K']} x 10 in {big['ours_bald']['time_s']:.2f} and "
+            f"{big['ours_powerbald']['time_s']:.2f} seconds with {big['ours_bald']['peak_extra_mb']:.0f} and "
+            f"{big['ours_powerbald']['peak_extra_mb']:.0f} MiB beyond the {big['ours_bald']['input_mb']:.0f} MiB input (baal: "
+            f"about {big['baal_bald']['time_s']:.0f} s and {big['baal_bald']['peak_extra_mb'] / 1024:.1f} GB; "
+            f"batchbald_redux's BALD: {big['redux_bald']['time_s']:.0f} s)")
+
+
 # --- MC dropout speed on an H100 (benchmarks/uncertainty.py) -----------------------------------------------------
 
 @figure(README, 'MC dropout speed, H100', 'uncertainty-gpu-resnet18.json')
@@ -391,6 +412,38 @@ def mc_dropout_h100(root):
     ours = next(r for r in rows if r['method'] == 'ours, head-only, consistent masks (K=20)')['seconds']
     fastai = next(r for r in rows if r['method'].startswith('fastai MCDropoutCallback'))['seconds']
     return f"takes {ours / det:.2f}x the time of one deterministic `get_preds` (head-only path, consistent masks), against {fastai / det:.0f}x"
+
+
+# --- MC dropout against its floor, a round against the plain loop (benchmarks/mc_floor.py, fit_speed.py) ----------
+
+def _floor(root:Path, arch:str)->dict:
+    d = json.loads((root/RESULTS/f'mc_floor-{arch}.json').read_text())
+    return {r['method'].split(' (')[0]: r for r in d['results']} | {'env': d['env'], 'same': d['same_samples']}
+
+@figure(README, 'MC dropout against its floor, CPU', 'mc_floor-gal.json')
+def mc_floor_readme(root):
+    f = _floor(root, 'gal')
+    assert f['same']['ours_equals_floor'] and f['same']['ours_equals_before']
+    return (f"K=20 consistent-mask samples cost {f['ours']['cpu_x_floor']:.2f}x their floor in CPU time",
+            f"{f['ours before']['cpu_x_floor']:.2f}x before this was tuned")
+
+@figure(BENCH_README, 'MC dropout against its floor, CPU', 'mc_floor-gal.json', 'mc_floor-resnet18.json')
+def mc_floor_bench(root):
+    rows = []
+    for arch, label in [('gal', "Gal et al.'s MNIST CNN, 4,096 images"),
+                        ('resnet18', 'fastai resnet18 `vision_learner(pretrained=False)`, 512 64x64 images')]:
+        f = _floor(root, arch)
+        same = 'bit for bit' if f['same']['ours_equals_floor'] and f['same']['ours_equals_before'] else 'NO'
+        rows.append(f"| {label} | {f['plain']['cpu_x_floor']:.2f}x | 1.00 ({f['floor']['cpu_seconds']:.2f} s) | "
+                    f"{f['ours before']['cpu_x_floor']:.2f}x | {f['ours']['cpu_x_floor']:.2f}x | {same} |")
+    return tuple(rows)
+
+@figure(README, 'a round against the plain loop', 'fit_speed_wall.json')
+def fit_speed_readme(root):
+    d = json.loads((root/RESULTS/'fit_speed_wall.json').read_text())
+    r = next(r for r in d['results'] if r['method'] == 'ActiveLearner, ArraySplit (fastai Adam)')
+    return (f"trains in {r['fit_x_plain']:.2f}x the wall time of a plain PyTorch loop on the same 2 cores (load average "
+            f"{d['env']['loadavg_1min_before']:.1f}")
 
 
 # --- check, write ---------------------------------------------------------------------------------------------
