@@ -414,6 +414,56 @@ def mc_dropout_h100(root):
     return f"takes {ours / det:.2f}x the time of one deterministic `get_preds` (head-only path, consistent masks), against {fastai / det:.0f}x"
 
 
+# --- semi-supervised training on digits (benchmarks/semi_supervised.py, results/semi_digits) ------------------------
+
+SEMI_ROWS = {'random, supervised': 'random', 'random + label spreading': 'random + spreading',
+             'random + `FixMatch(mu=2)`': 'random + fixmatch',
+             'random + `FixMatch(mu=7, align=True)`': 'random + fixmatch-align [mu7]',
+             'power-entropy + `FixMatch(mu=7, align=True)`': 'powerentropy + fixmatch-align [mu7]'}
+MU7 = 'fixmatch-align [mu7]'
+
+@figure(README, 'semi_digits', 'semi_digits/semi_accuracy.csv', block=True)
+def semi_block(root):
+    acc = _read_csv(root, 'semi_digits/semi_accuracy.csv').set_index(['strategy', 'n_labelled'])['median']
+    ns = sorted(acc.index.get_level_values('n_labelled').unique())
+    best = max(acc.loc[(s, n)] for s in SEMI_ROWS.values() for n in ns)
+    cell = lambda v: f"**{v:.3f}**" if v == best else f"{v:.3f}"
+    lines = [f"| | {ns[0]} labels | " + ' | '.join(str(n) for n in ns[1:]) + ' |', '|---|' + '---|' * len(ns)]
+    lines += [f"| {label} | " + ' | '.join(cell(acc.loc[(s, n)]) for n in ns) + ' |' for label, s in SEMI_ROWS.items()]
+    return '\n'.join(lines)
+
+@figure(README, 'semi-supervised targets and gains on digits', 'semi_digits/semi_targets.csv', 'semi_digits/semi_paired.csv',
+        'semi_digits/semi_curves.csv')
+def semi_targets(root):
+    from scipy import stats
+    t = _read_csv(root, 'semi_digits/semi_targets.csv').set_index(['strategy', 'n_labelled'])
+    of = lambda s, n, col: t.loc[(s, n), col].replace('/', ' of ')
+    at20 = {of(f'{s} + {MU7}', 20, '>= 90%') for s in ('random', 'powerentropy')}
+    sup20 = {of(s, 20, '>= 90%') for s in ('random', 'powerentropy')}
+    assert len(at20) == 1 and len(sup20) == 1, "power-entropy and random differ at 20 labels: rewrite the sentence"
+    paired = _read_csv(root, 'semi_digits/semi_paired.csv')
+    mu7 = paired[paired.method == MU7]
+    assert (mu7.better == mu7.better.str.split('/').str[1] + '/' + mu7.better.str.split('/').str[1]).all()
+    df = _read_csv(root, 'semi_digits/semi_curves.csv')
+    at = lambda s: df[(df.strategy == f'{s} + {MU7}') & (df.n_labelled == 40)].set_index('seed').accuracy
+    pe, rnd = at('powerentropy'), at('random')
+    return (f"90% with 20 labels in {at20.pop()} seeds (supervised: {sup20.pop()}), 95% with 40 labels in "
+            f"{of('powerentropy + ' + MU7, 40, '>= 95%')} seeds with power-entropy acquisition and "
+            f"{of('random + ' + MU7, 40, '>= 95%')} with random; better than supervised training with the same labels on "
+            f"every seed ({_signed(mu7.gain_median.min(), 2)} to {_signed(mu7.gain_median.max(), 2)}), and power-entropy "
+            f"beats random with it at 40 labels ({_signed((pe - rnd).median())}, paired t p = "
+            f"{stats.ttest_rel(pe, rnd).pvalue:.3f})")
+
+
+@figure(README, 'semi-supervised elsewhere: MNIST-1D and MNIST', 'semi_mnist1d_cnn/semi_paired.csv', 'semi_mnist_cpu/semi_accuracy.csv')
+def semi_elsewhere(root):
+    g = _read_csv(root, 'semi_mnist1d_cnn/semi_paired.csv').gain_median
+    acc = _read_csv(root, 'semi_mnist_cpu/semi_accuracy.csv').set_index(['strategy', 'n_labelled'])['median']
+    return (f"on MNIST-1D FixMatch gains {_signed(g.min(), 2)} to {_signed(g.max(), 2)} (5 seeds); on MNIST, 3 seeds on the "
+            f"CPU with `mu=2`, {acc.loc[('random + fixmatch-align [mu2]', 40)]:.3f} at 40 labels against "
+            f"{acc.loc[('random', 40)]:.3f} supervised (median)")
+
+
 # --- MC dropout against its floor, a round against the plain loop (benchmarks/mc_floor.py, fit_speed.py) ----------
 
 def _floor(root:Path, arch:str)->dict:
