@@ -464,6 +464,29 @@ def semi_elsewhere(root):
             f"{acc.loc[('random', 40)]:.3f} supervised (median)")
 
 
+# --- diversity: speed and labels (benchmarks/diversity_speed.py, results/digits_diversity) --------------------------
+
+@figure(README, 'diversity speed', 'diversity_speed.json')
+def diversity_speed(root):
+    rows = json.loads((root/RESULTS/'diversity_speed.json').read_text())['rows']
+    get = lambda st, impl, n: next(r for r in rows if (r['strategy'], r['impl'], r['N']) == (st, impl, n))
+    big = [get(st, 'ours', 1_000_000) for st in ('coreset', 'badge')]
+    secs, loads = [r['seconds'] for r in big], [r['load_avg'] for r in big]
+    ours, peer = get('typiclust', 'ours', 100_000), get('typiclust', 'scikit-activeml', 100_000)
+    return (f"core-set and BADGE pick 100 items from a million 512-d embeddings in {min(secs):.0f} to {max(secs):.0f} s on "
+            f"one CPU thread (wall time at a load average of {min(loads):.0f} to {max(loads):.0f} on the 2 cores), and "
+            f"TypiClust picks 100 from 100,000 in {ours['cpu_seconds']:.0f} s of CPU, "
+            f"{peer['cpu_seconds'] / ours['cpu_seconds']:.0f}x less than scikit-activeml's")
+
+@figure(README, 'diversity on digits: labels to 95%', 'digits_diversity/labels_to_reach.csv')
+def diversity_digits(root):
+    r = lambda s: _reach(root, 'digits_diversity', s, '95%')
+    rnd = _read_csv(root, 'digits_diversity/labels_to_reach.csv').set_index(['strategy', 'target']).loc[('random', '95%')]
+    n, of = rnd.reached.split('/')
+    return (f"BatchBALD on k-means representatives reached 95% test accuracy with {r('diverse_batchbald').replace(' [', ' acquired labels [')}, "
+            f"against {r('batchbald')} for BatchBALD and {rnd['median']:.0f} ({n} runs of {of}) for random")
+
+
 # --- MC dropout against its floor, a round against the plain loop (benchmarks/mc_floor.py, fit_speed.py) ----------
 
 def _floor(root:Path, arch:str)->dict:
