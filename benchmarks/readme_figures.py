@@ -185,6 +185,72 @@ def cold_start(root):
             f"{chosen.min():.0%} to {chosen.max():.0%} test accuracy against {rnd:.0%} for 10 random ones")
 
 
+def _reach_cell(root:Path, d:str, strategy:str, target:str)->dict:
+    r = _read_csv(root, f'{d}/labels_to_reach.csv').set_index(['strategy', 'target']).loc[(strategy, target)]
+    return dict(median=r['median'], q25=r.q25, q75=r.q75, reached=r.reached)
+
+def _auc_cell(root:Path, d:str, strategy:str, baseline:str='random'):
+    f = 'auc.csv' if baseline == 'random' else 'auc_vs_batchbald.csv'
+    a = _read_csv(root, f'{d}/{f}').set_index('strategy').loc[strategy]
+    col = 'vs_random_median' if baseline == 'random' else 'vs_batchbald_median'
+    return a.auc_median if baseline == 'random' and strategy == 'random' else (a[col], a.paired_t_p)
+
+def _copies_cell(root:Path, d:str, strategy:str, col:str='in_same_batch_median')->float:
+    return _read_csv(root, f'{d}/redundancy.csv').set_index('strategy').loc[strategy, col]
+
+@figure(BENCH_README, 'digits: labels to 90% and 95%', 'digits/labels_to_reach.csv')
+def digits_table(root):
+    rows = {l: s for l, s in BENCH_ROWS.items() if l != 'BALD, MC with independent masks'}
+    return Cells('| strategy | AUC vs random (p) | acquired to 90% | to 95% (runs reaching it) |',
+                 {**{(l, 2): _reach_cell(root, 'digits', s, '90%') for l, s in rows.items()},
+                  **{(l, 3): _reach_cell(root, 'digits', s, '95%') for l, s in rows.items()}})
+
+@figure(BENCH_README, 'Repeated-digits: labels to 90% and 95%, copies in a batch', 'repeated_digits/labels_to_reach.csv',
+        'repeated_digits/redundancy.csv')
+def repeated_digits_table(root):
+    return Cells('| strategy | AUC vs random (p) | acquired to 90% | to 95% (runs) | in-batch copies / 150 |',
+                 {**{(l, 2): _reach_cell(root, 'repeated_digits', s, '90%') for l, s in BENCH_ROWS.items()},
+                  **{(l, 3): _reach_cell(root, 'repeated_digits', s, '95%') for l, s in BENCH_ROWS.items()},
+                  **{(l, 4): _copies_cell(root, 'repeated_digits', s) for l, s in BENCH_ROWS.items()}})
+
+@figure(BENCH_README, 'MNIST-1D, CNN: labels to 40% and 50%', 'mnist1d_cnn/labels_to_reach.csv')
+def mnist1d_cnn_table(root):
+    rows = {l: s for l, s in BENCH_ROWS.items() if l != 'BALD, MC with independent masks'}
+    return Cells('| strategy | AUC vs random (p) | acquired to 40% (runs) | to 50% (runs) |',
+                 {**{(l, 2): _reach_cell(root, 'mnist1d_cnn', s, '40%') for l, s in rows.items()},
+                  **{(l, 3): _reach_cell(root, 'mnist1d_cnn', s, '50%') for l, s in rows.items()}})
+
+DIVERSITY_ROWS = {'random': 'random', 'BatchBALD': 'batchbald', 'core-set': 'coreset', 'BADGE': 'badge',
+                  'TypiClust': 'typiclust', 'ProbCover': 'probcover', 'Cluster-Margin': 'cluster_margin',
+                  'BatchBALD on 5n k-means reps': 'diverse_batchbald', 'PowerBALD on 5n k-means reps': 'diverse_powerbald'}
+
+@figure(BENCH_README, 'diversity strategies on digits and Repeated-digits', 'digits_diversity/auc.csv',
+        'digits_diversity/auc_vs_batchbald.csv', 'digits_diversity/labels_to_reach.csv', 'repeated_digits_diversity/auc.csv',
+        'repeated_digits_diversity/auc_vs_batchbald.csv', 'repeated_digits_diversity/labels_to_reach.csv',
+        'repeated_digits_diversity/redundancy.csv')
+def diversity_table(root):
+    expect = {}
+    for l, s in DIVERSITY_ROWS.items():
+        for d, col, target in (('digits_diversity', 1, '95%'), ('repeated_digits_diversity', 4, '90%')):
+            expect[(l, col)] = _auc_cell(root, d, s)
+            if s != 'batchbald': expect[(l, col + 1)] = _auc_cell(root, d, s, 'batchbald')
+            expect[(l, col + 2)] = _reach_cell(root, d, s, target)
+        expect[(l, 7)] = _copies_cell(root, 'repeated_digits_diversity', s, 'copies_median')
+    return Cells('| strategy | digits: AUC vs random | vs BatchBALD | to 95% (runs) | Repeated-digits: AUC vs random | '
+                 'vs BatchBALD | to 90% (runs) | copies / 150 |', expect)
+
+@figure(BENCH_README, 'diversity strategies on MNIST-1D with the CNN', 'mnist1d_cnn_diversity/auc.csv',
+        'mnist1d_cnn_diversity/auc_vs_batchbald.csv', 'mnist1d_cnn_diversity/labels_to_reach.csv')
+def diversity_mnist1d_table(root):
+    d, expect = 'mnist1d_cnn_diversity', {}
+    for l, s in DIVERSITY_ROWS.items():
+        expect[(l, 1)] = _auc_cell(root, d, s)
+        if s != 'batchbald': expect[(l, 2)] = _auc_cell(root, d, s, 'batchbald')
+        expect[(l, 3)] = _reach_cell(root, d, s, '40%')
+        expect[(l, 4)] = _reach_cell(root, d, s, '50%')
+    return Cells('| strategy | AUC vs random | vs BatchBALD | to 40% (runs) | to 50% (runs) |', expect)
+
+
 # --- MNIST: power-entropy against BatchBALD, K=100 against K=20 -------------------------------------------------
 
 def _paired_auc(a:pd.DataFrame, b:pd.DataFrame, cut:int)->tuple:
@@ -570,6 +636,54 @@ def _marked(name:str)->re.Pattern:
     "A generated block: markers on lines of their own, a blank line between them and the text (tables stay tables)"
     return re.compile(rf'(<!-- figures:{re.escape(name)} -->\n)\s*(.*?)\s*(\n<!-- /figures:{re.escape(name)} -->)', re.S)
 
+@dataclass
+class Cells:
+    "Cells of a Markdown table checked by value, to the digits shown: the table found by its header, a row by its first cell"
+    header: str
+    expect: dict  # (row label, column index) -> a number, or a dict(median=, q25=, q75=, reached='k/n') of labels to a target
+
+def _close(shown:str, value:float)->bool:
+    "`shown` is `value` written with the digits it has ('0.2', '0.044', '9e-05', '120')"
+    m = re.fullmatch(r'[+-]?(\d+)(?:\.(\d+))?(?:e-(\d+))?', shown)
+    if m is None: return False
+    decimals = len(m.group(2) or '') + int(m.group(3) or 0)
+    return abs(float(shown) - value) <= 0.5 * 10 ** -decimals + 1e-9
+
+def _cell_problem(cell:str, want)->str|None:
+    "Why `cell` does not say `want` (None: it does)"
+    if isinstance(want, dict):  # labels to a target: 'never (0/5)', '145 (2/5)', '90 [80, 100] (5/5)', '70 [50, 90]'
+        m = re.fullmatch(r'(never|\d+)(?: \[(\d+), (\d+)\])?(?: \((\d+/\d+)\))?', cell)
+        if m is None: return f"cannot read '{cell}'"
+        med, q25, q75, runs = m.groups()
+        if runs is not None and runs != want['reached']: return f"'{cell}': runs {want['reached']}"
+        if med == 'never': return None if want['reached'].startswith('0/') else f"'{cell}': reached in {want['reached']}"
+        if want['reached'].startswith('0/'): return f"'{cell}': never reached ({want['reached']})"
+        if not _close(med, want['median']): return f"'{cell}': median {want['median']:g}"
+        if q25 is not None and not (_close(q25, want['q25']) and _close(q75, want['q75'])):
+            return f"'{cell}': quartiles [{want['q25']:g}, {want['q75']:g}]"
+        return None
+    if isinstance(want, tuple):  # a difference and its p: '+0.030 (0.004)'
+        m = re.fullmatch(r'([+-]?[0-9.]+) \(([0-9.e-]+)\)', cell)
+        ok = m is not None and _close(m.group(1), want[0]) and _close(m.group(2), want[1])
+        return None if ok else f"'{cell}': {want[0]:+.4f} (p {want[1]:.4g})"
+    return None if _close(cell, want) else f"'{cell}': {want:.4g}"
+
+def _check_cells(fig:Figure, cells:Cells, text:str)->list[str]:
+    lines = text.splitlines()
+    at = [i for i, l in enumerate(lines) if l.strip() == cells.header]
+    if len(at) != 1: return [f"{fig.doc}: '{fig.name}': {len(at)} tables with the header {cells.header}"]
+    rows = {}
+    for l in lines[at[0] + 2:]:
+        if not l.startswith('|'): break
+        parts = [c.strip() for c in l.strip().strip('|').split('|')]
+        rows[parts[0]] = parts
+    problems = []
+    for (label, col), want in cells.expect.items():
+        if label not in rows: problems.append(f"{fig.doc}: '{fig.name}': no row '{label}'"); continue
+        msg = _cell_problem(rows[label][col], want)
+        if msg: problems.append(f"{fig.doc}: '{fig.name}', row '{label}', column {col}: {', '.join(fig.sources)} gives {msg}")
+    return problems
+
 class FigureError(Exception): pass
 
 def _texts(fig:Figure, root:Path)->tuple:
@@ -590,7 +704,9 @@ def check(root:Path=ROOT, docs:dict|None=None)->list[str]:
         except FigureError as e:
             problems.append(str(e))
             continue
-        if fig.block:
+        if isinstance(wants[0], Cells):
+            problems += _check_cells(fig, wants[0], text)
+        elif fig.block:
             m = _marked(fig.name).search(text)
             want = wants[0]
             if m is None: problems.append(f"{fig.doc}: no block <!-- figures:{fig.name} --> (from {', '.join(fig.sources)})")
@@ -650,6 +766,7 @@ def main(argv=None)->int:
         for fig in FIGURES:
             try: texts = _texts(fig, ROOT)
             except FigureError as e: texts = (str(e),)
+            if isinstance(texts[0], Cells): texts = [f"{cells.header} {k}: {v}" for cells in texts for k, v in cells.expect.items()]
             print(f"{fig.doc} | {fig.name} | {', '.join(fig.sources)}\n    " + '\n    '.join(texts))
         return 0
     if args.write: write()
