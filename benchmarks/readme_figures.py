@@ -398,6 +398,15 @@ def stopping_readme(root):
             f"(power-entropy at {u.stop_at.split(' ')[0]} labels, {u.accuracy_at_stop:.1%})")
 
 
+@figure(BENCH_README, 'stopping on digits: the table', 'stopping_digits/stopping.csv')
+def stopping_table_bench(root):
+    st = _read_csv(root, 'stopping_digits/stopping.csv')
+    names = {'batchbald (mc)': 'BatchBALD (MC)', 'powerentropy (single)': 'power-entropy', 'random': 'random'}
+    short = lambda q: q.split(' ')[0] if len(set(re.findall(r'\d+', q))) == 1 else q  # '300 [300, 300]' -> '300'
+    return tuple(f"| {r.criterion} | {names[r.strategy]} | {r.fired} | {short(r.stop_at)} | {r.accuracy_at_stop:.3f} | "
+                 f"{r.best_accuracy:.3f} | {r.accuracy_given_up:.3f} | {short(r.labels_saved)} |" for r in st.itertuples())
+
+
 # --- does uncertainty track error? (nbs/30_uncertainty_vs_error.ipynb) -----------------------------------------
 
 def _correlation(root:Path)->pd.DataFrame:
@@ -467,6 +476,30 @@ def acquisition_speed(root):
             f"{big['ours_powerbald']['peak_extra_mb']:.0f} MiB beyond the {big['ours_bald']['input_mb']:.0f} MiB input (baal: "
             f"about {big['baal_bald']['time_s']:.0f} s and {big['baal_bald']['peak_extra_mb'] / 1024:.1f} GB; "
             f"batchbald_redux's BALD: {big['redux_bald']['time_s']:.0f} s)")
+
+
+EMPTY_TABLE = {"'nested' `1 - max p` (the rule before)": 'nested', 'correlation area 256 (the default now)': 'area 256',
+               'correlation area 128': 'area 128', 'area fitted on the validation third (`fit_empty_area`)': 'fitted area',
+               "'independent' `prod (1 - p)`, and 1.0 for any empty mask": 'independent'}
+
+@figure(BENCH_README, 'empty masks: the rules table', *(f'empty_masks_rules/{d}/summary.csv' for d in EMPTY))
+def empty_masks_table(root):
+    rows, half_up = [], lambda v: f"{math.floor(v + 0.5):.0f}"  # 62.5 -> 63
+    for label, rule in EMPTY_TABLE.items():
+        cells = [[], [], []]
+        for d in ('mixed', 'short', 'mixed_heldout', 'short_heldout'):  # the table's order
+            sm = _read_csv(root, f'empty_masks_rules/{d}/summary.csv')
+            r = sm[(sm.posterior == 'single pass') & (sm.score == 'expected_iou_loss') & (sm.rule == rule)]
+            if not len(r):
+                for c in cells: c.append('-')
+                continue
+            r = r.iloc[0]
+            cells[0].append(f"{r['spearman all']:.3f}")
+            cells[1].append(half_up(r['complete miss median pct']))
+            v = r['confident correct empty median pct']
+            cells[2].append('none' if pd.isna(v) else half_up(v))
+        rows.append(f"| {label} | " + ' | '.join(' / '.join(c) for c in cells) + ' |')
+    return tuple(rows)
 
 
 # --- MC dropout speed on an H100 (benchmarks/uncertainty.py) -----------------------------------------------------
