@@ -5,11 +5,13 @@
     python benchmarks/readme_figures.py --list    # each figure: where it is quoted, its file, the text it expects
     python benchmarks/readme_figures.py --sources # the result files, one a line
 
-Two kinds of figure. A *block* is generated whole: the text between `<!-- figures:NAME -->` and
+Three kinds of figure. A *block* is generated whole: the text between `<!-- figures:NAME -->` and
 `<!-- /figures:NAME -->` (README.md's blocks live in nbs/index.ipynb, from which .ci/readme.py writes README.md).
 A *quote* is a phrase in running prose, recomputed from its file and looked for in the document (line breaks and
-runs of spaces count as one space). Either way the document says what the file says, or the check fails.
-`tests/test_figures.py` runs the check; nothing here trains a model or reads anything but `benchmarks/results/`.
+runs of spaces count as one space). *Cells* of a hand-written table are read back and compared by value, to the
+digits they show. Either way the document says what the file says, or the check fails. `tests/test_figures.py` runs
+the check; nothing here trains a model, and nothing is read but `benchmarks/results/` and, for two figures, the
+saved outputs of `nbs/30_uncertainty_vs_error.ipynb`.
 """
 from __future__ import annotations
 import argparse, json, math, re, subprocess, sys, textwrap
@@ -30,7 +32,7 @@ class Figure:
     doc: str          # the document that quotes it, relative to the repository root
     name: str
     sources: tuple    # the result files it is computed from, relative to benchmarks/results
-    text: Callable    # root -> the text the document must hold
+    text: Callable    # root -> the text (or texts, or `Cells`) the document must hold
     block: bool = False
 
 
