@@ -77,6 +77,15 @@ def personal_access_token(url:str, email:str, password:str)->str:
     return r.json()['token']
 
 
+def sign_up(url:str, email:str, password:str):
+    "A second person signs up on the server's own form (in the open-source edition they join its one organisation)"
+    s = requests.Session()
+    s.get(f'{url}/user/signup/', timeout=10)
+    r = s.post(f'{url}/user/signup/', data={'email': email, 'password': password, 'csrfmiddlewaretoken': s.cookies['csrftoken']},
+               headers={'Referer': f'{url}/user/signup/'}, allow_redirects=False, timeout=10)
+    if r.status_code != 302: raise RuntimeError(f"sign-up to Label Studio failed ({r.status_code}): {r.text[:300]}")
+
+
 @contextmanager
 def label_studio_server(timeout:float=300):
     "A fresh Label Studio on 127.0.0.1 (SQLite in a temporary folder), with a user and a personal access token"

@@ -16,7 +16,7 @@ from fastai_active.demo import digits_block, digits_learner
 from fastai_active.answers import answers, review_batch
 from fastai_active.label_studio import LabelStudioProject, import_annotations
 
-from .servers import label_studio_server
+from .servers import label_studio_server, personal_access_token, sign_up
 
 FIXTURE = Path(__file__).resolve().parents[1]/'fixtures'/'label_studio_export.json'
 
@@ -138,3 +138,50 @@ def test_corrections_and_bad_annotations_against_a_real_server(tmp_path):
         assert report.withdrawn == [keys[1]] and idx[keys[1]] in split.ledger.pending().ds_idx.tolist()
     log = answers(split)
     assert set(log.annotator) == {server.email, 'label-studio'}  # the withdrawal's row names Label Studio
+
+
+def test_two_annotators_over_two_sessions_and_the_export(tmp_path):
+    "Issue 25: answers from two people, pulled on two days by each of them, name each person by e-mail; the project's"
+    " export file read into a fresh ledger (users from the server) gives the ledger the live pulls gave"
+    folder = digits_folder(tmp_path/'digits')
+    make_split = lambda db: ActiveSplit(digits_block(), folder/'train', path=db, vocab=[str(i) for i in range(10)])
+    split = make_split(tmp_path/'labels.db')
+    split.ledger.request(split.pool().ds_idxs[:5].tolist(), scores=[5, 4, 3, 2, 1])
+    keys = review_batch(split).key.tolist()
+    truth = dict(zip(keys, split.true_labels(split.ledger.idxs_of(keys).tolist())))
+    with label_studio_server() as server:
+        bea, bea_password = 'bea@example.com', 'bea-pass-1234'
+        sign_up(server.url, bea, bea_password)
+        # day 1: the owner makes the project, answers two tasks and pulls
+        ls = LabelStudioProject.create(server.url, server.token, split, title='two annotators')
+        assert ls.push(split) == 5
+        task = {t['data']['key']: t['id'] for t in ls.tasks()}
+        for key in keys[:2]: ls.client.annotations.create(id=task[key], result=choice(truth[key]))
+        assert ls.pull(split).labelled == keys[:2]
+        # day 2: a new session; Bea connects with her own token, answers two more, agrees with the owner on the first
+        split = make_split(tmp_path/'labels.db')
+        ls_bea = LabelStudioProject(server.url, personal_access_token(server.url, bea, bea_password), ls.id)
+        for key in keys[2:4] + keys[:1]: ls_bea.client.annotations.create(id=task[key], result=choice(truth[key]))
+        report = ls_bea.pull(split)
+        assert report.labelled == keys[2:4] and report.confirmed == keys[:1] and report.n_changed == 2
+        assert ls_bea.pull(split).n_changed == 0 and ls.pull(split).n_changed == 0  # the same pull again, by either
+        who = split.ledger.to_df().set_index('key').annotator
+        assert who[keys[:4]].tolist() == [server.email, server.email, bea, bea] and keys[4] not in who.index
+        log = answers(split)
+        assert log.query('action == "confirm"')[['key', 'annotator']].values.tolist() == [[keys[0], bea]]
+        export = requests.get(f'{server.url}/api/projects/{ls.id}/export', params={'exportType': 'JSON'},
+                              headers=ls.client._client_wrapper.get_headers(), timeout=30).json()
+        # the export names annotators by id only: without users= it says so; with the server's users, e-mails
+        assert {type(a['completed_by']) for t in export for a in t['annotations']} == {int}
+        bare = make_split(tmp_path/'bare.db')
+        bare.ledger.request(bare.ledger.idxs_of(keys).tolist())
+        with pytest.warns(UserWarning, match='by user id only'): report = import_annotations(bare, export)
+        assert sorted(report.unknown_users) == sorted(ls.users())
+        fresh = make_split(tmp_path/'from_export.db')
+        fresh.ledger.request(fresh.ledger.idxs_of(keys).tolist())
+        report = import_annotations(fresh, export, users=ls_bea)
+        assert report.labelled == keys[:4] and not report.unknown_users
+    cols = ['key', 'label', 'annotator', 'source']
+    assert fresh.ledger.to_df()[cols].sort_values('key').values.tolist() == split.ledger.to_df()[cols].sort_values('key').values.tolist()
+    assert answers(fresh)[['key', 'label', 'annotator', 'action']].values.tolist() == \
+           answers(split)[['key', 'label', 'annotator', 'action']].values.tolist()
