@@ -19,16 +19,7 @@ from fastai.tabular.all import TabularPandas, Categorify, FillMissing, Normalize
 from fastai_active.all import *
 
 
-def customers(n, seed, start=0):
-    "The generated customer table of nbs/24_howto_dataframe.ipynb"
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({'tenure': rng.gamma(2, 12, n), 'spend': rng.lognormal(3, .6, n),
-                       'plan': rng.choice(['basic', 'plus', 'pro'], n, p=[.5, .3, .2])},
-                      index=pd.Index([f'c{i:05d}' for i in range(start, start + n)], name='customer'))
-    df.loc[rng.random(n) < .08, 'spend'] = np.nan
-    risk = -df.tenure / 10 + (df.plan == 'basic') * 1.5 + np.log(df.spend.fillna(20)) / 2 - 1
-    df['left'] = (risk + rng.normal(0, .5, n) > 0.5).astype(int)
-    return df
+customers = customer_table  # the generated customer table of nbs/24_howto_dataframe.ipynb
 
 
 def image_folder(work, item_cache=2**30):

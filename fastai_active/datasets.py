@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['SHAPES', 'digits_folder', 'shape_kinds', 'make_shapes', 'shapes_folder', 'mask_of']
+__all__ = ['SHAPES', 'digits_folder', 'shape_kinds', 'make_shapes', 'shapes_folder', 'mask_of', 'customer_table']
 
 # %% ../nbs/16_datasets.ipynb #1525cf01
 def digits_folder(path:str|Path, # Folder to write (reused when it already holds the same split)
@@ -143,3 +143,19 @@ def shapes_folder(path:str|Path, n:int=200, seed:int=0, **kwargs)->Path:
 def mask_of(image_file:Path)->Path:
     "The mask file of an image written by `shapes_folder`"
     return Path(image_file).parent.parent/'masks'/Path(image_file).name
+
+# %% ../nbs/16_datasets.ipynb #26066a45
+def customer_table(n:int, # Rows
+                   seed:int=0, # Seed of everything random
+                   start:int=0, # First customer number (ids `c00000`, ...)
+                  )->'pd.DataFrame':
+    "`n` customers: `tenure`, `spend` (NaN for about 8%), `plan`, and the target `left` (0 or 1), indexed by `customer`"
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({'tenure': rng.gamma(2, 12, n), 'spend': rng.lognormal(3, .6, n),
+                       'plan': rng.choice(['basic', 'plus', 'pro'], n, p=[.5, .3, .2])},
+                      index=pd.Index([f'c{i:05d}' for i in range(start, start + n)], name='customer'))
+    df.loc[rng.random(n) < .08, 'spend'] = np.nan
+    risk = -df.tenure / 10 + (df.plan == 'basic') * 1.5 + np.log(df.spend.fillna(20)) / 2 - 1
+    df['left'] = (risk + rng.normal(0, .5, n) > 0.5).astype(int)
+    return df

@@ -14,6 +14,7 @@ from sklearn.datasets import load_digits
 from fastai.tabular.all import Categorify, FillMissing, Normalize, TabularPandas, tabular_learner, tabular_config
 from fastai.vision.all import get_image_files
 
+from fastai_active.datasets import customer_table as customers
 from fastai_active.demo import digits_block, digits_learner
 from fastai_active.learner import ActiveLearner
 from fastai_active.split import ActiveSplit
@@ -77,18 +78,6 @@ def folder_al(folder:Folder, db, sampler, fitted:ActiveLearner|None=None, item_c
     return al
 
 
-def customers(n:int, seed:int, start:int=0)->pd.DataFrame:
-    "The DataFrame how-to's table: tenure, spend (with gaps), plan, and the target `left`"
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({'tenure': rng.gamma(2, 12, n), 'spend': rng.lognormal(3, .6, n),
-                       'plan': rng.choice(['basic', 'plus', 'pro'], n, p=[.5, .3, .2])},
-                      index=pd.Index([f'c{i:05d}' for i in range(start, start + n)], name='customer'))
-    df.loc[rng.random(n) < .08, 'spend'] = np.nan
-    risk = -df.tenure / 10 + (df.plan == 'basic') * 1.5 + np.log(df.spend.fillna(20)) / 2 - 1
-    df['left'] = (risk + rng.normal(0, .5, n) > 0.5).astype(int)
-    return df
-
-
 class Table:
     "The table as a user holds it: targets known for a few rows (NaN for the rest), rows appended, removed, re-sorted"
     def __init__(self, n:int, seed:int=0):
@@ -125,6 +114,35 @@ def table_al(table:Table, db, sampler, fitted:ActiveLearner|None=None, **kwargs)
                        seed=0, show_progress=False, **kwargs)
     if fitted is None: return al.fit()
     al.learns, al.dls, al._fitted, al._fit_error = fitted.learns, fitted.dls, al._label_state(), None
+    return al
+
+
+FOLDER_OPS = (['add', 'delete', 'rename'], 12)   # what may happen to a folder, and at most how many files at once
+TABLE_OPS = (['append', 'remove', 'resort'], 15)
+
+def folder_history(tmp, ops, sampler, n:int=60)->ActiveLearner:
+    "A learner on a folder of `n` images after `ops`: `(op, k, 'refresh' | 'session')` each, files changed then read again"
+    folder = Folder(tmp/'imgs', n)
+    al = folder_al(folder, tmp/'labels.db', sampler)
+    for op, k, how in ops:
+        if op == 'add': folder.add(k)
+        else: getattr(folder, op)(al.split, k)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # files gone from the folder: reported, as they should be
+            if how == 'refresh': al.split.refresh()
+            else: al = folder_al(folder, tmp/'labels.db', sampler, fitted=al)
+    return al
+
+def table_history(tmp, ops, sampler, n:int=90)->ActiveLearner:
+    "A learner on a table of `n` rows after `ops`: `(op, k, 'refresh' | 'session')` each, rows changed then read again"
+    table = Table(n)
+    al = table_al(table, tmp/'labels.db', sampler)
+    for op, k, how in ops:
+        getattr(table, op)(*([] if op == 'resort' else [k]))
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            if how == 'refresh': al.split.refresh(source=table.df)
+            else: al = table_al(table, tmp/'labels.db', sampler, fitted=al)
     return al
 
 

@@ -20,7 +20,8 @@ from fastai_active.strategies import as_acquisition
 from fastai_active.diversity_acquisition import TypiClust
 from fastai_active.uncertainty import MCDropout, SinglePass
 
-from _histories import (FAMILIES, PER_ITEM, Folder, Table, assert_same_picks, folder_al, own_scores, picks, table_al)
+from _histories import (FAMILIES, FOLDER_OPS, PER_ITEM, TABLE_OPS, Folder, Table, assert_same_picks, folder_al,
+                        folder_history, own_scores, picks, table_al, table_history)
 
 SCORERS = {'chunks of 1': ChunkedScorer(chunk_size=1), 'chunks of 7': ChunkedScorer(chunk_size=7),
            'one chunk': ChunkedScorer(chunk_size=10_000)}
@@ -37,43 +38,21 @@ def check_every_scorer(al:ActiveLearner, families=FAMILIES, scorers=SCORERS):
         for name, scorer in scorers.items(): assert_same_picks(picks(al, scorer, family), want, f"{family}, {name}")
 
 
-folder_ops = st.lists(st.tuples(st.sampled_from(['add', 'delete', 'rename']), st.integers(1, 12),
-                                st.sampled_from(['refresh', 'session'])), min_size=1, max_size=3)
+def history_ops(kinds, k_max):
+    return st.lists(st.tuples(st.sampled_from(kinds), st.integers(1, k_max), st.sampled_from(['refresh', 'session'])),
+                    min_size=1, max_size=3)
+folder_ops, table_ops = history_ops(*FOLDER_OPS), history_ops(*TABLE_OPS)
 
 @FAST
 @given(ops=folder_ops)
 def test_image_folder_histories(tmp_path_factory, ops):
-    tmp = tmp_path_factory.mktemp('folder')
-    folder, sampler = Folder(tmp/'imgs', 60), MCDropout(8, seed=0)
-    al = folder_al(folder, tmp/'labels.db', sampler)
-    for op, k, how in ops:
-        if op == 'add': folder.add(k)
-        else: getattr(folder, op)(al.split, k)
-        if how == 'refresh':
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')  # files gone from the folder: reported, as they should be
-                al.split.refresh()
-        else: al = folder_al(folder, tmp/'labels.db', sampler, fitted=al)
-    check_every_scorer(al)
+    check_every_scorer(folder_history(tmp_path_factory.mktemp('folder'), ops, MCDropout(8, seed=0)))
 
-
-table_ops = st.lists(st.tuples(st.sampled_from(['append', 'remove', 'resort']), st.integers(1, 15),
-                               st.sampled_from(['refresh', 'session'])), min_size=1, max_size=3)
 
 @FAST
 @given(ops=table_ops)
 def test_table_histories(tmp_path_factory, ops):
-    tmp = tmp_path_factory.mktemp('table')
-    table, sampler = Table(90), MCDropout(8, seed=0)
-    al = table_al(table, tmp/'labels.db', sampler)
-    for op, k, how in ops:
-        getattr(table, op)(*([] if op == 'resort' else [k]))
-        if how == 'refresh':
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                al.split.refresh(source=table.df)
-        else: al = table_al(table, tmp/'labels.db', sampler, fitted=al)
-    check_every_scorer(al)
+    check_every_scorer(table_history(tmp_path_factory.mktemp('table'), ops, MCDropout(8, seed=0)))
 
 
 def test_a_grown_folder_in_a_new_session_gives_the_in_memory_picks_and_each_file_its_own_score(tmp_path):
