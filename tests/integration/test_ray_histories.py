@@ -1,15 +1,21 @@
 """The pool path on a local Ray (2 workers) against the in-memory scorer, on generated histories of an image folder and
 a table (as tests/test_pool_path.py does for the chunked scorer): minutes, so here rather than in CI, which runs the
 fixed histories of tests/test_distributed.py."""
+import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
+
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 ray = pytest.importorskip('ray')
 
+from fastai_active.core import derive_seed
 from fastai_active.distributed import RayScorer, local_ray
-from fastai_active.scorer import InMemoryScorer
+from fastai_active.scorer import InMemoryScorer, PoolItems
+from fastai_active.diversity_acquisition import TypiClust
 from fastai_active.uncertainty import MCDropout
 
 from _histories import FAMILIES, FOLDER_OPS, TABLE_OPS, assert_same_picks, folder_history, picks, table_history
@@ -31,7 +37,29 @@ def ops(kinds, k_max):
 
 def check_ray(al):
     for family in FAMILIES:
-        assert_same_picks(picks(al, RayScorer(num_workers=2, chunk_size=7), family), picks(al, InMemoryScorer(), family), str(family))
+        got, want = picks(al, RayScorer(num_workers=2, chunk_size=7), family), picks(al, InMemoryScorer(), family)
+        if isinstance(family, TypiClust) and got.key.tolist() != want.key.tolist():
+            same_numbers_same_picks(al, family)  # k-means: float noise between batchings may move a cluster
+        else: assert_same_picks(got, want, str(family))
+
+
+def same_numbers_same_picks(al, family):
+    "The Ray pass's log-probs and embeddings equal the in-memory ones to float noise, and on them TypiClust picks what Ray picked"
+    tmp = Path(tempfile.mkdtemp())
+    al.acquisition = family
+    seed = derive_seed(al.seed, 'acquire', al.round)  # the seed of `acquire`'s picks
+    req = al._request(al._pool(), 4, seed=seed)
+    lp, emb = InMemoryScorer().sample(req)
+    lab = req.labelled_embeddings()
+    with req.scoring():
+        res = RayScorer(num_workers=2, chunk_size=7).score(req.learns, PoolItems(req.split, req.pool), req.sampler, scores={},
+                                                            log_probs=tmp/'lp.npy', embeddings=tmp/'emb.npy', acquisition=family,
+                                                            n=4, seed=seed, labelled_embeddings=lab)
+    np.testing.assert_allclose(res.log_probs, lp.numpy(), atol=1e-5)
+    np.testing.assert_allclose(res.embeddings, emb.numpy(), atol=1e-5)
+    again = family(torch.from_numpy(np.array(res.log_probs)), 4, seed=seed, embeddings=torch.from_numpy(np.array(res.embeddings)),
+                   labelled_embeddings=lab)
+    assert again.idxs.tolist() == res.batch.idxs.tolist()
 
 
 @SLOW
@@ -42,5 +70,6 @@ def test_ray_on_image_folder_histories(cluster, tmp_path_factory, ops):
 
 @SLOW
 @given(ops=ops(*TABLE_OPS))
+@example(ops=[('append', 11, 'refresh'), ('append', 10, 'refresh')])  # TypiClust's k-means moved by float noise here
 def test_ray_on_table_histories(cluster, tmp_path_factory, ops):
     check_ray(table_history(tmp_path_factory.mktemp('table'), ops, MCDropout(8, seed=0)))
