@@ -329,7 +329,8 @@ class _Selection:
         kw = {}
         if self.embeds:
             kw['embeddings'] = torch.as_tensor(top.payload['embeddings'][order])
-            if self.labelled is not None and getattr(self.acquisition, 'needs_labelled', False): kw['labelled_embeddings'] = self.labelled
+            if self.labelled is not None and getattr(self.acquisition, 'needs_labelled', False):  # none present: `[0, D]`
+                kw['labelled_embeddings'] = self.labelled if len(self.labelled) else kw['embeddings'].new_zeros(0, kw['embeddings'].shape[1])
         b = self.acquisition(lp, self.n, seed=self.seed, **kw)
         exact = len(cand_idxs) == self.N - len(failed)  # every item that loaded was a candidate: the in-memory picks
         return CandidateBatch(cand_idxs[b.idxs], b.scores), CandidateBatch(cand_idxs, top.scores[order]), exact
@@ -460,6 +461,7 @@ class ChunkedScorer(PoolScorer):
         "`ActiveLearner`'s round: the pool's items through the split (`PoolItems`), chunk by chunk"
         start = time.perf_counter()
         lab = req.labelled_embeddings() if req.needs_labelled else None   # the labelled items: few, in memory
+        if req.needs_labelled and lab is None: lab = torch.zeros(0, 0)     # none of them present
         with req.scoring():
             res = self.score(req.learns, PoolItems(req.split, req.pool), req.sampler, scores={}, acquisition=req.acquisition,
                              n=req.n, seed=req.seed, bs=req.bs, labelled_embeddings=lab)

@@ -75,11 +75,11 @@ class PoolRequest:
             stack.enter_context(seeded(self.score_seed))
             yield
 
-    def labelled_embeddings(self)->Tensor:
-        "Embeddings `[L, D]` of the labelled items present, from the same sampler and layer as the pool's (one pass here)"
+    def labelled_embeddings(self)->Tensor|None:
+        "Embeddings `[L, D]` of the labelled items present, from the same sampler and layer as the pool's (one pass here); `None` if none is"
         ds_idxs = self.split.ledger.labelled_idxs()
         ds_idxs = ds_idxs[self.split._present(ds_idxs)]
-        if not len(ds_idxs): return torch.zeros(0, 0)
+        if not len(ds_idxs): return None  # the strategies then take `[0, D]` (`diversity._labelled`)
         sampler = self.sampler
         if getattr(sampler, 'path', None) is not None:  # the pool's log-probs file stays the pool's
             sampler = copy.copy(sampler)
@@ -130,7 +130,9 @@ class InMemoryScorer(PoolScorer):
         kw = {}
         if req.needs_embeddings:
             kw['embeddings'] = embs
-            if req.needs_labelled: kw['labelled_embeddings'] = req.labelled_embeddings()
+            if req.needs_labelled:  # none present: `[0, D]`
+                lab = req.labelled_embeddings()
+                kw['labelled_embeddings'] = embs.new_zeros(0, embs.shape[1]) if lab is None else lab
         picked = time.perf_counter()
         batch = req.acquisition(log_probs, req.n, seed=req.seed, **kw)
         return PoolPick(batch, log_probs, embs, score_s=picked - start, select_s=time.perf_counter() - picked)

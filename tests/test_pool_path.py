@@ -290,3 +290,16 @@ def test_random_item_transforms_are_not_cached(tmp_path):
     split = ActiveSplit(block, folder.root, vocab=[str(i) for i in range(10)])
     split.label_random(10, seed=0)
     assert not isinstance(split.dataloaders(bs=4).train, CachedDL)
+
+
+def test_diversity_strategies_with_every_labelled_file_gone(tmp_path):
+    "TypiClust when no labelled item is in the folder any more: it gets `[0, D]` labelled embeddings, on every scorer"
+    folder = Folder(tmp_path/'imgs', 40)
+    al = folder_al(folder, tmp_path/'labels.db', SinglePass())
+    for key in al.ledger.keys(al.ledger.labelled_idxs()): (folder.root/key).unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        al.split.refresh()
+    assert al.labelled_embeddings() is None
+    acq = TypiClust(min_cluster_size=1, k_nn=5)
+    assert_same_picks(picks(al, ChunkedScorer(chunk_size=7), acq), picks(al, InMemoryScorer(), acq), 'typiclust')
