@@ -5,7 +5,7 @@
 # %% ../nbs/10_learner.ipynb #c1c7c81a
 from __future__ import annotations
 import hashlib, json, math, time, warnings
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -27,10 +27,9 @@ from .split import ActiveSplit, Pool
 from .semi import PseudoLabeller, SemiSupervised
 from .selection import Acquisition
 from .strategies import as_acquisition, check_sampler, check_target_strategy
-from .targets import target_of, check_target, output_activation, samples_to_output, check_outputs
+from .targets import target_of, check_target, output_activation, samples_to_output
 from .uncertainty import PosteriorSampler, SinglePass, to_log_probs, train_ensemble, _quiet
 from .scorer import PoolScorer, InMemoryScorer, PoolRequest, PoolPick
-from .embeddings import sample_with_embeddings
 import fastai_active.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
 
 # %% auto #0
