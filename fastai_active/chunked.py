@@ -26,7 +26,7 @@ from .selection import Acquisition, TopScores, StochasticAcquisition, stochastic
 from .uncertainty import PosteriorSampler, SinglePass
 from .embeddings import penultimate_layer, sample_with_embeddings
 from .split import ActiveSplit
-from .scorer import PoolItems, PoolPick, PoolRequest, PoolScorer, embedding_layer
+from .scorer import PoolItems, PoolPick, PoolRequest, PoolScorer, embedding_layer, labelled_or_empty
 from .streaming import StreamingTopK, StreamingSample
 
 # %% auto #0
@@ -329,8 +329,8 @@ class _Selection:
         kw = {}
         if self.embeds:
             kw['embeddings'] = torch.as_tensor(top.payload['embeddings'][order])
-            if self.labelled is not None and getattr(self.acquisition, 'needs_labelled', False):  # none present: `[0, D]`
-                kw['labelled_embeddings'] = self.labelled if len(self.labelled) else kw['embeddings'].new_zeros(0, kw['embeddings'].shape[1])
+            if self.labelled is not None and getattr(self.acquisition, 'needs_labelled', False):
+                kw['labelled_embeddings'] = labelled_or_empty(self.labelled, kw['embeddings'])
         b = self.acquisition(lp, self.n, seed=self.seed, **kw)
         exact = len(cand_idxs) == self.N - len(failed)  # every item that loaded was a candidate: the in-memory picks
         return CandidateBatch(cand_idxs[b.idxs], b.scores), CandidateBatch(cand_idxs, top.scores[order]), exact

@@ -21,7 +21,7 @@ from .embeddings import penultimate_layer, sample_with_embeddings
 from .selection import Acquisition
 
 # %% auto #0
-__all__ = ['PoolItems', 'embedding_layer', 'PoolRequest', 'PoolPick', 'PoolScorer', 'InMemoryScorer']
+__all__ = ['PoolItems', 'embedding_layer', 'PoolRequest', 'PoolPick', 'labelled_or_empty', 'PoolScorer', 'InMemoryScorer']
 
 # %% ../nbs/09c_scorer.ipynb #57a5e791
 class PoolItems:
@@ -108,6 +108,11 @@ class PoolPick:
     select_s:float=0. # Seconds picking
 
 # %% ../nbs/09c_scorer.ipynb #769377c5
+def labelled_or_empty(labelled:Tensor|None, embeddings:Tensor)->Tensor:
+    "The labelled items' embeddings, or `[0, D]` like the pool's `embeddings` when none is present (what strategies take)"
+    if labelled is None or not len(labelled): return embeddings.new_zeros(0, embeddings.shape[1])
+    return labelled
+
 class PoolScorer:
     "How `ActiveLearner` scores its pool and picks: `check(acquisition, sampler)` when built, `pick(request)` each round"
     def check(self, acquisition:Acquisition, sampler:PosteriorSampler):
@@ -130,9 +135,7 @@ class InMemoryScorer(PoolScorer):
         kw = {}
         if req.needs_embeddings:
             kw['embeddings'] = embs
-            if req.needs_labelled:  # none present: `[0, D]`
-                lab = req.labelled_embeddings()
-                kw['labelled_embeddings'] = embs.new_zeros(0, embs.shape[1]) if lab is None else lab
+            if req.needs_labelled: kw['labelled_embeddings'] = labelled_or_empty(req.labelled_embeddings(), embs)
         picked = time.perf_counter()
         batch = req.acquisition(log_probs, req.n, seed=req.seed, **kw)
         return PoolPick(batch, log_probs, embs, score_s=picked - start, select_s=time.perf_counter() - picked)
