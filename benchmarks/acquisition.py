@@ -19,9 +19,9 @@ import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fastai_active.scores import bald, _plogp
-from fastai_active.selection import stochastic_batch
-from fastai_active.joint import batchbald, batch_mutual_information
+from fastai_active.acquisition.scores import bald, _plogp
+from fastai_active.acquisition.selection import stochastic_batch
+from fastai_active.acquisition.joint import batchbald, batch_mutual_information
 
 C, n, NUM_SAMPLES = 10, 10, 10_000
 

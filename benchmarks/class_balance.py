@@ -19,12 +19,12 @@ from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 
 sys.path.insert(0, str(Path(__file__).parent))
 from label_efficiency import load_dataset, ArrayX, ArrayY   # the same data and item readers
-from fastai_active.split import ActiveSplit
+from fastai_active.data.split import ActiveSplit
 from fastai_active.demo import digits_learner
-from fastai_active.learner import ActiveLearner, SimulatedOracle
-from fastai_active.balanced import ClassBalanced
-from fastai_active.strategies import as_acquisition
-from fastai_active.uncertainty import SinglePass
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.acquisition.strategies import ClassBalanced
+from fastai_active.acquisition.strategies import as_acquisition
+from fastai_active.uncertainty.core import SinglePass
 
 MINORITY = [5, 6, 7, 8, 9]
 STRATEGIES = {'random': 'random', 'entropy': 'entropy', 'balanced-entropy': ClassBalanced('entropy'),

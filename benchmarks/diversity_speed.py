@@ -66,7 +66,7 @@ def measure(fn):
 def ours(strategy):
     def run(emb, lab, logp):
         import torch
-        from fastai_active.diversity import coreset, badge, typiclust
+        from fastai_active.acquisition.diversity import coreset, badge, typiclust
         torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1')))
         e, l, lp = torch.from_numpy(emb), torch.from_numpy(lab), torch.from_numpy(logp)
         if strategy == 'coreset': return lambda: coreset(e, n, l).idxs.numpy()

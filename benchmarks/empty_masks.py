@@ -43,8 +43,8 @@ def posteriors(seed:int, epochs:int, train_empty:float, train_faint:float)->dict
     from fastai_active.core import seeded
     from fastai_active.datasets import shapes_folder, shape_kinds, mask_of
     from fastai_active.models import SmallUNet
-    from fastai_active.uncertainty import SinglePass, DeepEnsemble, train_ensemble
-    from fastai_active.mc_dropout import MCDropout
+    from fastai_active.uncertainty.core import SinglePass, DeepEnsemble, train_ensemble
+    from fastai_active.uncertainty.mc_dropout import MCDropout
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shapes_folder(root/'train', n=TRAIN, seed=seed, empty_frac=train_empty, faint_frac=train_faint)
@@ -76,7 +76,7 @@ def percentile(values:np.ndarray, sel:np.ndarray)->np.ndarray:
 
 def rules_for(lp_valid, targs_valid, K:int)->dict:
     "The `empty=` values to compare, by name: the library's rules, fixed areas, and an area fitted on the validation images"
-    from fastai_active.scores import fit_empty_area
+    from fastai_active.acquisition.scores import fit_empty_area
     rules = {'nested': 'nested', 'independent': 'independent'}
     if K > 1: rules['samples'] = 'samples'
     for a in (16, 64, 128, 256, 512): rules[f"area {a}"] = float(a)
@@ -86,8 +86,8 @@ def rules_for(lp_valid, targs_valid, K:int)->dict:
 
 
 def evaluate(post:dict, seed:int, setting:str)->pd.DataFrame:
-    from fastai_active.scores import expected_iou_loss, mask_disagreement
-    from fastai_active.metrics import iou
+    from fastai_active.acquisition.scores import expected_iou_loss, mask_disagreement
+    from fastai_active.interpret.metrics import iou
     targs, kinds = post['pool_targs'], post['kinds']
     truth_empty = (targs.flatten(1).sum(1) == 0).numpy()
     rows = []

@@ -30,10 +30,10 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.optimizer import OptimWrapper
 
-from fastai_active.learner import ActiveLearner
-from fastai_active.mc_dropout import MCDropout
+from fastai_active.loop.learner import ActiveLearner
+from fastai_active.uncertainty.mc_dropout import MCDropout
 from fastai_active.models import gal_cnn
-from fastai_active.split import ActiveSplit
+from fastai_active.data.split import ActiveSplit
 
 
 class RowX:
@@ -63,7 +63,7 @@ def items_split(X, y, n_pool, epoch_items):
 
 
 def arrays_split(X, y, n_pool, epoch_items):
-    from fastai_active.arrays import ArraySplit   # here: `--before` times code that predates it
+    from fastai_active.data.arrays import ArraySplit   # here: `--before` times code that predates it
     split = ArraySplit(X[:n_pool], y[:n_pool], vocab=list(range(10)), valid_x=X[n_pool:], valid_y=y[n_pool:],
                        min_epoch_items=epoch_items, seed=0)
     split.label_random(20, balanced=True, seed=0)

@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import label_efficiency as le
-from fastai_active.joint import batchbald, SATURATION
-from fastai_active.learner import ActiveLearner
-from fastai_active.mc_dropout import MCDropout
+from fastai_active.acquisition.joint import batchbald, SATURATION
+from fastai_active.loop.learner import ActiveLearner
+from fastai_active.uncertainty.mc_dropout import MCDropout
 
 
 def batch_stats(lp_N_K_C, pool, n, seed, n_unique):

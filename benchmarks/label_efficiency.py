@@ -32,16 +32,16 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastprogress.fastprogress import progress_bar
 
-from fastai_active.strategies import as_acquisition
-from fastai_active.split import ActiveSplit
-from fastai_active.arrays import ArraySplit
+from fastai_active.acquisition.strategies import as_acquisition
+from fastai_active.data.split import ActiveSplit
+from fastai_active.data.arrays import ArraySplit
 from fastai_active.demo import digits_learner
-from fastai_active.learner import ActiveLearner, PseudoLabeller, SimulatedOracle
-from fastai_active.learning_curves import plot_learning_curves
+from fastai_active.loop.learner import ActiveLearner, PseudoLabeller, SimulatedOracle
+from fastai_active.loop.curves import plot_learning_curves
 from fastai_active.models import gal_cnn
-from fastai_active.uncertainty import SinglePass
-from fastai_active.augment import SignalAugment
-from fastai_active.fixmatch import FixMatch
+from fastai_active.uncertainty.core import SinglePass
+from fastai_active.semi.augment import SignalAugment
+from fastai_active.semi.fixmatch import FixMatch
 
 
 # --- data ---------------------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ def make_semi(args):
         views = dict(weak=SignalAugment(), strong=SignalAugment.strong()) if args.dataset == 'mnist1d' else {}
         return FixMatch(mu=args.semi_mu, lambda_u=args.semi_lambda, threshold=args.semi_threshold,
                         flex=args.semi == 'flexmatch', align=args.semi_align, max_items=args.semi_max_items, **views)
-    from fastai_active.spreading import LabelSpreadingStep
+    from fastai_active.semi.spreading import LabelSpreadingStep
     return LabelSpreadingStep(threshold=args.semi_threshold, mu=args.semi_mu, lambda_u=args.semi_lambda,
                               max_items=args.semi_max_items)
 
@@ -198,7 +198,7 @@ def with_optimiser(make_learner, args):
 def fit_recipe(args):
     "`--schedule cos`: cosine decay from `--lr` with no warm-up (FixMatch's schedule); default: fastai's one-cycle"
     if args.schedule == 'one_cycle': return None
-    from fastai_active.learner import SkipValidation
+    from fastai_active.loop.learner import SkipValidation
     return lambda learn: learn.fit_flat_cos(args.epochs, args.lr, pct_start=0., cbs=SkipValidation())
 
 
@@ -215,7 +215,7 @@ def make_sampler(name, n_samples):
 
 def stop_criteria(names):
     "Stopping criteria with their default thresholds, only recorded (`RecordOnly`): the run still goes to its budget"
-    from fastai_active.stopping import RecordOnly, StabilizingPredictions, OverallUncertainty
+    from fastai_active.loop.stopping import RecordOnly, StabilizingPredictions, OverallUncertainty
     make = dict(kappa=StabilizingPredictions, uncertainty=OverallUncertainty)
     return [RecordOnly(make[n](), n) for n in names or []]
 
@@ -285,7 +285,7 @@ def run(args):
 def pool_features(kind, X, seed):
     "Features of the pool items with no labels and no pretrained weights: 'pca' of the raw inputs, or a 'simclr' body"
     import torch.nn.functional as F
-    from fastai_active.cold_start import pca_features, contrastive_features
+    from fastai_active.acquisition.cold_start import pca_features, contrastive_features
     x = torch.from_numpy(np.asarray(X)).float()
     x = x.div(255).unsqueeze(1) if X.dtype == np.uint8 else x.unsqueeze(1)  # images [N, 1, H, W]; signals [N, 1, L]
     if kind == 'pca': return pca_features(x, 32)

@@ -31,7 +31,7 @@ from torchvision.models import resnet18
 
 from fastai_active.core import derive_seed, torch_generator
 from fastai_active.models import gal_cnn
-from fastai_active.mc_dropout import find_head_split, flat_chain
+from fastai_active.uncertainty.mc_dropout import find_head_split, flat_chain
 
 
 class TensorPool(DataLoader):

@@ -7,7 +7,7 @@ the PowerBALD batch of 100 (streamed in the chunked and Ray runs):
   images: N small PNG files (8x8 grayscale digits from scikit-learn, each shifted by up to one pixel and given noise),
           read through the fastai `DataBlock` of `digits_block()` (PILImageBW, ToTensor, IntToFloatTensor);
   rows:   N rows of a memory-mapped float32 .npy file (64 pixels and a label), read through `TensorDataLoaders`
-          (`fastai_active.arrays`): each chunk's rows are read from the file as one array and each batch is gathered
+          (`fastai_active.data.arrays`): each chunk's rows are read from the file as one array and each batch is gathered
           from it with one indexing, its `x_tfm` (`pixel_rows`) turning a batch of rows into 1x8x8 images.
 
 Scorers: `memory` (what `ActiveLearner.score` does: the sampler over `dls.test_dl(all items)`, `[N, K, C]` in memory,
@@ -123,7 +123,7 @@ def trained_learner(kind, work):
             dblock.splitter = RandomSplitter(0.1, seed=0)
             dls = dblock.dataloaders(digits_folder(Path(work)/'digits')/'train', bs=64, num_workers=0)
         else:
-            from fastai_active.arrays import TensorDL, TensorDataLoaders
+            from fastai_active.data.arrays import TensorDL, TensorDataLoaders
             X, y = digits_xy()
             rows = np.concatenate([X / 255, y[:, None]], 1).astype(np.float32)
             order = np.random.default_rng(0).permutation(len(rows))
@@ -141,11 +141,11 @@ def trained_learner(kind, work):
 # ---------------------------------------------------------------- one measurement, in its own process
 def run_one(kind, n, scorer, work, chunk, bs):
     import torch
-    from fastai_active.chunked import ChunkedScorer
-    from fastai_active.scores import bald
-    from fastai_active.selection import stochastic_batch
-    from fastai_active.strategies import as_acquisition
-    from fastai_active.uncertainty import MCDropout
+    from fastai_active.scale.chunked import ChunkedScorer
+    from fastai_active.acquisition.scores import bald
+    from fastai_active.acquisition.selection import stochastic_batch
+    from fastai_active.acquisition.strategies import as_acquisition
+    from fastai_active.uncertainty.mc_dropout import MCDropout
     learn = trained_learner(kind, work)
     items = image_pool(Path(work)/'images', n) if kind == 'images' else row_pool(Path(work)/'rows.npy', n)
     sampler, acq = MCDropout(K, seed=0), as_acquisition('powerbald')
@@ -157,11 +157,11 @@ def run_one(kind, n, scorer, work, chunk, bs):
             return stochastic_batch(s, BATCH, seed=0).idxs
         kwargs = dict(scores={'bald': bald}, acquisition=acq, n=BATCH, seed=0)
         if scorer == 'chunked': return ChunkedScorer(chunk_size=chunk, bs=bs).score(learn, items, sampler, **kwargs).batch.idxs
-        from fastai_active.distributed import RayScorer
+        from fastai_active.scale.distributed import RayScorer
         return RayScorer(num_workers=2, num_cpus=1, chunk_size=chunk, bs=bs).score(learn, items, sampler, **kwargs).batch.idxs
     ctx = None
     if scorer == 'ray2':
-        from fastai_active.distributed import local_ray
+        from fastai_active.scale.distributed import local_ray
         t = time.perf_counter()
         ctx = local_ray(num_cpus=2, log_to_driver=False, runtime_env={'env_vars': {'PYTHONPATH': str(HERE)}})
         ctx.__enter__()

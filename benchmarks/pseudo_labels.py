@@ -26,14 +26,14 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import Dice
 
-from fastai_active.scores import entropy
-from fastai_active.selection import TopScores
-from fastai_active.split import ActiveSplit
+from fastai_active.acquisition.scores import entropy
+from fastai_active.acquisition.selection import TopScores
+from fastai_active.data.split import ActiveSplit
 from fastai_active.datasets import shapes_folder, mask_of
-from fastai_active.learner import ActiveLearner, SimulatedOracle, PseudoLabeller
-from fastai_active.learning_curves import plot_learning_curves
-from fastai_active.fixmatch import FixMatch
-from fastai_active.augment import ImageWeak, RandAugment
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle, PseudoLabeller
+from fastai_active.loop.curves import plot_learning_curves
+from fastai_active.semi.fixmatch import FixMatch
+from fastai_active.semi.augment import ImageWeak, RandAugment
 from fastai_active.models import SmallUNet
 
 

@@ -435,7 +435,7 @@ def correlation_shifted(root):
             f"images are flagged with AUROC {_f2(c['auroc_new shapes'])} (new shapes) and {_f2(c['auroc_low contrast'])} (low contrast)")
 
 EMPTY = ('mixed', 'mixed_heldout', 'short', 'short_heldout')
-EMPTY_DEFAULT = 'area 256'  # the rule `expected_iou_loss` uses for an empty prediction by default (nbs/05_scores)
+EMPTY_DEFAULT = 'area 256'  # the rule `expected_iou_loss` uses for an empty prediction by default (nbs/05_acquisition.scores)
 
 def _empty(root:Path, rule:str)->pd.DataFrame:
     rows = []

@@ -22,9 +22,9 @@ from fastai.callback.core import Callback
 sys.path.insert(0, str(Path(__file__).parent))
 from label_efficiency import make_split, markdown_table  # noqa: E402
 from fastai_active.demo import digits_learner  # noqa: E402
-from fastai_active.learner import ActiveLearner, SkipValidation  # noqa: E402
-from fastai_active.fixmatch import FixMatch  # noqa: E402
-from fastai_active.uncertainty import SinglePass  # noqa: E402
+from fastai_active.loop.learner import ActiveLearner, SkipValidation  # noqa: E402
+from fastai_active.semi.fixmatch import FixMatch  # noqa: E402
+from fastai_active.uncertainty.core import SinglePass  # noqa: E402
 
 
 class WeightAverage(Callback):

@@ -89,7 +89,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     import matplotlib
     matplotlib.use('Agg')
-    from fastai_active.learning_curves import plot_learning_curves
+    from fastai_active.loop.curves import plot_learning_curves
     out = Path(args.out)
     df = read_runs(out)
     if args.max_labels: df = df[df.n_labelled <= args.max_labels]

@@ -12,7 +12,7 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from diversity_speed import make_inputs, L, n
-from fastai_active.diversity import kmeans, min_sq_dists
+from fastai_active.acquisition.diversity import kmeans, min_sq_dists
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""Benchmark: MC-dropout scoring of a pool vs one deterministic pass (fastai_active.uncertainty).
+"""Benchmark: MC-dropout scoring of a pool vs one deterministic pass (fastai_active.uncertainty.core).
 
 A fastai vision model (`create_vision_model`: `nn.Sequential(body, head)`, fastai's head with dropout, random
 weights: no downloads) scores a pool of random images. Timed, each on the same pool `DataLoader`:
@@ -30,7 +30,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.vision.learner import add_head, create_vision_model
 from torchvision.models import resnet18, resnet50
 
-from fastai_active.mc_dropout import find_head_split, flat_chain
+from fastai_active.uncertainty.mc_dropout import find_head_split, flat_chain
 
 
 class Pool:

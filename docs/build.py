@@ -311,6 +311,21 @@ def write_pages(nbs):
     return nav
 
 
+# the package's layers (its folders, lowest first) as the API reference's groups; a top-level module is a group of its own
+LAYERS = {'core': 'core', 'datasets': 'datasets and models', 'models': 'datasets and models', 'data': 'data: ledger and splits',
+          'uncertainty': 'uncertainty: posterior samples', 'acquisition': 'acquisition: scores and strategies',
+          'semi': 'semi-supervised training', 'loop': 'loop: the ActiveLearner', 'scale': 'scale: chunked and Ray scoring',
+          'interpret': 'interpret: uncertainty against error', 'people': 'people: answers, widget, Label Studio',
+          'demo': 'demo and all', 'all': 'demo and all'}
+
+
+def _by_layer(items):
+    "`(layer, [(title, page), ...])` in the notebooks' order; a page `data.ledger.md` is in layer `data`"
+    groups = {}
+    for t, p in items: groups.setdefault(LAYERS.get(p.split('.')[0], p.split('.')[0]), []).append((t, p))
+    return list(groups.items())
+
+
 def write_config(nav):
     "mkdocs.yml: docs/mkdocs.yml (theme, extensions) plus the navigation made from the notebooks"
     import yaml
@@ -319,6 +334,7 @@ def write_config(nav):
         items = nav[sec]
         if not items: continue
         if sec == 'Get started': entries.append({sec: [{'Home': p} for _, p in items]})
+        elif sec == 'API reference': entries.append({sec: [{LAYERS.get(g, g): [{t: p} for t, p in its]} for g, its in _by_layer(items)]})
         else: entries.append({sec: [{t: p} for t, p in items]})
     cfg = {'INHERIT': os.path.relpath(DOCS_DIR/'mkdocs.yml', SRC), 'docs_dir': 'md',
            'site_dir': os.path.relpath(SITE, SRC), 'hooks': [os.path.relpath(DOCS_DIR/'hooks.py', SRC)], 'nav': entries}

@@ -7,7 +7,7 @@ def pandoc_slugify(value, separator='-'):
     keep letters, digits, `_`, `-` and `.`; spaces become `-`; lower case; drop everything before the first letter or `_`"""
     s = re.sub(r'[^\w\s.-]', '', value.strip().lower())
     s = re.sub(r'\s+', separator, s)
-    s = re.sub(r'^[^a-z_]+', '', s)  # a leading underscore stays: nbdev links private names as `#_check_n`
+    s = re.sub(r'^[^a-z_]+', '', s)  # a leading underscore stays: nbdev links private names as `#check_n`
     return s or 'section'
 
 

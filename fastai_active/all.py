@@ -8,49 +8,90 @@ __all__ = []
 # %% ../nbs/99_all.ipynb #45b27b7b
 import importlib as _importlib
 from .core import *
-from .ledger import *
-from .item_cache import *
-from .labelling import *
-from .split import *
-from .tabular import *
-from .targets import *
-from .arrays import *
-from .uncertainty import *
-from .mc_dropout import *
-from .embeddings import *
-from .scorer import *
-from .semi import *
-from .augment import *
-from .fixmatch import *
-from .spreading import *
-from .scores import *
-from .selection import *
-from .joint import *
-from .diversity import *
-from .diversity_acquisition import *
-from .cold_start import *
-from .strategies import *
-from .balanced import *
-from .learner import *
-from .learner_semi import *
-from .learning_curves import *
-from .stopping import *
-from .streaming import *
-from .chunked import *
-from .distributed import *
-from .metrics import *
-from .correlation import *
-from .ood import *
-from .triage import *
-from .interpretation import *
 from .datasets import *
 from .models import *
-from .answers import *
-from .widgets import *
-from .label_studio import *
+from .data.ledger import *
+from .data.item_cache import *
+from .data.labelling import *
+from .data.split import *
+from .data.tabular import *
+from .data.targets import *
+from .data.arrays import *
+from .uncertainty.core import *
+from .uncertainty.mc_dropout import *
+from .uncertainty.embeddings import *
+from .acquisition.scores import *
+from .acquisition.selection import *
+from .acquisition.joint import *
+from .acquisition.diversity import *
+from .acquisition.diversity_acquisition import *
+from .acquisition.cold_start import *
+from .acquisition.strategies import *
+from .semi.core import *
+from .semi.augment import *
+from .semi.fixmatch import *
+from .semi.spreading import *
+from .loop.scorer import *
+from .loop.learner import *
+from .loop.learner_semi import *
+from .loop.curves import *
+from .loop.stopping import *
+from .scale.streaming import *
+from .scale.chunked import *
+from .scale.distributed import *
+from .interpret.metrics import *
+from .interpret.correlation import *
+from .interpret.ood import *
+from .interpret.triage import *
+from .interpret.interpretation import *
+from .people.answers import *
+from .people.widgets import *
+from .people.label_studio import *
 from .demo import digits_learner, digits_block, run_digits_demo, machine_info, write_demo_record
 
-# module objects are not bound here: `fastai_active.triage` would hide the function `triage`
-_MODULES = ['core', 'ledger', 'item_cache', 'labelling', 'split', 'tabular', 'targets', 'arrays', 'uncertainty', 'mc_dropout', 'embeddings', 'scorer', 'semi', 'augment', 'fixmatch', 'spreading', 'scores', 'selection', 'joint', 'diversity', 'diversity_acquisition', 'cold_start', 'strategies', 'balanced', 'learner', 'learner_semi', 'learning_curves', 'stopping', 'streaming', 'chunked', 'distributed', 'metrics', 'correlation', 'ood', 'triage', 'interpretation', 'datasets', 'models', 'answers', 'widgets', 'label_studio']
+# by layer, lowest first (the folders of the package); module objects are not bound here: `interpret.triage` would hide
+# the function `triage`
+_MODULES = [
+    'core',
+    'datasets',
+    'models',
+    'data.ledger',
+    'data.item_cache',
+    'data.labelling',
+    'data.split',
+    'data.tabular',
+    'data.targets',
+    'data.arrays',
+    'uncertainty.core',
+    'uncertainty.mc_dropout',
+    'uncertainty.embeddings',
+    'acquisition.scores',
+    'acquisition.selection',
+    'acquisition.joint',
+    'acquisition.diversity',
+    'acquisition.diversity_acquisition',
+    'acquisition.cold_start',
+    'acquisition.strategies',
+    'semi.core',
+    'semi.augment',
+    'semi.fixmatch',
+    'semi.spreading',
+    'loop.scorer',
+    'loop.learner',
+    'loop.learner_semi',
+    'loop.curves',
+    'loop.stopping',
+    'scale.streaming',
+    'scale.chunked',
+    'scale.distributed',
+    'interpret.metrics',
+    'interpret.correlation',
+    'interpret.ood',
+    'interpret.triage',
+    'interpret.interpretation',
+    'people.answers',
+    'people.widgets',
+    'people.label_studio',
+]
 __all__ = [name for m in _MODULES for name in _importlib.import_module(f'fastai_active.{m}').__all__]
 __all__ += ['digits_learner', 'digits_block', 'run_digits_demo', 'machine_info', 'write_demo_record']

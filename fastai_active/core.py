@@ -5,16 +5,18 @@
 # %% ../nbs/00_core.ipynb #43c7c022
 from __future__ import annotations
 import hashlib, math, numbers, random as _random
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['check_log_probs', 'mean_log_probs', 'CandidateBatch', 'derive_seed', 'torch_generator', 'seeded']
+__all__ = ['check_log_probs', 'mean_log_probs', 'CandidateBatch', 'derive_seed', 'torch_generator', 'seeded', 'as_idxs',
+           'check_tensor', 'check_n', 'check_scores', 'to_log_probs', 'quiet_learner']
 
 # %% ../nbs/00_core.ipynb #cb950643
 def check_log_probs(log_probs_N_K_C:Tensor, # Log-probabilities `[N, K, C, *spatial]`
@@ -105,7 +107,7 @@ def seeded(seed:int|None):
             np.random.set_state(np_state)
 
 # %% ../nbs/00_core.ipynb #1c0505f2
-def _as_idxs(idxs, name:str)->Tensor:
+def as_idxs(idxs, name:str)->Tensor:
     "A 1-d int64 CPU tensor from a list, array, tensor or `pd.Series` of indices"
     # `np.array` copies: pandas (copy-on-write) hands out read-only arrays, which torch warns about
     t = idxs if isinstance(idxs, Tensor) else torch.as_tensor(np.array(idxs))
@@ -114,18 +116,18 @@ def _as_idxs(idxs, name:str)->Tensor:
         raise TypeError(f"expected integer {name}, got dtype {t.dtype}")
     return t.long().cpu().flatten()
 
-def _as_tensor(x, name:str)->Tensor:
+def check_tensor(x, name:str)->Tensor:
     if isinstance(x, Tensor): return x
     if isinstance(x, (np.ndarray, list, tuple, pd.Series, pd.Index)): return torch.as_tensor(np.array(x))  # a copy: pandas arrays can be read-only
     raise TypeError(f"expected {name} as a torch.Tensor or array, got {type(x).__name__}")
 
 # %% ../nbs/00_core.ipynb #bd85c958
-def _check_n(n, # A count: a Python or NumPy integer (or a 0-d integer tensor)
+def check_n(n, # A count: a Python or NumPy integer (or a 0-d integer tensor)
              name:str='n', # Its name in error messages
              lo:int=1, # The smallest value allowed
             )->int:
     "`n` as a Python `int >= lo`, or a `TypeError`/`ValueError` naming `name`"
-    if not isinstance(name, str): raise TypeError(f"_check_n(n, name, lo): expected name as a str, got {name!r}")
+    if not isinstance(name, str): raise TypeError(f"check_n(n, name, lo): expected name as a str, got {name!r}")
     if isinstance(n, Tensor) and n.ndim == 0 and not (n.is_floating_point() or n.is_complex() or n.dtype == torch.bool):
         n = n.item()
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
@@ -134,11 +136,11 @@ def _check_n(n, # A count: a Python or NumPy integer (or a 0-d integer tensor)
     if n < lo: raise ValueError(f"expected {name} >= {lo}, got {name}={n}")
     return n
 
-def _check_scores(scores, # Scores `[N]`: a tensor, array, list or `pd.Series`
+def check_scores(scores, # Scores `[N]`: a tensor, array, list or `pd.Series`
                   name:str='scores_N', # Its name in error messages
                  )->Tensor:
     "`scores` as a 1-d, non-empty tensor of finite real numbers (dtype and device kept), or a clear error"
-    scores = _as_tensor(scores, name)
+    scores = check_tensor(scores, name)
     if scores.ndim != 1: raise ValueError(f"expected {name} of shape [N], got {tuple(scores.shape)}")
     if len(scores) == 0: raise ValueError(f"expected {name} for at least one item, got N=0")
     if scores.dtype == torch.bool or scores.is_complex():
@@ -149,3 +151,19 @@ def _check_scores(scores, # Scores `[N]`: a tensor, array, list or `pd.Series`
         raise ValueError(f"expected finite {name}, got {scores[i].item()} at item {i} ({int(bad.sum())} of {len(scores)} "
                          "not finite): NaN has no rank and an infinite score would decide the ranking alone")
     return scores
+
+# %% ../nbs/00_core.ipynb #7302671e
+def to_log_probs(logits:Tensor)->Tensor:
+    "Log-probabilities over dimension 1 from logits (one channel = binary sigmoid logit)"
+    if logits.ndim < 2: raise ValueError(f"expected logits of shape [bs, C, ...], got {tuple(logits.shape)}")
+    logits = logits.float()
+    if logits.shape[1] == 1: return torch.cat([F.logsigmoid(-logits), F.logsigmoid(logits)], dim=1)
+    return F.log_softmax(logits, dim=1)
+
+def quiet_learner(learn:Learner)->ExitStack:
+    "Silence `learn`'s progress bars and epoch logging inside a `with` block"
+    stack = ExitStack()
+    if hasattr(learn, 'no_bar'): stack.enter_context(learn.no_bar())
+    stack.enter_context(learn.no_logging())
+    return stack
+

@@ -18,9 +18,9 @@ from fastai.data.transforms import ColReader
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner
-from fastai_active.uncertainty import PosteriorSampler
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner
+from fastai_active.uncertainty.core import PosteriorSampler
 
 
 def make_data(n=120):

@@ -14,8 +14,8 @@ from torch import nn
 from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, PILImageBW, get_image_files, parent_label, Learner, accuracy
 from fastai.losses import CrossEntropyLossFlat
 
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner
 
 
 def make_learner(dls):

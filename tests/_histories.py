@@ -16,12 +16,13 @@ from fastai.vision.all import get_image_files
 
 from fastai_active.datasets import customer_table as customers
 from fastai_active.demo import digits_block, digits_learner
-from fastai_active.learner import ActiveLearner
-from fastai_active.split import ActiveSplit
-from fastai_active.scores import entropy, bald
-from fastai_active.strategies import as_acquisition
-from fastai_active.diversity_acquisition import TypiClust
-from fastai_active.uncertainty import MCDropout, SinglePass
+from fastai_active.loop.learner import ActiveLearner
+from fastai_active.data.split import ActiveSplit
+from fastai_active.acquisition.scores import entropy, bald
+from fastai_active.acquisition.strategies import as_acquisition
+from fastai_active.acquisition.diversity_acquisition import TypiClust
+from fastai_active.uncertainty.core import SinglePass
+from fastai_active.uncertainty.mc_dropout import MCDropout
 
 # every acquisition family: top-k, stochastic, joint, diversity (core-set, BADGE, TypiClust, Cluster-Margin)
 # (TypiClust with clusters of at least 2: its default of 5 leaves no cluster on pools of a few dozen items)

@@ -5,7 +5,7 @@ Usage: python _import_worker.py LEDGER_PATH EXPORT_PATH
 """
 import json, sys, time
 
-import fastai_active.label_studio as label_studio
+import fastai_active.people.label_studio as label_studio
 from test_people import make_al, USERS
 
 real_confirm = label_studio.confirm_answers

@@ -14,12 +14,12 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.vision.all import get_image_files
 
-from fastai_active.arrays import TensorDL, TensorDataLoaders
+from fastai_active.data.arrays import TensorDL, TensorDataLoaders
 from fastai_active.core import seeded
 from fastai_active.datasets import digits_folder
 from fastai_active.demo import digits_block, digits_learner
-from fastai_active.learner import ActiveLearner, SimulatedOracle
-from fastai_active.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.data.split import ActiveSplit
 
 
 def digits_al(root, seed=0, pool_max_items=300, **kwargs):

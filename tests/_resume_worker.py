@@ -14,9 +14,9 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 
-from fastai_active.scores import entropy
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner, SimulatedOracle
+from fastai_active.acquisition.scores import entropy
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 
 
 def features(row): return torch.tensor([row.x0, row.x1], dtype=torch.float32)

@@ -11,9 +11,9 @@ from fastai_active.all import (
     expected_iou_loss, mask_disagreement,
     top_k, random_batch, stochastic_batch, batchbald, batch_mutual_information,
     TopScores, StochasticAcquisition, BatchBALDAcquisition, RandomAcquisition, as_acquisition)
-from fastai_active.selection import random
-from fastai_active.scores import needs_samples
-from fastai_active.joint import _exact_joint, _sampled_joint
+from fastai_active.acquisition.selection import random
+from fastai_active.acquisition.scores import needs_samples
+from fastai_active.acquisition.joint import _exact_joint, _sampled_joint
 from fastai_active.core import torch_generator
 
 FIXTURES = json.loads((pathlib.Path(__file__).parent / 'fixtures' / 'batchbald_redux.json').read_text())
@@ -499,7 +499,7 @@ def test_bounding_keeps_exact_picks(dtype):
 
 def test_scores_accept_outputs_that_require_grad():
     "Scores of model outputs straight from a forward pass (autograd on) are the same as of detached ones"
-    from fastai_active.scores import entropy, bald, margin
+    from fastai_active.acquisition.scores import entropy, bald, margin
     logits = torch.randn(5, 3, 4, requires_grad=True)
     lp = logits.log_softmax(-1)
     for score in (entropy, bald, margin):

@@ -8,12 +8,12 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 
-from fastai_active.arrays import ArraySplit, TensorDataLoaders, TensorDL
+from fastai_active.data.arrays import ArraySplit, TensorDataLoaders, TensorDL
 from fastai_active.core import seeded
-from fastai_active.learner import ActiveLearner, SimulatedOracle
-from fastai_active.mc_dropout import MCDropout
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.uncertainty.mc_dropout import MCDropout
 from fastai_active.models import gal_cnn
-from fastai_active.split import ActiveSplit
+from fastai_active.data.split import ActiveSplit
 
 N, N_TEST = 300, 60
 

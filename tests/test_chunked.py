@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from fastai_active.chunked import ChunkedScorer, score_pool
-from fastai_active.joint import BatchBALDAcquisition
-from fastai_active.scores import bald
-from fastai_active.strategies import as_acquisition
-from fastai_active.uncertainty import MCDropout
+from fastai_active.scale.chunked import ChunkedScorer, score_pool
+from fastai_active.acquisition.joint import BatchBALDAcquisition
+from fastai_active.acquisition.scores import bald
+from fastai_active.acquisition.strategies import as_acquisition
+from fastai_active.uncertainty.mc_dropout import MCDropout
 
 from _pools import PeakMemory, digits_al, tensor_learner, wide_pool
 

@@ -82,12 +82,12 @@ def test_labelling_from_a_dataframe_raises_no_numpy_warning():
     "A DataFrame column is read-only under pandas' copy-on-write: torch used to warn 'not writable' on every label"
     import warnings
     import pandas as pd
-    from fastai_active.core import _as_idxs
-    from fastai_active.ledger import LabelLedger
+    from fastai_active.core import as_idxs
+    from fastai_active.data.ledger import LabelLedger
     df = pd.DataFrame({'ds_idx': [1, 2], 'label': ['a', 'b']})
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        assert _as_idxs(df['ds_idx'], 'ds_idxs').tolist() == [1, 2]
+        assert as_idxs(df['ds_idx'], 'ds_idxs').tolist() == [1, 2]
         ledger = LabelLedger(10, vocab=['a', 'b'])
         ledger.label(df['ds_idx'], df['label'], unrequested=True)
     assert ledger.labels() == {1: 'a', 2: 'b'}

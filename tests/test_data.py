@@ -11,8 +11,8 @@ from fastai.data.transforms import ColReader, get_image_files, parent_label
 from fastai.vision.data import ImageBlock
 from fastai.vision.core import PILImageBW
 
-from fastai_active.ledger import LabelLedger, items_fingerprint
-from fastai_active.split import ActiveSplit, Pool
+from fastai_active.data.ledger import LabelLedger, items_fingerprint
+from fastai_active.data.split import ActiveSplit, Pool
 from fastai_active.datasets import digits_folder
 
 

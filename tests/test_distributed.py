@@ -12,13 +12,14 @@ ray = pytest.importorskip('ray')
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')  # Ray's own settings
 
 from fastai.callback.progress import ProgressCallback
-from fastai_active.chunked import ChunkedScorer
+from fastai_active.scale.chunked import ChunkedScorer
 from fastai_active.core import seeded
 from fastai_active.demo import digits_learner
-from fastai_active.distributed import RayScorer, local_ray
-from fastai_active.scores import bald, entropy
-from fastai_active.strategies import as_acquisition
-from fastai_active.uncertainty import DeepEnsemble, MCDropout
+from fastai_active.scale.distributed import RayScorer, local_ray
+from fastai_active.acquisition.scores import bald, entropy
+from fastai_active.acquisition.strategies import as_acquisition
+from fastai_active.uncertainty.core import DeepEnsemble
+from fastai_active.uncertainty.mc_dropout import MCDropout
 
 from _pools import PeakMemory, digits_al, tensor_learner, wide_pool
 
@@ -146,7 +147,7 @@ def test_ray_gives_the_in_memory_picks_on_a_folder_and_a_table_that_changed(clus
     that grew and lost files, read in a new session; a table with rows appended and re-sorted, without targets for
     the pool. Generated histories on Ray: tests/integration/test_ray_histories.py (`make integration`)."""
     from _histories import FAMILIES, Folder, Table, assert_same_picks, folder_al, picks, table_al
-    from fastai_active.scorer import InMemoryScorer
+    from fastai_active.loop.scorer import InMemoryScorer
     folder, sampler = Folder(tmp_path/'imgs', 50), MCDropout(8, seed=0)
     al = folder_al(folder, tmp_path/'images.db', sampler)
     folder.delete(al.split, 6)

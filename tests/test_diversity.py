@@ -13,12 +13,13 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner, SimulatedOracle
-from fastai_active.uncertainty import SinglePass, MCDropout, DeepEnsemble
-from fastai_active.diversity import coreset, badge, typiclust, probcover, gradient_embedding
-from fastai_active.diversity_acquisition import cluster_margin
-from fastai_active.stopping import LabelBudget
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.uncertainty.core import SinglePass, DeepEnsemble
+from fastai_active.uncertainty.mc_dropout import MCDropout
+from fastai_active.acquisition.diversity import coreset, badge, typiclust, probcover, gradient_embedding
+from fastai_active.acquisition.diversity_acquisition import cluster_margin
+from fastai_active.loop.stopping import LabelBudget
 
 FIXTURE = Path(__file__).parent / 'fixtures' / 'diversity_peers.json'
 

@@ -66,7 +66,7 @@ def test_quarto_markdown_becomes_materials(page):
 def test_links_to_our_site_and_notebooks_become_page_links(page):
     md = page.markdown('[`check_log_probs`](https://fastai-active.github.io/fastai_active/core.html#check_log_probs)')
     assert md == '[`check_log_probs`](core.md#check_log_probs)'
-    assert page.markdown('see [the loop](10_learner.ipynb#the-loop)') == 'see [the loop](learner.md#the-loop)'
+    assert page.markdown('see [the loop](07a_loop.learner.ipynb#the-loop)') == 'see [the loop](learner.md#the-loop)'
     assert page.markdown('[fastai](https://docs.fast.ai/learner.html#learner)') == '[fastai](https://docs.fast.ai/learner.html#learner)'
     # nbdev links names inside show_doc's signature too: in code they must stay plain text
     md = page.markdown("```python\nx:int, # An [`Acquisition`](https://fastai-active.github.io/fastai_active/selection.html#acquisition)\n```")
@@ -107,7 +107,7 @@ def test_sections_from_notebook_names():
     assert build.section(Path('25_explain_bald.ipynb'), plain) == 'Explanation'
     assert build.section(Path('00_core.ipynb'), exporting) == 'API reference'
     assert build.section(Path('31_label_efficiency.ipynb'), plain) == 'Results'
-    assert build.page_name(Path('12a_correlation.ipynb')) == 'correlation'
+    assert build.page_name(Path('09a_interpret.correlation.ipynb')) == 'correlation'
 
 
 _PAGE = """<!doctype html><html><head><title>{title}</title></head><body>

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from fastai_active.scores import (EMPTY_DEFAULT, EMPTY_RULES, empty_label_prob, expected_iou_loss, fit_empty_area,
+from fastai_active.acquisition.scores import (EMPTY_DEFAULT, EMPTY_RULES, empty_label_prob, expected_iou_loss, fit_empty_area,
                                   mask_disagreement)
 
 N_DRAWS = 6000

@@ -8,7 +8,7 @@ from hypothesis import example, given, strategies as st
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from fastai_active.scores import expected_iou_loss
+from fastai_active.acquisition.scores import expected_iou_loss
 from fastai_active.all import (iou, dice, correctness, nll, pearson, spearman, calibration_table,
                                      expected_calibration_error, Mahalanobis, knn_distance, triage, GROUPS)
 
@@ -232,9 +232,9 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.callback.progress import ProgressCallback  # registers Learner.no_bar
-from fastai_active.scores import entropy
-from fastai_active.uncertainty import PosteriorSampler
-from fastai_active.interpretation import UncertaintyInterpretation
+from fastai_active.acquisition.scores import entropy
+from fastai_active.uncertainty.core import PosteriorSampler
+from fastai_active.interpret.interpretation import UncertaintyInterpretation
 
 
 def bald(log_probs, dense=False):

@@ -103,7 +103,7 @@ def test_smoke_run_and_report_on_digits(tmp_path):
 
 
 def test_redundancy_counts_copies_of_labelled_images_and_within_batches(tmp_path):
-    from fastai_active.ledger import LabelLedger
+    from fastai_active.data.ledger import LabelLedger
     runs = tmp_path/'runs'
     runs.mkdir()
     # 30 pool items = 3 copies of 10 images (item i shows image i % 10)

@@ -11,13 +11,13 @@ from fastai.data.block import DataBlock, CategoryBlock, MultiCategoryBlock
 from fastai.data.transforms import ColReader, get_image_files
 
 from fastai_active.core import mean_log_probs
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner
 from fastai_active.datasets import digits_folder, mask_of
 from fastai_active.demo import digits_block
-from fastai_active.widgets import LabelWidget
-from fastai_active.answers import answers, record_answers, review_batch, item_keys, ds_idxs_of_keys
-from fastai_active.label_studio import (to_tasks, import_annotations, label_config, rle_decode, rle_encode,
+from fastai_active.people.widgets import LabelWidget
+from fastai_active.people.answers import answers, record_answers, review_batch, item_keys, ds_idxs_of_keys
+from fastai_active.people.label_studio import (to_tasks, import_annotations, label_config, rle_decode, rle_encode,
                                         _time_of)
 
 from test_segmentation import shapes_split, make_learner as seg_learner, MeanPixelEntropy
@@ -145,7 +145,7 @@ def test_real_label_studio_export_file(tmp_path):
 
 def test_an_answer_and_its_log_are_written_together(tmp_path, monkeypatch):
     "When writing the log fails after the ledger took the labels, neither is kept: the items still wait for an answer"
-    import fastai_active.answers as answers_module
+    import fastai_active.people.answers as answers_module
     split = table_split(tmp_path)
     split.ledger.request([2, 4], scores=[.5, .9])
     def full_disk(label): raise OSError("disk full")

@@ -13,10 +13,10 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 
-from fastai_active.scores import entropy
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner, SimulatedOracle
-from fastai_active.uncertainty import PosteriorSampler, SinglePass
+from fastai_active.acquisition.scores import entropy
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.uncertainty.core import PosteriorSampler, SinglePass
 
 
 def features(row): return torch.tensor([row.x0, row.x1, float(row.id)], dtype=torch.float32)
@@ -52,7 +52,7 @@ def make_al(n=120, path=None, **kwargs):
     split.label_random(6, balanced=True, seed=0)
     kw = dict(oracle=SimulatedOracle.from_split(split), epochs=1, lr=1e-2, dl_kwargs=dict(num_workers=0),
               show_progress=False)
-    from fastai_active.uncertainty import MCDropout
+    from fastai_active.uncertainty.mc_dropout import MCDropout
     learner = make_dropout_learner if isinstance(kwargs.get('sampler'), MCDropout) else make_learner
     return ActiveLearner(split, learner, **{**kw, **kwargs})
 
@@ -160,7 +160,7 @@ def test_an_ensemble_is_validated_as_its_mean_predictive():
 
 
 def test_the_default_strategy_is_power_entropy():
-    from fastai_active.selection import StochasticAcquisition
+    from fastai_active.acquisition.selection import StochasticAcquisition
     acq = make_al().acquisition
     assert isinstance(acq, StochasticAcquisition) and acq.score is entropy and acq.mode == 'power'
 
@@ -171,7 +171,8 @@ def test_errors_are_clear(tmp_path):
     with pytest.raises(RuntimeError, match="call `fit\\(\\)`"): al.score()
     with pytest.raises(ValueError, match="expected `rounds`, `budget` or `stop`"): make_al().loop()
     with pytest.raises(TypeError, match="PosteriorSampler"): make_al(sampler=lambda learns, dl: None)
-    from fastai_active.uncertainty import MCDropout, TTASampler
+    from fastai_active.uncertainty.core import TTASampler
+    from fastai_active.uncertainty.mc_dropout import MCDropout
     with pytest.raises(ValueError, match="same model for every item"):
         make_al(acquisition='batchbald', sampler=MCDropout(consistent_masks=False))
     with pytest.raises(ValueError, match="same model for every item"): make_al(acquisition='batchbald', sampler=TTASampler())
@@ -195,7 +196,7 @@ def test_plot_history_draws_the_learning_curve():
 # --- pseudo-labels ------------------------------------------------------------------------------------------
 
 from hypothesis import given, strategies as st
-from fastai_active.learner import PseudoLabeller
+from fastai_active.loop.learner import PseudoLabeller
 
 
 @given(st.integers(1, 60), st.integers(1, 4), st.integers(2, 5), st.floats(0.3, 0.99), st.integers(1, 10), st.integers(0, 2**31))
@@ -235,7 +236,7 @@ def test_pseudo_labels_are_revised_and_never_labels():
 @pytest.mark.parametrize('acquisition', ['bald', 'batchbald', 'powerbald', 'variation_ratios'])
 def test_strategies_of_sample_disagreement_refuse_one_deterministic_pass(acquisition):
     "Item 4: with K=1 every BALD score is 0 and the batch was the first n pool items; refused before any training"
-    from fastai_active.mc_dropout import MCDropout
+    from fastai_active.uncertainty.mc_dropout import MCDropout
     with pytest.raises(ValueError, match=r"\(K=1\).*MCDropout\(n_samples=20\).*DeepEnsemble"):
         make_al(acquisition=acquisition)                           # the default sampler: one deterministic pass
     with pytest.raises(ValueError, match=r"\(K=1\)"): make_al(acquisition=acquisition, sampler=MCDropout(n_samples=1))
@@ -277,7 +278,7 @@ def test_fit_quiet_false_logs_only_the_columns_it_computes():
 
 def test_the_round_bar_is_completed_when_the_loop_ends(monkeypatch):
     "UX: the loop's last step ends early; its progress bar was left at (n-1)/n, e.g. '75% [3/4]'"
-    import fastai_active.learner as learner_mod
+    import fastai_active.loop.learner as learner_mod
     bars = []
     real = learner_mod.progress_bar
     def recording(gen, **kwargs):
@@ -298,7 +299,7 @@ def test_the_round_bar_is_completed_when_the_loop_ends(monkeypatch):
 
 def test_an_ensemble_trains_through_train_ensemble_with_the_same_seeds():
     "One member-training loop: ActiveLearner.fit gives the members train_ensemble gives, weight for weight"
-    from fastai_active.uncertainty import DeepEnsemble, train_ensemble
+    from fastai_active.uncertainty.core import DeepEnsemble, train_ensemble
     from fastai_active.core import derive_seed, seeded
     al = make_al(sampler=DeepEnsemble(2), epochs=2)
     al.fit()
@@ -312,7 +313,7 @@ def test_an_ensemble_trains_through_train_ensemble_with_the_same_seeds():
 
 def test_mc_dropout_takes_more_samples_for_joint_acquisition():
     "Item 11: K samples tell apart at most log K nats; without n_samples, BatchBALD gets JOINT_N_SAMPLES"
-    from fastai_active.mc_dropout import MCDropout, JOINT_N_SAMPLES, N_SAMPLES
+    from fastai_active.uncertainty.mc_dropout import MCDropout, JOINT_N_SAMPLES, N_SAMPLES
     assert (N_SAMPLES, JOINT_N_SAMPLES) == (20, 100)
     assert make_al(acquisition='batchbald', sampler=MCDropout()).sampler.K == JOINT_N_SAMPLES
     assert make_al(acquisition='bald', sampler=MCDropout()).sampler.K == N_SAMPLES

@@ -9,8 +9,8 @@ import torch
 from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 from fastai.data.transforms import get_files, parent_label
 
-from fastai_active.ledger import LabelLedger, SCHEMA_VERSION, items_fingerprint
-from fastai_active.split import ActiveSplit
+from fastai_active.data.ledger import LabelLedger, SCHEMA_VERSION, items_fingerprint
+from fastai_active.data.split import ActiveSplit
 
 
 def schema1():

@@ -12,7 +12,7 @@ from fastai.losses import CrossEntropyLossFlat
 from fastai.vision.learner import add_head
 
 from fastai_active.core import derive_seed, torch_generator
-from fastai_active.mc_dropout import find_head_split, flat_chain
+from fastai_active.uncertainty.mc_dropout import find_head_split, flat_chain
 from fastai_active.models import gal_cnn
 
 _channelwise = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)

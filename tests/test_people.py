@@ -13,11 +13,11 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 
-from fastai_active.ledger import LabelLedger
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner, SimulatedOracle
-from fastai_active.semi import PseudoLabeller
-from fastai_active.uncertainty import PosteriorSampler
+from fastai_active.data.ledger import LabelLedger
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.semi.core import PseudoLabeller
+from fastai_active.uncertainty.core import PosteriorSampler
 
 
 def features(row): return torch.tensor([row.x0, row.x1, float(row.id)], dtype=torch.float32)
@@ -211,9 +211,9 @@ def test_integer_classes_round_trip_end_to_end():
 
 # --- issue 25: people in the loop as a team works (Label Studio corrections, partial imports, who labelled) ---------
 
-from fastai_active.answers import answers, correct_answers, withdraw_answer
-from fastai_active.label_studio import import_annotations, LabelStudioProject
-import fastai_active.label_studio as label_studio_module
+from fastai_active.people.answers import answers, correct_answers, withdraw_answer
+from fastai_active.people.label_studio import import_annotations, LabelStudioProject
+import fastai_active.people.label_studio as label_studio_module
 
 
 def ls_ann(aid, label, user=1, created='2026-12-01T10:00:00Z', updated=None, cancelled=False, project=3):

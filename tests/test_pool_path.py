@@ -12,13 +12,14 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fastai_active.chunked import ChunkedScorer
-from fastai_active.learner import ActiveLearner
-from fastai_active.scorer import InMemoryScorer
-from fastai_active.scores import entropy
-from fastai_active.strategies import as_acquisition
-from fastai_active.diversity_acquisition import TypiClust
-from fastai_active.uncertainty import MCDropout, SinglePass
+from fastai_active.scale.chunked import ChunkedScorer
+from fastai_active.loop.learner import ActiveLearner
+from fastai_active.loop.scorer import InMemoryScorer
+from fastai_active.acquisition.scores import entropy
+from fastai_active.acquisition.strategies import as_acquisition
+from fastai_active.acquisition.diversity_acquisition import TypiClust
+from fastai_active.uncertainty.core import SinglePass
+from fastai_active.uncertainty.mc_dropout import MCDropout
 
 from _histories import (FAMILIES, FOLDER_OPS, PER_ITEM, TABLE_OPS, Folder, Table, assert_same_picks, folder_al,
                         folder_history, own_scores, picks, table_al, table_history)
@@ -155,7 +156,7 @@ def test_labelled_rows_with_gaps_and_no_fill_missing_are_refused_by_key(tmp_path
     table.df.loc['c00003', 'spend'] = np.nan
     to = TabularPandas(table.df, procs=[Categorify, Normalize], cat_names=['plan'], cont_names=['tenure', 'spend'],
                        y_names='left', do_setup=False)
-    from fastai_active.split import ActiveSplit
+    from fastai_active.data.split import ActiveSplit
     split = ActiveSplit(to, vocab=[0, 1], valid_items=table.valid.fillna(1.))
     split.label(table.df.left.dropna().astype(int).to_dict(), source='initial')
     with pytest.raises(ValueError, match=r"1 labelled rows have missing values in the continuous columns \['spend'\].*'c00003'"):
@@ -166,7 +167,7 @@ def test_a_nan_validation_loss_is_not_recorded_and_names_the_items(tmp_path):
     from fastai.learner import Learner
     from fastai.losses import CrossEntropyLossFlat
     from torch import nn
-    from fastai_active.arrays import ArraySplit
+    from fastai_active.data.arrays import ArraySplit
     x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
     x[5, 2] = np.nan
     split = ArraySplit(x, np.arange(60) % 2, vocab=[0, 1], valid_pct=0.3)
@@ -181,8 +182,8 @@ def test_a_nan_validation_loss_is_not_recorded_and_names_the_items(tmp_path):
 
 def test_bad_inputs_of_the_same_run_get_clear_errors(tmp_path):
     from fastai.tabular.all import TabularPandas, Normalize
-    from fastai_active.split import ActiveSplit
-    from fastai_active.arrays import ArraySplit
+    from fastai_active.data.split import ActiveSplit
+    from fastai_active.data.arrays import ArraySplit
     folder = Folder(tmp_path/'imgs', 40)
     al = folder_al(folder, tmp_path/'labels.db', SinglePass())
     # a class the vocabulary lacks, met while labelling a balanced set
@@ -207,7 +208,7 @@ def test_mc_dropout_on_a_model_without_dropout_is_refused_before_training(tmp_pa
     from fastai.learner import Learner
     from fastai.losses import CrossEntropyLossFlat
     from torch import nn
-    from fastai_active.arrays import ArraySplit
+    from fastai_active.data.arrays import ArraySplit
     def plain(dls): return Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), loss_func=CrossEntropyLossFlat())
     split = ArraySplit(np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32), np.arange(40) % 2, vocab=[0, 1])
     al = ActiveLearner(split, plain, sampler=MCDropout(4), show_progress=False)   # no labels yet: checked at the first fit
@@ -219,7 +220,7 @@ def test_mc_dropout_on_a_model_without_dropout_is_refused_before_training(tmp_pa
 
 
 def test_a_ledger_opened_on_a_folder_it_was_not_made_for_is_refused_and_left_as_it_was(tmp_path):
-    from fastai_active.split import ActiveSplit
+    from fastai_active.data.split import ActiveSplit
     from fastai_active.demo import digits_block
     first = Folder(tmp_path/'a', 40)
     folder_al(first, tmp_path/'labels.db', SinglePass())
@@ -242,7 +243,7 @@ def test_a_ledger_opened_on_a_folder_it_was_not_made_for_is_refused_and_left_as_
 @given(ops=folder_ops)
 def test_the_item_cache_changes_nothing_but_the_time(tmp_path_factory, ops):
     "Cached and uncached learners on the same folder history: the same weights, validation figures, scores and picks"
-    from fastai_active.item_cache import CachedDL
+    from fastai_active.data.item_cache import CachedDL
     tmp = tmp_path_factory.mktemp('cache')
     folder, als = Folder(tmp/'imgs', 50), {}
     for name, cache in (('cached', 2**30), ('plain', None)):
@@ -282,8 +283,8 @@ def test_a_file_changed_in_place_is_read_again_after_refresh(tmp_path):
 
 def test_random_item_transforms_are_not_cached(tmp_path):
     from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, PILImageBW, get_image_files, parent_label, RandomResizedCrop
-    from fastai_active.item_cache import CachedDL
-    from fastai_active.split import ActiveSplit
+    from fastai_active.data.item_cache import CachedDL
+    from fastai_active.data.split import ActiveSplit
     folder = Folder(tmp_path/'imgs', 30)
     block = DataBlock(blocks=(ImageBlock(cls=PILImageBW), CategoryBlock), get_items=get_image_files, get_y=parent_label,
                       item_tfms=RandomResizedCrop(8, min_scale=0.5))

@@ -11,11 +11,11 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import Dice
 
-from fastai_active.scores import entropy
-from fastai_active.selection import Acquisition, top_k
-from fastai_active.split import ActiveSplit
+from fastai_active.acquisition.scores import entropy
+from fastai_active.acquisition.selection import Acquisition, top_k
+from fastai_active.data.split import ActiveSplit
 from fastai_active.datasets import shapes_folder, mask_of
-from fastai_active.learner import ActiveLearner, SimulatedOracle
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 from fastai_active.models import SmallUNet
 
 
@@ -63,7 +63,7 @@ def test_segmentation_loop_with_mask_files(tmp_path):
 
 
 def test_segmentation_pseudo_labels_are_mask_files(tmp_path):
-    from fastai_active.learner import PseudoLabeller
+    from fastai_active.loop.learner import PseudoLabeller
     split = shapes_split(tmp_path, n=40, n_valid=8, n_initial=8)
     al = ActiveLearner(split, make_learner, acquisition=MeanPixelEntropy(), oracle=SimulatedOracle.from_split(split),
                        pseudo=PseudoLabeller(0.6), epochs=2, lr=1e-2, bs=8, dl_kwargs=dict(num_workers=0), seed=0,
@@ -84,7 +84,7 @@ def test_segmentation_pseudo_labels_are_mask_files(tmp_path):
 
 
 def test_pseudo_mask_accuracy_is_pixel_agreement(tmp_path):
-    from fastai_active.learner_semi import _agreement
+    from fastai_active.loop.learner_semi import _agreement
     a, b = np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)
     b[0, :2] = 1
     Image.fromarray(a).save(tmp_path/'a.png')

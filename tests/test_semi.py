@@ -16,11 +16,11 @@ from fastai.metrics import accuracy
 from fastai.callback.progress import ProgressCallback  # noqa: F401  (registers Learner.no_bar)
 
 from fastai_active.core import seeded, torch_generator, derive_seed
-from fastai_active.augment import BatchAugment, NoAugment, ImageWeak, RandAugment, SignalAugment
-from fastai_active.fixmatch import fixmatch_loss, flexmatch_thresholds, FixMatchCallback, FixMatch, UnlabelledStream
-from fastai_active.spreading import spread_labels, embeddings, SpreadingPseudoLabeller, LabelSpreadingStep
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner, SimulatedOracle
+from fastai_active.semi.augment import BatchAugment, NoAugment, ImageWeak, RandAugment, SignalAugment
+from fastai_active.semi.fixmatch import fixmatch_loss, flexmatch_thresholds, FixMatchCallback, FixMatch, UnlabelledStream
+from fastai_active.semi.spreading import spread_labels, embeddings, SpreadingPseudoLabeller, LabelSpreadingStep
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 
 
 def log_softmax(z): return z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) - z.max(-1, keepdims=True)
@@ -238,7 +238,7 @@ def test_resumed_run_with_semi_finishes_like_an_uninterrupted_one(tmp_path):
 
 
 def test_ensemble_members_get_their_own_callbacks():
-    from fastai_active.uncertainty import DeepEnsemble
+    from fastai_active.uncertainty.core import DeepEnsemble
     al, _ = image_al(FixMatch(mu=2, threshold=0.7), sampler=DeepEnsemble(n_members=2))
     al.fit()
     cbs = [[c for c in l.cbs if isinstance(c, FixMatchCallback)] for l in al.learns]

@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, strategies as st
 
 from fastai_active.core import torch_generator
-from fastai_active.selection import stochastic_batch, top_k
-from fastai_active.streaming import StreamingSample, StreamingTopK
+from fastai_active.acquisition.selection import stochastic_batch, top_k
+from fastai_active.scale.streaming import StreamingSample, StreamingTopK
 
 
 @st.composite

@@ -7,10 +7,11 @@ import torch
 from fastai.tabular.all import (TabularPandas, Categorify, FillMissing, Normalize, tabular_learner, tabular_config,
                                 accuracy, CategoryBlock, RegressionBlock)
 
-from fastai_active.split import ActiveSplit
-from fastai_active.tabular import TabularSplit
-from fastai_active.learner import ActiveLearner, SimulatedOracle
-from fastai_active.uncertainty import MCDropout, DeepEnsemble
+from fastai_active.data.split import ActiveSplit
+from fastai_active.data.tabular import TabularSplit
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.uncertainty.core import DeepEnsemble
+from fastai_active.uncertainty.mc_dropout import MCDropout
 
 PROCS = [Categorify, FillMissing, Normalize]
 
@@ -136,8 +137,8 @@ def test_the_target_must_be_said_and_processed_tabulars_are_refused():
 def test_fixmatch_on_a_table_trains_on_the_features_of_the_pool_never_its_target():
     "FixMatch in the loop on a TabularSplit: the unlabelled rows reach the callback without the target column, the views"
     " change the continuous features (not the category codes), and the confident pseudo-labels are mostly right"
-    from fastai_active.fixmatch import FixMatch
-    from fastai_active.augment import FeatureNoise
+    from fastai_active.semi.fixmatch import FixMatch
+    from fastai_active.semi.augment import FeatureNoise
     df, valid = make_frame(400), make_frame(100, seed=1)
     split = TabularSplit(df, procs=PROCS, cat_names=['city'], cont_names=['age', 'income'], y_names='y', vocab=[0, 1, 2],
                          valid_items=valid)
@@ -155,9 +156,9 @@ def test_fixmatch_on_a_table_trains_on_the_features_of_the_pool_never_its_target
 
 def test_label_spreading_and_flexmatch_on_a_table_read_its_targets_as_one_class_per_row():
     "fastai's tabular targets are [B, 1]: one class per row, not a mask (before: spreading crashed, FlexMatch was refused)"
-    from fastai_active.fixmatch import FixMatch
-    from fastai_active.spreading import LabelSpreadingStep, spread_labels
-    from fastai_active.augment import FeatureNoise
+    from fastai_active.semi.fixmatch import FixMatch
+    from fastai_active.semi.spreading import LabelSpreadingStep, spread_labels
+    from fastai_active.semi.augment import FeatureNoise
     df, valid = make_frame(400), make_frame(100, seed=1)
     kw = dict(procs=PROCS, cat_names=['city'], cont_names=['age', 'income'], y_names='y', vocab=[0, 1, 2], valid_items=valid)
     # FlexMatch lowers its thresholds early on (every class starts unlearned): more pass, fewer right, still above chance
@@ -170,7 +171,7 @@ def test_label_spreading_and_flexmatch_on_a_table_read_its_targets_as_one_class_
         h = al.loop(rounds=1, n_per_round=10)
         assert (h.n_confident > 20).all() and (h.confident_accuracy > right).all(), (semi, h)
     # the labelled rows, once each and as processed for training (not processed a second time: codes, scaling, _na)
-    from fastai_active.spreading import _labelled_once_dl
+    from fastai_active.semi.spreading import _labelled_once_dl
     split = TabularSplit(df, min_epoch_items=100, **kw)
     split.label_random(30, balanced=True, seed=0)
     dls = split.dataloaders(num_workers=0)

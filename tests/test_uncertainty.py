@@ -17,10 +17,10 @@ from fastai.torch_core import TensorImage
 from fastai.vision.augment import Flip
 
 from fastai_active.core import check_log_probs, derive_seed, mean_log_probs, seeded
-from fastai_active.uncertainty import DeepEnsemble, SinglePass, SnapshotEnsemble, TTASampler, train_ensemble
-from fastai_active.mc_dropout import MCDropout, MCDropoutSampling, dropout_modules, find_head_split
-from fastai_active.learner import ActiveLearner, SimulatedOracle
-from fastai_active.split import ActiveSplit
+from fastai_active.uncertainty.core import DeepEnsemble, SinglePass, SnapshotEnsemble, TTASampler, train_ensemble
+from fastai_active.uncertainty.mc_dropout import MCDropout, MCDropoutSampling, dropout_modules, find_head_split
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.data.split import ActiveSplit
 
 
 def bald(log_probs_N_K_C):
@@ -355,12 +355,12 @@ def test_cuda_results_come_back_on_cpu(kwargs):
 
 def test_every_sampler_drives_active_learner():
     "The samplers as ActiveLearner's uncertainty source, with no other change (runs where the loop exists)"
-    import fastai_active.learner as learner_mod, fastai_active.split as data_mod   # a broken import must fail
+    import fastai_active.loop.learner as learner_mod, fastai_active.data.split as data_mod   # a broken import must fail
     import pandas as pd
     from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
     from fastai.data.transforms import ColReader
     from fastai.data.core import Transform
-    from fastai_active.scores import entropy
+    from fastai_active.acquisition.scores import entropy
 
     class Noise(Transform):
         "Feature jitter, training split only (like every fastai augmentation)"
@@ -500,6 +500,6 @@ def test_consistent_masks_are_the_default_everywhere(entry):
 
 
 def test_uncertainty_still_exports_the_mc_dropout_names():
-    import fastai_active.uncertainty as u, fastai_active.mc_dropout as mcd
+    import fastai_active.uncertainty.core as u, fastai_active.uncertainty.mc_dropout as mcd
     assert u.MCDropout is mcd.MCDropout and u.MCDropoutSampling is mcd.MCDropoutSampling
     with pytest.raises(AttributeError, match="no attribute 'nope'"): u.nope

@@ -9,12 +9,12 @@ import requests
 import torch
 from fastai.vision.all import get_image_files
 
-from fastai_active.split import ActiveSplit
-from fastai_active.learner import ActiveLearner
+from fastai_active.data.split import ActiveSplit
+from fastai_active.loop.learner import ActiveLearner
 from fastai_active.datasets import digits_folder
 from fastai_active.demo import digits_block, digits_learner
-from fastai_active.answers import answers, review_batch
-from fastai_active.label_studio import LabelStudioProject, import_annotations
+from fastai_active.people.answers import answers, review_batch
+from fastai_active.people.label_studio import LabelStudioProject, import_annotations
 
 from .servers import label_studio_server, personal_access_token, sign_up
 

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 ray = pytest.importorskip('ray')
 
 from fastai_active.core import derive_seed
-from fastai_active.distributed import RayScorer, local_ray
-from fastai_active.scorer import InMemoryScorer, PoolItems
-from fastai_active.diversity_acquisition import TypiClust
-from fastai_active.uncertainty import MCDropout
+from fastai_active.scale.distributed import RayScorer, local_ray
+from fastai_active.loop.scorer import InMemoryScorer, PoolItems
+from fastai_active.acquisition.diversity_acquisition import TypiClust
+from fastai_active.uncertainty.mc_dropout import MCDropout
 
 from _histories import FAMILIES, FOLDER_OPS, TABLE_OPS, assert_same_picks, folder_history, picks, table_history
 

@@ -12,7 +12,7 @@ from .servers import ROOT, free_port, wait_for_port, stop
 SCREENSHOT = ROOT/'nbs'/'images'/'label_widget.png'
 N = 6
 IMPORTS = ("import json, os\nfrom pathlib import Path\nfrom fastai.vision.all import get_image_files\n"
-           "from fastai_active.all import *\nfrom fastai_active.widgets import LabelWidget\n"
+           "from fastai_active.all import *\nfrom fastai_active.people.widgets import LabelWidget\n"
            "work = Path(os.environ['WIDGET_TEST_DIR'])\nfolder = digits_folder(work/'digits')")
 
 # a round as in the how-to: 20 random labels, a model, the 6 items it asks for
@@ -174,7 +174,7 @@ def test_typing_the_digit_on_show_records_it(tmp_path):
     assert [r[1] for r in rows] == ['9', '8', '0']
     assert {r[2:] for r in rows} == {('ben', 'widget', 'human')}
     # each answer is the digit the image is: the split reads the truth from the file's folder
-    from fastai_active.split import ActiveSplit
+    from fastai_active.data.split import ActiveSplit
     from fastai_active.demo import digits_block
     split = ActiveSplit(digits_block(), tmp_path/'digits'/'train', path=tmp_path/'labels.db', vocab=[str(i) for i in range(10)])
     idxs = [r[0] for r in rows]
