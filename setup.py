@@ -36,7 +36,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['fastai_active', 'fastai_active.*']),
     include_package_data=True,
     install_requires=reqs('requirements'),
-    # optional extras: `pip install fastai_active[ray]` for scoring pools on Ray (fastai_active.distributed)
+    # optional extras: `pip install fastai_active[ray]` for scoring pools on Ray (fastai_active.scale.distributed)
     extras_require={'dev': reqs('dev_requirements'), 'docs': reqs('docs_requirements'),
                     'labelstudio': reqs('labelstudio_requirements'), 'integration': reqs('integration_requirements'),
                     'ray': reqs('ray_requirements')},
