@@ -64,7 +64,7 @@ class EmbeddingRecorder(Callback):
         if not self._grabbed:
             raise RuntimeError(f"the recorded layer {self.hook.hook} did not run in the forward pass: pass `layer=` a "
                                "module the model calls")
-        feats = _per_item(self._grabbed, find_bs(self.learn.xb))
+        feats = _item_features(self._grabbed, find_bs(self.learn.xb))
         self._grabbed = []
         if self.embeddings is None:
             N = getattr(self.dl, 'n', None) or len(self.dl.dataset)
@@ -85,7 +85,7 @@ class EmbeddingRecorder(Callback):
         if self.hook is not None: self.hook.remove()
         self.hook = None
 
-def _per_item(grabbed:list[Tensor], bs:int)->Tensor:
+def _item_features(grabbed:list[Tensor], bs:int)->Tensor:
     "One `[bs, D]` row per item from what the hook saw: rows `[bs]` or `[bs*K]`, one or K calls, spatial maps averaged"
     rows = []
     for x in grabbed:
