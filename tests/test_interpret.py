@@ -302,7 +302,7 @@ def test_from_learner_classification_embeddings_and_mahalanobis():
     with learn.no_bar():
         interp = UncertaintyInterpretation.from_learner(learn, ref_dl=dls.train, id_dl=dls.train, shrinkage=0.2)
     with torch.no_grad():
-        e = model[0](x).double().numpy()
+        e = model[0](x).double().numpy()  # the input of the last nn.Linear (`penultimate_layer`), the default layer
         logits = model(x[30:])
     np.testing.assert_allclose(interp.embs.numpy(), e[30:], rtol=1e-5, atol=1e-6)
     ref, yr = e[:30], y[:30].numpy()
@@ -318,6 +318,31 @@ def test_from_learner_classification_embeddings_and_mahalanobis():
     # the ood threshold is a quantile of the reference items' distances
     df = interp.triage(ood=0.5)
     assert df.attrs['thresholds']['ood'] == pytest.approx(np.quantile(interp.ref_distances.numpy(), 0.5))
+
+
+def test_from_learner_default_embeddings_are_the_extractors():
+    "The default layer is `penultimate_layer`'s input, as in the loop and the chunked scorer: in a fastai-like head the"
+    "features after the last BatchNorm, before the dropout in front of the last Linear (not the body's output)"
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(45, 3, generator=g)
+    y = (x[:, 0] > 0).long()
+    dls = _tensor_dls(x, y)
+    torch.manual_seed(0)
+    head = nn.Sequential(nn.BatchNorm1d(6), nn.Dropout(0.5), nn.Linear(6, 4), nn.ReLU(), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.Linear(4, 2))
+    model = nn.Sequential(nn.Sequential(nn.Linear(3, 6), nn.ReLU()), head)
+    with torch.no_grad():  # BatchNorm statistics away from the identity, so every layer changes the features
+        for bn in (head[0], head[4]): bn.running_mean.uniform_(-1, 1); bn.running_var.uniform_(0.5, 2)
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat())
+    with learn.no_bar():
+        interp = UncertaintyInterpretation.from_learner(learn, ref_dl=dls.train, ood='knn', k=1, metric='euclidean')
+    model.eval()
+    with torch.no_grad(): e = head[:5](model[0](x)).double().numpy()  # computed here, layer by layer
+    assert interp.embs.shape == (15, 4)
+    np.testing.assert_allclose(interp.embs.numpy(), e[30:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(interp.distances.numpy(), cdist(e[30:], e[:30]).min(1), rtol=1e-4, atol=1e-6)
+    with learn.no_bar(): body = UncertaintyInterpretation.from_learner(learn, embed=model[0])  # a module: its output
+    with torch.no_grad(): np.testing.assert_allclose(body.embs.numpy(), model[0](x[30:]).numpy(), rtol=1e-5, atol=1e-6)
+    assert not any(m._forward_hooks for m in model.modules())
 
 
 class _Scaled(PosteriorSampler):
@@ -337,7 +362,10 @@ def test_from_learner_segmentation_sampler_knn_and_plots():
     learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(axis=1))
     with learn.no_bar():
         interp = UncertaintyInterpretation.from_learner(learn, sampler=_Scaled(), score=bald, ref_dl=dls.train,
-                                                        ood='knn', k=2, metric='euclidean')
+                                                        embed=model[0], ood='knn', k=2, metric='euclidean')
+        # no nn.Linear, so no default layer: refused before any pass, naming `embed=`
+        with pytest.raises(ValueError, match=r'Sequential has no nn.Linear.*pass `embed=`'):
+            UncertaintyInterpretation.from_learner(learn, sampler=_Scaled(), ref_dl=dls.train)
     assert interp.dense and interp.log_probs.shape == (8, 3, 2, 6, 6)
     with torch.no_grad():
         feats = model[0](x).mean((2, 3)).double().numpy()

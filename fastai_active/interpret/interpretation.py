@@ -13,14 +13,13 @@ import torch
 from torch import Tensor, nn
 import matplotlib.pyplot as plt
 from fastcore.basics import patch
-from fastai.callback.core import Callback
-from fastai.callback.hook import hook_output
 
 from ..core import *
 from ..core import check_tensor
 from ..acquisition.scores import entropy, reduce_dense
 from ..acquisition.selection import top_k
 from ..uncertainty.core import PosteriorSampler, SinglePass
+from ..uncertainty.embeddings import penultimate_layer, EmbeddingRecorder
 from .metrics import *
 from .metrics import _check_targs
 from .correlation import *
@@ -90,32 +89,26 @@ class UncertaintyInterpretation:
         return next(m for m in ('iou', 'pixel_acc', 'nll') if m in self.perf)
 
 # %% ../../nbs/09d_interpret.interpretation.ipynb #9ab9f01e
-def _default_embed(model:nn.Module)->nn.Module:
-    if isinstance(model, nn.Sequential) and len(model) >= 2: return model[0]
-    raise ValueError(f"can't guess the embedding module of a {type(model).__name__}: pass `embed=` the module whose "
-                     "output are the features (for `nn.Sequential(body, head)` it is `model[0]`)")
-
-def _pool_features(out)->Tensor:
-    if isinstance(out, (tuple, list)): out = out[0]
-    out = out.detach().float()
-    return out.flatten(2).mean(2) if out.ndim > 2 else out.reshape(len(out), -1)
-
-class _CollectHook(Callback):
-    "After each batch's forward pass, keep the pooled output that fastai's `hook_output` stored"
-    def __init__(self, hook, feats:list): self.hook, self.feats = hook, feats
-    def after_pred(self): self.feats.append(_pool_features(self.hook.stored).cpu())
-
 def _unshuffled(dl):
     "`dl` in its dataset's order, every item kept (embeddings, log-probs and targets are then aligned item by item)"
     return dl.new(shuffle=False, drop_last=False) if getattr(dl, 'shuffle', False) or getattr(dl, 'drop_last', False) else dl
 
-def _embed_pass(learn, dl, module:nn.Module|None)->tuple[Tensor|None, Tensor|None]:
-    "Targets of `dl` and, if `module` is given, its outputs pooled to `[N, D]`, from one `get_preds` pass"
-    if module is None: return None, learn.get_preds(dl=dl, reorder=False)[1]
-    feats = []
-    with hook_output(module, detach=True) as hook:   # removed on the way out, whatever raised
-        targs = learn.get_preds(dl=dl, reorder=False, cbs=_CollectHook(hook, feats))[1]
-    return (torch.cat(feats) if feats else None), targs
+def _embed_layer(model:nn.Module, embed)->tuple[nn.Module, bool]|None:
+    "`(layer, output)` for `EmbeddingRecorder`: `True` the input of `penultimate_layer`, a module its output; `None` no embeddings"
+    if isinstance(embed, nn.Module): return embed, True
+    if embed is not True: return None
+    try: return penultimate_layer(model), False
+    except ValueError as e:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear, whose input would be the embeddings: pass `embed=` "
+                         "the module whose output are the features") from e
+
+def _embed_pass(learn, dl, layer:tuple[nn.Module, bool]|None)->tuple[Tensor|None, Tensor|None]:
+    "Targets of `dl` and, if `layer` is given, the embeddings `[N, D]` `EmbeddingRecorder` keeps there, from one `get_preds` pass"
+    if layer is None: return None, learn.get_preds(dl=dl, reorder=False)[1]
+    cb = EmbeddingRecorder(*layer)
+    try: targs = learn.get_preds(dl=dl, reorder=False, cbs=cb)[1]
+    finally: cb.remove()  # the hook goes away whatever raised
+    return cb.embeddings, targs
 
 @patch(cls_method=True)
 def from_learner(cls:UncertaintyInterpretation, learn, # A trained fastai `Learner`
@@ -124,7 +117,7 @@ def from_learner(cls:UncertaintyInterpretation, learn, # A trained fastai `Learn
                   sampler:PosteriorSampler|None=None, # How to get log-probs `[N, K, C, ...]` (default `SinglePass()`)
                   score:Callable=entropy, # Uncertainty score of log-probs
                   reduce='mean', # Per-pixel scores to one per image (dense outputs)
-                  embed:nn.Module|bool|None=None, # Module whose output are the embeddings; True = `learn.model[0]`
+                  embed:nn.Module|bool|None=None, # Module whose output are the embeddings; True the input of `penultimate_layer`; None: True with `ref_dl`
                   ref_dl=None, # Labelled items: distances are measured to their embeddings
                   id_dl=None, # Held-out in-distribution items: their distances set the `ood` quantile in `triage`
                   ood:str='mahalanobis', # 'mahalanobis' or 'knn'
@@ -135,22 +128,21 @@ def from_learner(cls:UncertaintyInterpretation, learn, # A trained fastai `Learn
     if ood not in ('mahalanobis', 'knn'): raise ValueError(f"expected ood='mahalanobis' or 'knn', got {ood!r}")
     if id_dl is not None and ref_dl is None: raise ValueError("`id_dl` sets the ood threshold of distances to `ref_dl`: pass `ref_dl` too")
     if not (embed is None or isinstance(embed, (bool, nn.Module))): raise TypeError(f"expected embed as an nn.Module, True or None, got {type(embed).__name__}")
+    if embed is False and ref_dl is not None: raise ValueError("`ref_dl` measures distances between embeddings: embed=False records none")
+    layer = _embed_layer(learn.model, True if embed is None and ref_dl is not None else embed)
     if dl is None: dl = learn.dls[ds_idx].new(shuffle=False, drop_last=False)
     dl, ref_dl, id_dl = (None if d is None else _unshuffled(d) for d in (dl, ref_dl, id_dl))
     log_probs = (SinglePass() if sampler is None else sampler)([learn], dl)
-    module = None
-    if embed is True or (embed is None and (ref_dl is not None or id_dl is not None)): module = _default_embed(learn.model)
-    elif isinstance(embed, nn.Module): module = embed
-    embs, targs = _embed_pass(learn, dl, module)
+    embs, targs = _embed_pass(learn, dl, layer)
     distances = ref_distances = None
     if ref_dl is not None:
-        ref_embs, ref_targs = _embed_pass(learn, ref_dl, module)
+        ref_embs, ref_targs = _embed_pass(learn, ref_dl, layer)
         if ood == 'mahalanobis':
             by_class = ref_targs is not None and ref_targs.ndim == 1 and not ref_targs.is_floating_point()
             dist_fn = Mahalanobis(shrinkage).fit(ref_embs, ref_targs if by_class else None)
         else: dist_fn = lambda e: knn_distance(e, ref_embs, k=k, metric=metric)
         distances = dist_fn(embs)
-        if id_dl is not None: ref_distances = dist_fn(_embed_pass(learn, id_dl, module)[0])
+        if id_dl is not None: ref_distances = dist_fn(_embed_pass(learn, id_dl, layer)[0])
     return cls(log_probs, targs, score=score, reduce=reduce, dl=dl, embs=embs, distances=distances, ref_distances=ref_distances)
 
 # %% ../../nbs/09d_interpret.interpretation.ipynb #1904361b
