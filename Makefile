@@ -31,7 +31,7 @@ export: $(STAMP)
 
 # the README's result tables regenerated from benchmarks/results (then README.md); without --write it only checks
 figures: $(STAMP)
-	$(BIN)/python benchmarks/readme_figures.py --write
+	$(BIN)/python -m benchmarks.readme_figures --write
 
 # the docs site, offline: nbdev's notebook processors, then MkDocs Material (docs/build.py) -> _docs/
 DOCS_STAMP := $(VENV)/.installed-docs

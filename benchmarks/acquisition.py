@@ -1,8 +1,8 @@
 """Speed and batch quality of fastai_active's scores, selection and BatchBALD against batchbald_redux 2.0.5 and baal, on the same inputs.
 
 Run with the bench venv (peers are not dependencies of fastai_active):
-    PYTHONPATH=. .venv-bench/bin/python benchmarks/acquisition.py            # full table (about 30-40 min on 2 cores)
-    PYTHONPATH=. .venv-bench/bin/python benchmarks/acquisition.py --quick    # smoke test on small pools
+    .venv-bench/bin/python -m benchmarks.acquisition            # full table (about 30-40 min on 2 cores)
+    .venv-bench/bin/python -m benchmarks.acquisition --quick    # smoke test on small pools
 Writes benchmarks/results/acquisition.json and acquisition.md (the markdown table, also printed).
 
 Pools are synthetic posterior log-probs with redundancy, like Repeated-MNIST: items come in groups of about 20 that
@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 from fastai_active.acquisition.scores import bald, _plogp
 from fastai_active.acquisition.selection import stochastic_batch
 from fastai_active.acquisition.joint import batchbald, batch_mutual_information
@@ -173,7 +172,8 @@ def child_big_pool(which, N, K):
 def big_pool(N, K, which_list):
     out = {}
     for which in which_list:
-        r = subprocess.run([sys.executable, __file__, '--child', which, str(N), str(K)], capture_output=True, text=True)
+        r = subprocess.run([sys.executable, '-m', 'benchmarks.acquisition', '--child', which, str(N), str(K)], cwd=ROOT,
+                           capture_output=True, text=True)
         try: out[which] = json.loads(r.stdout.strip().splitlines()[-1])
         except Exception: out[which] = dict(error=(r.stderr or r.stdout)[-400:])
         print(f"  {N:,} x {K} x {C} {which}: {out[which]}", flush=True)

@@ -1,6 +1,6 @@
 """Class-balanced batches on an imbalanced pool: does spreading picks over predicted classes help?
 
-    python benchmarks/class_balance.py --seeds 0 1 2 --budget 100 --out benchmarks/results/class_balance
+    python -m benchmarks.class_balance --seeds 0 1 2 --budget 100 --out benchmarks/results/class_balance
 
 The pool is scikit-learn's digits with classes 5-9 cut to 10% of their items (a seeded cut; classes 0-4 kept whole),
 the test set the balanced 600 digits of `label_efficiency.py`. Each (strategy, seed) starts from the same 20 random
@@ -9,7 +9,7 @@ demo's digits CNN with the same recipe. Printed and written (JSON, Markdown): pe
 end and its mean over rounds (median and range over seeds), and the share of minority-class labels acquired.
 """
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, time
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +17,7 @@ import pandas as pd
 import torch
 from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 
-sys.path.insert(0, str(Path(__file__).parent))
-from label_efficiency import load_dataset, ArrayX, ArrayY   # the same data and item readers
+from benchmarks.label_efficiency import load_dataset, ArrayX, ArrayY   # the same data and item readers
 from fastai_active.data.split import ActiveSplit
 from fastai_active.demo import digits_learner
 from fastai_active.loop.learner import ActiveLearner, SimulatedOracle

@@ -1,7 +1,7 @@
 """Speed and memory of the diversity strategies against scikit-activeml and small-text, on the same inputs, same run.
 
-    PYTHONPATH=. .venv-bench/bin/python benchmarks/diversity_speed.py                 # 100k and 1M, about 30 min
-    PYTHONPATH=. .venv-bench/bin/python benchmarks/diversity_speed.py --sizes 2000    # smoke test
+    .venv-bench/bin/python -m benchmarks.diversity_speed                 # 100k and 1M, about 30 min
+    .venv-bench/bin/python -m benchmarks.diversity_speed --sizes 2000    # smoke test
 
 Inputs (seeded): N pool embeddings of D=512 float32 from a mixture of 50 Gaussians, L=100 labelled embeddings from the
 same mixture, log-probs [N, 1, 10] from a random linear head on the embeddings; batch n=100. Each (method, N) runs in

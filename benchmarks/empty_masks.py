@@ -14,12 +14,12 @@ area fitted on the validation images (`fit_empty_area`), fixed areas, and "alway
 over the non-empty predictions, the percentile of the complete misses (object there, nothing predicted) and of the
 correct empty masks among all scores, and their mean scores.
 
-    python benchmarks/empty_masks.py --seeds 0 1 2 --threads 1 --out benchmarks/results/empty_masks_rules
+    python -m benchmarks.empty_masks --seeds 0 1 2 --threads 1 --out benchmarks/results/empty_masks_rules
 
 `--cache DIR` keeps each seed's log-probs (`DIR/seed<N>.pt`), so the rules can be scored again without training.
 """
 from __future__ import annotations
-import argparse, math, os, platform, sys, tempfile, time
+import argparse, math, os, platform, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +28,7 @@ import torch
 from PIL import Image
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).parent))
-from label_efficiency import markdown_table
+from benchmarks.label_efficiency import markdown_table
 
 POOL, POOL_EMPTY, POOL_FAINT = 300, 1 / 6, 0.2
 TRAIN = 160

@@ -14,8 +14,8 @@ same run:
   before   with `--before DIR` (a folder holding an older `fastai_active`), the per-item round with that code.
 Writes benchmarks/results/fit_speed.json and .md.
 
-    python benchmarks/fit_speed.py                     # 10 epochs of 2,048 items, 10,000 test and pool items
-    python benchmarks/fit_speed.py --epochs 2 --n-test 2000 --n-pool 2000    # quick
+    python -m benchmarks.fit_speed                     # 10 epochs of 2,048 items, 10,000 test and pool items
+    python -m benchmarks.fit_speed --epochs 2 --n-test 2000 --n-pool 2000    # quick
 """
 import argparse, json, os, subprocess, sys, time
 from functools import partial

@@ -8,19 +8,18 @@ whole Repeated-digits pool with K_max consistent MC-dropout masks; the BatchBALD
 first K masks for each K (the first K of K_max consistent masks are K consistent masks), and counted: picks that are a
 copy of an image already in the same batch, the pick at which the joint MI passed 0.8 log K, and the seconds.
 
-    python benchmarks/joint_saturation.py --seeds 0 1 2 3 4 --labelled 20 120 --ks 20 50 100 200 \
+    python -m benchmarks.joint_saturation --seeds 0 1 2 3 4 --labelled 20 120 --ks 20 50 100 200 \
         --out benchmarks/results/joint_saturation
 """
 from __future__ import annotations
-import argparse, json, math, sys, tempfile, time, warnings
+import argparse, json, math, tempfile, time, warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import label_efficiency as le
+from benchmarks import label_efficiency as le
 from fastai_active.acquisition.joint import batchbald, SATURATION
 from fastai_active.loop.learner import ActiveLearner
 from fastai_active.uncertainty.mc_dropout import MCDropout

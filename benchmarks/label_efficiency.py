@@ -2,10 +2,10 @@
 
 One entry point, two steps:
 
-    python benchmarks/label_efficiency.py run --dataset digits --strategies random entropy bald batchbald \
+    python -m benchmarks.label_efficiency run --dataset digits --strategies random entropy bald batchbald \
         --sampler mc --seeds 0 1 2 3 4 --initial 20 --per-round 10 --budget 150 --out benchmarks/results/digits
-    python benchmarks/label_efficiency.py report --out benchmarks/results/digits --targets 0.9 0.95
-    python benchmarks/label_efficiency.py cold --dataset digits --out benchmarks/results/cold_start_digits
+    python -m benchmarks.label_efficiency report --out benchmarks/results/digits --targets 0.9 0.95
+    python -m benchmarks.label_efficiency cold --dataset digits --out benchmarks/results/cold_start_digits
 
 `run` trains each (strategy, seed) with the same recipe; every run keeps its labels and history in its own ledger
 file under OUT/runs/, so a killed benchmark continues where it stopped when the same command is run again.

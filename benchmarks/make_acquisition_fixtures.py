@@ -1,7 +1,7 @@
 """Write tests/fixtures/batchbald_redux.json: inputs with batchbald_redux 2.0.5's BatchBALD picks and scores, and baal's BALD.
 
 Run once in the bench venv (peers are not dependencies of fastai_active; the tests read only the JSON):
-    .venv-bench/bin/python benchmarks/make_acquisition_fixtures.py
+    .venv-bench/bin/python -m benchmarks.make_acquisition_fixtures
 Every case keeps the joint exact in batchbald_redux (C^(n-1) <= num_samples), where the picks and scores are
 deterministic, so they can be compared to the last digits.
 """

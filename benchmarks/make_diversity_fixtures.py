@@ -1,7 +1,7 @@
 """Write tests/fixtures/diversity_peers.json: scikit-activeml 1.0.1's CoreSet, TypiClust, ProbCover and Badge picks on small inputs.
 
 Run once in the bench venv (peers are not dependencies of fastai_active; the tests read only the JSON):
-    .venv-bench/bin/python benchmarks/make_diversity_fixtures.py
+    .venv-bench/bin/python -m benchmarks.make_diversity_fixtures
 scikit-activeml breaks ties at random, so only cases whose every pick is a unique maximum are kept (checked on the
 utilities it returns); its TypiClust clusters with scikit-learn's KMeans, whose labels are stored so the test can
 give ours the same clusters. Its TypiClust differs from the authors' in two ways that these cases avoid: it uses

@@ -12,9 +12,9 @@ Models: `gal` (Gal et al.'s MNIST CNN, dropout right after the convolutions, so 
 and `resnet18` (fastai's `vision_learner(..., pretrained=False)`: random weights, no downloads). Writes
 benchmarks/results/mc_floor-ARCH.json and .md.
 
-    python benchmarks/mc_floor.py --arch gal --n 4096
-    python benchmarks/mc_floor.py --arch resnet18 --n 512 --size 64 --bs 128
-    python benchmarks/mc_floor.py --arch gal --before /tmp/before      # with an older checkout for 'before'
+    python -m benchmarks.mc_floor --arch gal --n 4096
+    python -m benchmarks.mc_floor --arch resnet18 --n 512 --size 64 --bs 128
+    python -m benchmarks.mc_floor --arch gal --before /tmp/before      # with an older checkout for 'before'
 """
 import argparse, json, os, platform, subprocess, sys, tempfile, time
 from pathlib import Path

@@ -20,8 +20,8 @@ start-up is reported apart), the process's CPU seconds (for Ray: the driver alon
 private memory (RssAnon, sampled every 2 ms) during the call. The machine is a 2-core VM shared with other engineers'
 jobs: the load average at the start of each run is in the table.
 
-    .venv/bin/python benchmarks/pool_scoring.py --tag full                      # 100k images, 1M rows (long)
-    nice -n 10 .venv/bin/python benchmarks/pool_scoring.py --images 2000 --rows 20000 --tag quick
+    .venv/bin/python -m benchmarks.pool_scoring --tag full                      # 100k images, 1M rows (long)
+    nice -n 10 .venv/bin/python -m benchmarks.pool_scoring --images 2000 --rows 20000 --tag quick
 """
 import argparse, json, os, platform, resource, subprocess, sys, tempfile, threading, time
 from pathlib import Path

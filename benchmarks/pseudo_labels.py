@@ -1,7 +1,7 @@
 """Do pseudo-labels help? Active learning on generated segmentation data with and without them, same seeds.
 
-    python benchmarks/pseudo_labels.py --seeds 0 1 2 --rounds 5 --out benchmarks/results/pseudo_segmentation
-    python benchmarks/pseudo_labels.py --seeds 0 1 2 --rounds 5 --settings plain pseudo-labels fixmatch \
+    python -m benchmarks.pseudo_labels --seeds 0 1 2 --rounds 5 --out benchmarks/results/pseudo_segmentation
+    python -m benchmarks.pseudo_labels --seeds 0 1 2 --rounds 5 --settings plain pseudo-labels fixmatch \
         --out benchmarks/results/semi_segmentation
 
 `--settings` picks the loops to run per seed: `plain`, `pseudo-labels` (`PseudoLabeller(threshold)`) and `fixmatch`

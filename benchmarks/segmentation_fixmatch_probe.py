@@ -7,7 +7,7 @@ Dice, the share of pool pixels that are shape (truth) and that the model calls s
 0.95 threshold, the share of shape among those and how many of those are right; one JSON line per setting is
 appended to OUT/probe_seedS.jsonl.
 
-    python benchmarks/segmentation_fixmatch_probe.py --seed 1 --settings plain fixmatch nocut mild align labelled recalibrated
+    python -m benchmarks.segmentation_fixmatch_probe --seed 1 --settings plain fixmatch nocut mild align labelled recalibrated
 
 Settings: `plain` (no unlabelled loss); `fixmatch` (as in the benchmark: photometric RandAugment with cutout);
 `nocut` (no cutout); `mild` (brightness, color, contrast and sharpness only, no cutout); `align` (per-pixel
@@ -15,16 +15,15 @@ distribution alignment towards uniform); `labelled` (towards the labelled masks'
 (`labelled`, then the BatchNorm statistics re-estimated on the clean pool images).
 """
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from pseudo_labels import segmentation_loop, segmentation_fixmatch  # noqa: E402
-from fastai_active.datasets import mask_of  # noqa: E402
+from benchmarks.pseudo_labels import segmentation_loop, segmentation_fixmatch
+from fastai_active.datasets import mask_of
 
 PHOTO = ('identity', 'brightness', 'color', 'contrast', 'sharpness')
 STRONG = dict(nocut=dict(cutout=0.), mild=dict(cutout=0., ops=PHOTO))

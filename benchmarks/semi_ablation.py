@@ -4,23 +4,22 @@ The first round of the digits protocol of `semi_supervised.py` (20 balanced labe
 with one-cycle at 1e-2, 10 epochs), trained once with `FixMatch` under the settings given, on the `ArraySplit` path.
 Each call appends one line per seed to OUT/ablation.jsonl; `--report` prints the table of every setting run so far.
 
-    python benchmarks/semi_ablation.py --seeds 0 1 --tag base                       # mu 2, threshold 0.95, 1,000 steps
-    python benchmarks/semi_ablation.py --seeds 0 1 --mu 7 --align --tag mu7_align
-    python benchmarks/semi_ablation.py --report
+    python -m benchmarks.semi_ablation --seeds 0 1 --tag base                       # mu 2, threshold 0.95, 1,000 steps
+    python -m benchmarks.semi_ablation --seeds 0 1 --mu 7 --align --tag mu7_align
+    python -m benchmarks.semi_ablation --report
 
 `--ema DECAY` evaluates an exponential moving average of the weights (FixMatch's evaluation model), kept here as a
 benchmark-only callback: it did not help on digits (see benchmarks/README.md), so the library does not ship it.
 """
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, time
 from pathlib import Path
 
 import pandas as pd
 import torch
 from fastai.callback.core import Callback
 
-sys.path.insert(0, str(Path(__file__).parent))
-from label_efficiency import make_split, markdown_table  # noqa: E402
+from benchmarks.label_efficiency import make_split, markdown_table
 from fastai_active.demo import digits_learner  # noqa: E402
 from fastai_active.loop.learner import ActiveLearner, SkipValidation  # noqa: E402
 from fastai_active.semi.fixmatch import FixMatch  # noqa: E402

@@ -12,17 +12,16 @@ semi-supervised ones) into one output folder; this script reads them all and wri
 
 as `semi_report.md`, `semi_accuracy.csv`, `semi_paired.csv`, `semi_targets.csv` and `semi_learning_curves.png`.
 
-    python benchmarks/semi_supervised.py --out benchmarks/results/semi_digits --targets 0.9 0.95
+    python -m benchmarks.semi_supervised --out benchmarks/results/semi_digits --targets 0.9 0.95
 """
 from __future__ import annotations
-import argparse, math, sys
+import argparse, math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).parent))
-from label_efficiency import read_runs, markdown_table  # noqa: E402
+from benchmarks.label_efficiency import read_runs, markdown_table
 
 SEMI_METHODS = ('fixmatch', 'flexmatch', 'spreading')
 

@@ -1,17 +1,16 @@
 """What fitting TypiClust's k-means on a sample costs in cluster quality, on the inputs of `diversity_speed.py`.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/typiclust_kmeans.py --sizes 100000
+    .venv/bin/python -m benchmarks.typiclust_kmeans --sizes 100000
 
 For the L + N pool (L = 100 labelled, D = 512, a seeded mixture of 50 Gaussians) and k = L + n = 200 clusters:
 CPU seconds (one thread) and inertia (sum over all L + N items of the squared distance to the nearest center) of
 `kmeans` with the centers fitted on all items (`max_fit_items=None`) or on seeded samples, as `typiclust`'s
 `fit_items` does; the ratio to the all-items fit. Prints a Markdown table.
 """
-import argparse, os, sys, time
+import argparse, os, time
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 import torch
-sys.path.insert(0, os.path.dirname(__file__))
-from diversity_speed import make_inputs, L, n
+from benchmarks.diversity_speed import make_inputs, L, n
 from fastai_active.acquisition.diversity import kmeans, min_sq_dists
 
 

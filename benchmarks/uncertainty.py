@@ -13,8 +13,8 @@ set size above the level before the method (sampled every 2 ms), each method in 
 CPU time is reported beside wall time, since wall time on a shared machine follows the load of other processes. Writes benchmarks/results/uncertainty[-TAG].json
 and .md.
 
-    python benchmarks/uncertainty.py                       # CPU defaults: 10k 32x32 images, small CNN body
-    python benchmarks/uncertainty.py --arch resnet18 --size 64 --n 50000 --bs 512 --tag gpu   # on a GPU
+    python -m benchmarks.uncertainty                       # CPU defaults: 10k 32x32 images, small CNN body
+    python -m benchmarks.uncertainty --arch resnet18 --size 64 --n 50000 --bs 512 --tag gpu   # on a GPU
 """
 import argparse, json, os, platform, subprocess, sys, tempfile, threading, time
 from pathlib import Path

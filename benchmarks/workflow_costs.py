@@ -1,7 +1,7 @@
 """What a round costs in the workflows of the how-to notebooks (nbs/20_howto_image_folder, nbs/24_howto_dataframe,
 nbs/26_howto_multilabel, nbs/27_howto_regression).
 
-Usage: .venv/bin/python benchmarks/workflow_costs.py [--rounds 4] [--only TEXT] [--out benchmarks/results/workflow_costs.md]
+Usage: .venv/bin/python -m benchmarks.workflow_costs [--rounds 4] [--only TEXT] [--out benchmarks/results/workflow_costs.md]
 
 Each workflow runs as a person's project would (fit, evaluate, acquire, answer, label) for `--rounds` rounds, and the
 script prints the median per round of the history's wall-clock `fit_s`, `score_s`, `acquire_s`, the whole round

@@ -1,5 +1,7 @@
-"pytest settings shared by the suite: headless plotting and silent fastai progress bars."
-import os
+"""pytest settings shared by the suite: headless plotting, hypothesis profiles, and the repository's
+`benchmarks/` importable as the package `benchmarks`."""
+import importlib.util, os, sys
+from pathlib import Path
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
 import pytest
@@ -8,6 +10,23 @@ from hypothesis import settings
 settings.register_profile('ci', max_examples=60, deadline=None, derandomize=True)
 settings.register_profile('dev', max_examples=200, deadline=None)
 settings.load_profile('ci' if os.environ.get('CI') else os.environ.get('HYPOTHESIS_PROFILE', 'dev'))
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent/'benchmarks'
+
+
+def import_benchmarks():
+    """`benchmarks/` as the package `benchmarks`, so that a test imports `from benchmarks.label_efficiency import ...`.
+    Registered by its path, not by putting the repository root on `sys.path`: CI also runs this suite from tests/
+    against the installed package, and the root on `sys.path` would let the source tree shadow it."""
+    if 'benchmarks' in sys.modules or not (BENCHMARKS/'__init__.py').is_file(): return
+    spec = importlib.util.spec_from_file_location('benchmarks', BENCHMARKS/'__init__.py',
+                                                  submodule_search_locations=[str(BENCHMARKS)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules['benchmarks'] = module
+    spec.loader.exec_module(module)
+
+import_benchmarks()
 
 
 def pytest_configure(config):

@@ -1,14 +1,11 @@
 "The label-efficiency benchmark: a minute-scale smoke run of the runner, and its report tables on known curves."
-import importlib.util, json, math
-from pathlib import Path
+import json, math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-spec = importlib.util.spec_from_file_location('label_efficiency', Path(__file__).parent.parent/'benchmarks'/'label_efficiency.py')
-le = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(le)
+from benchmarks import label_efficiency as le
 
 
 def curves(spec):

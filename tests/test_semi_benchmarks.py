@@ -1,22 +1,12 @@
 "The semi-supervised benchmarks: paired tables on known curves, and a seconds-long run of the FixMatch ablation."
-import importlib.util, json, sys
-from pathlib import Path
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-BENCH = Path(__file__).parent.parent/'benchmarks'
-sys.path.insert(0, str(BENCH))   # the scripts import label_efficiency as a sibling module
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH/f'{name}.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-ss, ab = load('semi_supervised'), load('semi_ablation')
+from benchmarks import semi_ablation as ab, semi_supervised as ss
 
 
 def frame(spec):
