@@ -8,13 +8,13 @@ a whole. Every accepted call is logged, and the final ledger must hold exactly w
 import json, os, sqlite3, subprocess, sys, time
 from pathlib import Path
 
+from _concurrent_worker import build, make_data
+
 WORKER = Path(__file__).with_name('_concurrent_worker.py')
 ROUNDS, N = 4, 3
 
 
 def test_two_processes_acquiring_and_labelling_at_once(tmp_path):
-    sys.path.insert(0, str(WORKER.parent))
-    from _concurrent_worker import build, make_data
     path, start = tmp_path/'ledger.db', tmp_path/'start'
     al = build(path, seed=0)
     al.split.label_random(6, seed=0)

@@ -94,7 +94,6 @@ def test_sigkill_mid_round_resumes_without_loss_or_duplicates(tmp_path):
     assert [h['round'] for h in final['history']] == list(range(ROUNDS + 1))
     assert [h['n_labelled'] for h in final['history']] == [10 + N * r for r in range(ROUNDS + 1)]
     # the oracle's labels are the held labels
-    sys.path.insert(0, str(WORKER.parent))
     from _resume_worker import make_data
     truth = list(make_data().y)
     assert all(json.loads(l) == truth[d] for d, l, *_ in final['labels'])
