@@ -7,19 +7,14 @@ import sys, time
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 from fastai.data.transforms import ColReader
-from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat
-from fastai.metrics import accuracy
 
 from fastai_active.acquisition.scores import entropy
 from fastai_active.data.split import ActiveSplit
 from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 
-
-def features(row): return torch.tensor([row.x0, row.x1], dtype=torch.float32)
+from _learners import mlp_learner, two_features as features
 
 
 def make_data(n=300, seed=0):
@@ -29,9 +24,7 @@ def make_data(n=300, seed=0):
     return df
 
 
-def make_learner(dls):
-    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, dls.c))
-    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+make_learner = mlp_learner
 
 
 class SlowOracle(SimulatedOracle):

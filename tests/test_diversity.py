@@ -6,12 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 from fastai.data.transforms import ColReader
-from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat
-from fastai.metrics import accuracy
 
 from fastai_active.data.split import ActiveSplit
 from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
@@ -21,10 +17,9 @@ from fastai_active.acquisition.diversity import coreset, badge, typiclust, probc
 from fastai_active.acquisition.diversity_acquisition import cluster_margin
 from fastai_active.loop.stopping import LabelBudget
 
+from _learners import mlp_learner, two_features as features
+
 FIXTURE = Path(__file__).parent / 'fixtures' / 'diversity_peers.json'
-
-
-def features(row): return torch.tensor([row.x0, row.x1], dtype=torch.float32)
 
 
 def frame(n=150, seed=0):
@@ -34,9 +29,7 @@ def frame(n=150, seed=0):
     return df
 
 
-def make_learner(dls):
-    model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, dls.c))
-    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+def make_learner(dls): return mlp_learner(dls, p=0.3)
 
 
 def make_al(acquisition, sampler=None, n=150):

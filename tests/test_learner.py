@@ -9,17 +9,13 @@ import torch
 from torch import nn
 from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 from fastai.data.transforms import ColReader
-from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat
-from fastai.metrics import accuracy
 
 from fastai_active.acquisition.scores import entropy
 from fastai_active.data.split import ActiveSplit
 from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 from fastai_active.uncertainty.core import PosteriorSampler, SinglePass
 
-
-def features(row): return torch.tensor([row.x0, row.x1, float(row.id)], dtype=torch.float32)
+from _learners import ignore_id_learner, two_features_and_id as features
 
 
 def frame(n=120, seed=0):
@@ -29,20 +25,12 @@ def frame(n=120, seed=0):
     return df
 
 
-class IgnoreId(nn.Module):
-    "A small MLP on the two real features (the third column is the item's id, kept for the tests)"
-    def __init__(self, c): super().__init__(); self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, c))
-    def forward(self, x): return self.net(x[:, :2])
-
-
-def make_learner(dls): return Learner(dls, IgnoreId(dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+make_learner = ignore_id_learner
 
 
 def make_dropout_learner(dls):
     "The same MLP with dropout in its head, for MC dropout (refused on a model without dropout when the learner is built)"
-    model = IgnoreId(dls.c)
-    model.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, dls.c))
-    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+    return ignore_id_learner(dls, p=0.2)
 
 
 def make_al(n=120, path=None, **kwargs):

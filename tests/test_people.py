@@ -6,12 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 from fastai.data.transforms import ColReader
-from fastai.learner import Learner
-from fastai.losses import CrossEntropyLossFlat
-from fastai.metrics import accuracy
 
 from fastai_active.data.ledger import LabelLedger
 from fastai_active.data.split import ActiveSplit
@@ -19,8 +15,7 @@ from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 from fastai_active.semi.core import PseudoLabeller
 from fastai_active.uncertainty.core import PosteriorSampler
 
-
-def features(row): return torch.tensor([row.x0, row.x1, float(row.id)], dtype=torch.float32)
+from _learners import ignore_id_learner, two_features_and_id as features
 
 
 def frame(n=120, seed=0, classes=('a', 'b')):
@@ -32,12 +27,7 @@ def frame(n=120, seed=0, classes=('a', 'b')):
     return df
 
 
-class IgnoreId(nn.Module):
-    def __init__(self, c): super().__init__(); self.net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, c))
-    def forward(self, x): return self.net(x[:, :2])
-
-
-def make_learner(dls): return Learner(dls, IgnoreId(dls.c), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+def make_learner(dls): return ignore_id_learner(dls, p=0.1)
 
 
 def make_al(path=None, classes=('a', 'b'), n=120, initial=6, **kwargs):
