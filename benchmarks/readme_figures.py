@@ -1,12 +1,16 @@
-"""The figures README.md and benchmarks/README.md quote, recomputed from the committed result files.
+"""The figures README.md, benchmarks/README.md and two docs pages quote, recomputed from the committed result files.
 
     python benchmarks/readme_figures.py           # check: exit 1 and name each quoted figure its file no longer gives
     python benchmarks/readme_figures.py --write   # regenerate the generated blocks from the files, then README.md
     python benchmarks/readme_figures.py --list    # each figure: where it is quoted, its file, the text it expects
     python benchmarks/readme_figures.py --sources # the result files, one a line
 
+The docs pages are notebooks whose Markdown cells hold the sections that moved out of the README:
+nbs/28_explain_tour.ipynb (A tour of the library) and nbs/34_results_overview.ipynb (Results overview).
+
 Three kinds of figure. A *block* is generated whole: the text between `<!-- figures:NAME -->` and
-`<!-- /figures:NAME -->` (README.md's blocks live in nbs/index.ipynb, from which .ci/readme.py writes README.md).
+`<!-- /figures:NAME -->` (README.md's blocks live in nbs/index.ipynb, from which .ci/readme.py writes README.md; a
+notebook page's in its own Markdown cells).
 A *quote* is a phrase in running prose, recomputed from its file and looked for in the document (line breaks and
 runs of spaces count as one space). *Cells* of a hand-written table are read back and compared by value, to the
 digits they show. Either way the document says what the file says, or the check fails. `tests/test_figures.py` runs
@@ -25,6 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = 'benchmarks/results'
 README, BENCH_README = 'README.md', 'benchmarks/README.md'
+# the docs pages the README's longer sections moved to (their Markdown cells are the text checked)
+TOUR, OVERVIEW = 'nbs/28_explain_tour.ipynb', 'nbs/34_results_overview.ipynb'
 
 
 @dataclass
@@ -38,10 +44,10 @@ class Figure:
 
 FIGURES: list[Figure] = []
 
-def figure(doc:str, name:str, *sources:str, block:bool=False):
-    "Register `fn(root)->str` as a figure quoted in `doc`"
+def figure(doc:str|tuple, name:str, *sources:str, block:bool=False):
+    "Register `fn(root)->str` as a figure quoted in `doc` (or in each of several docs)"
     def register(fn):
-        FIGURES.append(Figure(doc, name, sources, fn, block))
+        for d in (doc if isinstance(doc, tuple) else (doc,)): FIGURES.append(Figure(d, name, sources, fn, block))
         return fn
     return register
 
@@ -58,7 +64,7 @@ def demo_table(root:Path)->pd.DataFrame:
     df = _read_csv(root, 'demo/results.csv')
     return df.pivot_table(index='n_labelled', columns='strategy', values='accuracy', aggfunc='median')[['entropy', 'random']]
 
-@figure(README, 'demo', 'demo/results.csv', 'demo/run.json', block=True)
+@figure(OVERVIEW, 'demo', 'demo/results.csv', 'demo/run.json', block=True)
 def demo_block(root:Path)->str:
     run = json.loads((root/RESULTS/'demo'/'run.json').read_text())
     s, e = run['load_average_start'], run['load_average_end']
@@ -84,7 +90,7 @@ LE_ROWS = {'power-entropy, one deterministic pass (the default)': 'powerentropy 
            'top-k entropy, one deterministic pass': 'entropy (single)', 'BALD, MC dropout': 'bald (mc)',
            'BatchBALD, MC dropout': 'batchbald (mc)', 'PowerBALD, MC dropout': 'powerbald (mc)'}
 
-@figure(README, 'label_efficiency_auc', *(f'{d}/auc.csv' for d in LE_DATASETS.values()), block=True)
+@figure((README, OVERVIEW), 'label_efficiency_auc', *(f'{d}/auc.csv' for d in LE_DATASETS.values()), block=True)
 def label_efficiency_block(root:Path)->str:
     aucs = {name: _read_csv(root, f'{d}/auc.csv').set_index('strategy') for name, d in LE_DATASETS.items()}
     lines = ['| strategy | ' + ' | '.join(LE_DATASETS) + ' |', '|---|' + '---|' * len(LE_DATASETS)]
@@ -162,14 +168,14 @@ def _mlp_ceiling(root:Path)->str:
     best = _curves(root, 'mnist1d').accuracy.max()
     return f"stays below {math.ceil(best * 100)}% test accuracy (its best round in any run: {best:.1%})"
 
-@figure(README, 'MNIST-1D MLP: best accuracy', 'mnist1d/curves.csv')
+@figure((README, OVERVIEW), 'MNIST-1D MLP: best accuracy', 'mnist1d/curves.csv')
 def mlp_ceiling_readme(root): return _mlp_ceiling(root)
 
 @figure(BENCH_README, 'MNIST-1D MLP: best accuracy', 'mnist1d/curves.csv')
 def mlp_ceiling_bench(root): return _mlp_ceiling(root)
 
 
-@figure(README, 'MNIST-1D, CNN: acquired labels to 40% and 50%', 'mnist1d_cnn/labels_to_reach.csv')
+@figure((README, OVERVIEW), 'MNIST-1D, CNN: acquired labels to 40% and 50%', 'mnist1d_cnn/labels_to_reach.csv')
 def mnist1d_cnn_reach(root):
     r = _read_csv(root, 'mnist1d_cnn/labels_to_reach.csv').set_index(['strategy', 'target'])
     bb40, rnd40, bb50, rnd50 = (r.loc[k] for k in [('batchbald (mc)', '40%'), ('random', '40%'), ('batchbald (mc)', '50%'), ('random', '50%')])
@@ -177,7 +183,7 @@ def mnist1d_cnn_reach(root):
     return (f"BatchBALD needs {bb40['median']:.0f} acquired labels to 40% accuracy against random's {rnd40['median']:.0f} "
             f"({bb50['median']:.0f} to 50% in all {bb50.reached.split('/')[1]} runs, random {rnd50.reached.replace('/', ' of ')})")
 
-@figure(README, 'cold start on digits', 'cold_start_digits/cold_start_report.csv')
+@figure(TOUR, 'cold start on digits', 'cold_start_digits/cold_start_report.csv')
 def cold_start(root):
     r = _read_csv(root, 'cold_start_digits/cold_start_report.csv')
     r = r[r.n == 10]
@@ -298,7 +304,7 @@ def round_times_bench(root):
     return (f"power-entropy {t['pe']:.0f} s, BatchBALD K=100 {t['k100']:.0f} s (its K=100 scoring {s0:.0f}-{s1:.0f} s, "
             f"BatchBALD {a0:.1f}-{a1:.1f} s, quartiles over rounds); the K=20 BatchBALD runs ({t['k20']:.0f} s a round)")
 
-@figure(README, 'MNIST: power-entropy against BatchBALD, time per round', 'mnist_consistent/curves.csv', 'mnist_k100/curves.csv')
+@figure(OVERVIEW, 'MNIST: power-entropy against BatchBALD, time per round', 'mnist_consistent/curves.csv', 'mnist_k100/curves.csv')
 def round_times_readme(root):
     t = _round_times(root)
     return (f"at {t['pe'] / t['k100']:.1f}x the time per round of BatchBALD at K=100 with the cores shared the same way "
@@ -321,12 +327,12 @@ MNIST_ROWS = {'BatchBALD, K=20 (consistent masks, CPU)': ('mnist_consistent', 'b
               'BatchBALD (independent masks: not valid)': ('mnist', 'batchbald'), 'BALD': ('mnist', 'bald'),
               'random': ('mnist', 'random')}
 
-@figure(README, 'MNIST: acquired labels to 90% and 95%', 'mnist/labels_to_reach.csv', 'mnist_consistent/labels_to_reach.csv',
+@figure(OVERVIEW, 'MNIST: acquired labels to 90% and 95%', 'mnist/labels_to_reach.csv', 'mnist_consistent/labels_to_reach.csv',
         'mnist_k100/labels_to_reach.csv', 'mnist/curves.csv')
 def mnist_reach(root):
     return tuple(f"| {label} | {_reach(root, d, s, '90%')} | {_reach(root, d, s, '95%')} |" for label, (d, s) in MNIST_ROWS.items())
 
-@figure(README, 'MNIST: area under the curve against random', 'mnist/auc.csv')
+@figure(OVERVIEW, 'MNIST: area under the curve against random', 'mnist/auc.csv')
 def mnist_auc(root):
     a = _read_csv(root, 'mnist/auc.csv').set_index('strategy').vs_random_median
     return f"Both beat random sampling (area under the curve {_signed(a['bald'])} and {_signed(a['batchbald'])})"
@@ -339,7 +345,7 @@ def _copies(root:Path, strategy:str)->str:
     r = _read_csv(root, 'repeated_mnist/redundancy.csv').set_index('strategy').loc[strategy]
     return f"{r.in_same_batch_median:.0f} of {r.acquired:.0f}"
 
-@figure(README, 'Repeated-MNIST: to 90% and copies in a batch', 'repeated_mnist/labels_to_reach.csv', 'repeated_mnist/redundancy.csv')
+@figure(OVERVIEW, 'Repeated-MNIST: to 90% and copies in a batch', 'repeated_mnist/labels_to_reach.csv', 'repeated_mnist/redundancy.csv')
 def repeated_mnist_readme(root):
     return tuple(f"| {label} | {_reach(root, 'repeated_mnist', s, '90%')} | {pub} | {_copies(root, s)} |"
                  for label, (s, pub) in REPEATED_MNIST_ROWS.items())
@@ -371,7 +377,7 @@ def ttr_bench(root):
             f"One round, median of the {len(rounds)} complete rounds",
             '| ' + ' | '.join(f"{med[c]:.1f}" for c in cols) + f" | {rounds[cols].sum(axis=1).median():.1f} |")
 
-@figure(README, 'MNIST time to result', 'mnist_ttr/curves.csv')
+@figure(OVERVIEW, 'MNIST time to result', 'mnist_ttr/curves.csv')
 def ttr_readme(root):
     _, hit, _ = _ttr(root)
     return f"(one seed, {hit.n_acquired:.0f} acquired labels)"
@@ -391,7 +397,7 @@ def kappa_fired(root):
             f"{stops.n_acquired.max():.0f} acquired labels")
 
 
-@figure(README, 'stopping: kappa and overall uncertainty', 'stopping_digits/stopping.csv')
+@figure(TOUR, 'stopping: kappa and overall uncertainty', 'stopping_digits/stopping.csv')
 def stopping_readme(root):
     st = _read_csv(root, 'stopping_digits/stopping.csv').set_index(['criterion', 'strategy'])
     k, u = st.loc[('kappa', 'batchbald (mc)')], st.loc[('uncertainty', 'powerentropy (single)')]
@@ -414,7 +420,7 @@ def stopping_table_bench(root):
 def _correlation(root:Path)->pd.DataFrame:
     return _read_csv(root, 'uncertainty_vs_error/correlation.csv').set_index(['estimator', 'reduce'])
 
-@figure(README, 'uncertainty vs error: Spearman in distribution', 'uncertainty_vs_error/correlation.csv')
+@figure(OVERVIEW, 'uncertainty vs error: Spearman in distribution', 'uncertainty_vs_error/correlation.csv')
 def correlation_in_distribution(root):
     c = _correlation(root)
     best = c.spearman_id.idxmin()
@@ -428,7 +434,7 @@ def correlation_in_distribution(root):
             f"{r('single-pass entropy', 'mean')} and {r('ensemble entropy', 'mean')}, and MC-dropout BALD "
             + ("about 0" if abs(bald) < 0.1 else _f2(bald)))
 
-@figure(README, 'uncertainty vs error: shifted pool', 'uncertainty_vs_error/correlation.csv')
+@figure(OVERVIEW, 'uncertainty vs error: shifted pool', 'uncertainty_vs_error/correlation.csv')
 def correlation_shifted(root):
     c = _correlation(root).loc[('ensemble mask disagreement', 'image')]
     return (f"On a pool that also holds shifted images: {_f2(c.spearman_pool)}.", 
@@ -448,7 +454,7 @@ def _pct_range(v:pd.Series)->str:
     v = v.dropna()
     return f"{v.min():.0f}th-{v.max():.0f}th"
 
-@figure(README, 'empty masks: the default rule', *(f'empty_masks_rules/{d}/summary.csv' for d in EMPTY))
+@figure(OVERVIEW, 'empty masks: the default rule', *(f'empty_masks_rules/{d}/summary.csv' for d in EMPTY))
 def empty_masks(root):
     e, wrong = _empty(root, EMPTY_DEFAULT), _empty(root, 'always wrong (1.0)')
     r = e['spearman all']
@@ -461,7 +467,7 @@ def empty_masks(root):
 
 # --- acquisition speed against batchbald_redux and baal (benchmarks/acquisition.py) ------------------------------
 
-@figure(README, 'acquisition speed', 'acquisition.json')
+@figure(OVERVIEW, 'acquisition speed', 'acquisition.json')
 def acquisition_speed(root):
     d = json.loads((root/RESULTS/'acquisition.json').read_text())
     rows = d['batchbald']
@@ -506,7 +512,7 @@ def empty_masks_table(root):
 
 # --- MC dropout speed on an H100 (benchmarks/uncertainty.py) -----------------------------------------------------
 
-@figure(README, 'MC dropout speed, H100', 'uncertainty-gpu-resnet18.json')
+@figure(OVERVIEW, 'MC dropout speed, H100', 'uncertainty-gpu-resnet18.json')
 def mc_dropout_h100(root):
     rows = json.loads((root/RESULTS/'uncertainty-gpu-resnet18.json').read_text())['results']
     det = next(r for r in rows if r['method'].startswith('deterministic'))['seconds']
@@ -523,7 +529,7 @@ SEMI_ROWS = {'random, supervised': 'random', 'random + label spreading': 'random
              'power-entropy + `FixMatch(mu=7, align=True)`': 'powerentropy + fixmatch-align [mu7]'}
 MU7 = 'fixmatch-align [mu7]'
 
-@figure(README, 'semi_digits', 'semi_digits/semi_accuracy.csv', block=True)
+@figure(TOUR, 'semi_digits', 'semi_digits/semi_accuracy.csv', block=True)
 def semi_block(root):
     acc = _read_csv(root, 'semi_digits/semi_accuracy.csv').set_index(['strategy', 'n_labelled'])['median']
     ns = sorted(acc.index.get_level_values('n_labelled').unique())
@@ -533,7 +539,7 @@ def semi_block(root):
     lines += [f"| {label} | " + ' | '.join(cell(acc.loc[(s, n)]) for n in ns) + ' |' for label, s in SEMI_ROWS.items()]
     return '\n'.join(lines)
 
-@figure(README, 'semi-supervised targets and gains on digits', 'semi_digits/semi_targets.csv', 'semi_digits/semi_paired.csv',
+@figure(TOUR, 'semi-supervised targets and gains on digits', 'semi_digits/semi_targets.csv', 'semi_digits/semi_paired.csv',
         'semi_digits/semi_curves.csv')
 def semi_targets(root):
     from scipy import stats
@@ -556,7 +562,7 @@ def semi_targets(root):
             f"{stats.ttest_rel(pe, rnd).pvalue:.3f})")
 
 
-@figure(README, 'semi-supervised elsewhere: MNIST-1D and MNIST', 'semi_mnist1d_cnn/semi_paired.csv', 'semi_mnist_cpu/semi_accuracy.csv')
+@figure(TOUR, 'semi-supervised elsewhere: MNIST-1D and MNIST', 'semi_mnist1d_cnn/semi_paired.csv', 'semi_mnist_cpu/semi_accuracy.csv')
 def semi_elsewhere(root):
     g = _read_csv(root, 'semi_mnist1d_cnn/semi_paired.csv').gain_median
     acc = _read_csv(root, 'semi_mnist_cpu/semi_accuracy.csv').set_index(['strategy', 'n_labelled'])['median']
@@ -567,7 +573,7 @@ def semi_elsewhere(root):
 
 # --- diversity: speed and labels (benchmarks/diversity_speed.py, results/digits_diversity) --------------------------
 
-@figure(README, 'diversity speed', 'diversity_speed.json')
+@figure(TOUR, 'diversity speed', 'diversity_speed.json')
 def diversity_speed(root):
     rows = json.loads((root/RESULTS/'diversity_speed.json').read_text())['rows']
     get = lambda st, impl, n: next(r for r in rows if (r['strategy'], r['impl'], r['N']) == (st, impl, n))
@@ -579,7 +585,7 @@ def diversity_speed(root):
             f"TypiClust picks 100 from 100,000 in {ours['cpu_seconds']:.0f} s of CPU, "
             f"{peer['cpu_seconds'] / ours['cpu_seconds']:.0f}x less than scikit-activeml's")
 
-@figure(README, 'diversity on digits: labels to 95%', 'digits_diversity/labels_to_reach.csv')
+@figure(TOUR, 'diversity on digits: labels to 95%', 'digits_diversity/labels_to_reach.csv')
 def diversity_digits(root):
     r = lambda s: _reach(root, 'digits_diversity', s, '95%')
     rnd = _read_csv(root, 'digits_diversity/labels_to_reach.csv').set_index(['strategy', 'target']).loc[('random', '95%')]
@@ -616,7 +622,7 @@ def _nb_outputs(root:Path, nb:str)->str:
     cells = json.loads((root/'nbs'/nb).read_text(encoding='utf-8'))['cells']
     return ''.join(''.join(o.get('text', '')) for c in cells for o in c.get('outputs', []))
 
-@figure(README, 'pseudo-labels: digits, label efficiency, segmentation', 'digits/curves.csv', 'pseudo_segmentation/summary.json')
+@figure(OVERVIEW, 'pseudo-labels: digits, label efficiency, segmentation', 'digits/curves.csv', 'pseudo_segmentation/summary.json')
 def pseudo_readme(root):
     out = _nb_outputs(root, '30_uncertainty_vs_error.ipynb')
     acc = float(re.search(r'their accuracy: mean ([0-9.]+)', out).group(1))
@@ -637,7 +643,7 @@ def _floor(root:Path, arch:str)->dict:
     d = json.loads((root/RESULTS/f'mc_floor-{arch}.json').read_text())
     return {r['method'].split(' (')[0]: r for r in d['results']} | {'env': d['env'], 'same': d['same_samples']}
 
-@figure(README, 'MC dropout against its floor, CPU', 'mc_floor-gal.json')
+@figure(OVERVIEW, 'MC dropout against its floor, CPU', 'mc_floor-gal.json')
 def mc_floor_readme(root):
     f = _floor(root, 'gal')
     assert f['same']['ours_equals_floor'] and f['same']['ours_equals_before']
@@ -655,7 +661,7 @@ def mc_floor_bench(root):
                     f"{f['ours before']['cpu_x_floor']:.2f}x | {f['ours']['cpu_x_floor']:.2f}x | {same} |")
     return tuple(rows)
 
-@figure(README, 'a round against the plain loop', 'fit_speed_wall.json')
+@figure(OVERVIEW, 'a round against the plain loop', 'fit_speed_wall.json')
 def fit_speed_readme(root):
     d = json.loads((root/RESULTS/'fit_speed_wall.json').read_text())
     r = next(r for r in d['results'] if r['method'] == 'ActiveLearner, ArraySplit (fastai Adam)')
@@ -728,10 +734,18 @@ def _texts(fig:Figure, root:Path)->tuple:
         raise FigureError(f"{fig.doc}: '{fig.name}' cannot be computed from {', '.join(fig.sources)}: {type(e).__name__}: {e}") from e
     return t if isinstance(t, tuple) else (t,)
 
+def _cell_src(cell:dict)->str: return ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
+
+def _doc_text(path:Path, doc:str)->str:
+    "The text a document quotes figures in: a Markdown file whole, a notebook's Markdown cells (its page's prose)"
+    text = path.read_text(encoding='utf-8')
+    if not doc.endswith('.ipynb'): return text
+    return '\n\n'.join(_cell_src(c) for c in json.loads(text)['cells'] if c['cell_type'] == 'markdown')
+
 def check(root:Path=ROOT, docs:dict|None=None)->list[str]:
     "Every figure that its document no longer quotes as its file says: one message each (empty: all agree)"
     docs = docs or {}
-    read = lambda doc: Path(docs.get(doc, root/doc)).read_text(encoding='utf-8')
+    read = lambda doc: _doc_text(Path(docs.get(doc, root/doc)), doc)
     problems = []
     for fig in FIGURES:
         text = read(fig.doc)
@@ -767,19 +781,25 @@ def _check_found(doc:str, found:dict):
         if fig.block and fig.doc == doc and found.get(fig.name) != 1:
             raise SystemExit(f"{doc}: expected one block <!-- figures:{fig.name} -->, found {found.get(fig.name, 0)}")
 
-def write(root:Path=ROOT):
-    "Regenerate every block: README.md's in nbs/index.ipynb (then README.md), the others in place"
-    nb_path = root/'nbs'/'index.ipynb'
+def _write_nb(nb_path:Path, doc:str, root:Path):
+    "Regenerate `doc`'s blocks in the Markdown cells of the notebook `nb_path`"
     nb, found = json.loads(nb_path.read_text(encoding='utf-8')), {}
     for cell in nb['cells']:
         if cell['cell_type'] != 'markdown': continue
-        src = ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
+        src = _cell_src(cell)
         if '<!-- figures:' not in src: continue
-        new = _replace_blocks(src, README, root, found)
+        new = _replace_blocks(src, doc, root, found)
         if new != src: cell['source'] = new.splitlines(keepends=True)
-    _check_found(README, found)
+    _check_found(doc, found)
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
+
+def write(root:Path=ROOT):
+    "Regenerate every block: README.md's in nbs/index.ipynb (then README.md), a notebook page's in it, the others in place"
+    _write_nb(root/'nbs'/'index.ipynb', README, root)
     for doc in sorted({f.doc for f in FIGURES if f.block and f.doc != README}):
+        if doc.endswith('.ipynb'):
+            _write_nb(root/doc, doc, root)
+            continue
         found = {}
         text = _replace_blocks((root/doc).read_text(encoding='utf-8'), doc, root, found)
         _check_found(doc, found)
@@ -792,7 +812,8 @@ def main(argv=None)->int:
     p.add_argument('--list', action='store_true', help='each figure, where it is quoted, its files, its text')
     p.add_argument('--sources', action='store_true', help='the result files the figures come from, one a line')
     p.add_argument('--doc', action='append', default=[], metavar='DOC=PATH',
-                   help='check PATH in place of DOC (README.md or benchmarks/README.md)')
+                   help='check PATH in place of DOC (README.md, benchmarks/README.md or a notebook page such as '
+                        f'{OVERVIEW})')
     args = p.parse_args(argv)
     if args.sources:
         print('\n'.join(sorted({f'{RESULTS}/{src}' for fig in FIGURES for src in fig.sources})))

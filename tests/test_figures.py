@@ -1,4 +1,4 @@
-"Every figure README.md and benchmarks/README.md quote agrees with its committed result file (benchmarks/readme_figures.py)"
+"Every figure README.md, benchmarks/README.md and the docs pages they point to quote agrees with its committed result file (benchmarks/readme_figures.py)"
 import subprocess, sys
 from pathlib import Path
 
@@ -29,9 +29,22 @@ def test_every_source_is_committed():
     assert not missing, f"quoted figures come from files that are not committed: {missing}"
 
 
+TOUR, OVERVIEW = 'nbs/28_explain_tour.ipynb', 'nbs/34_results_overview.ipynb'
+
+
+def test_the_pages_the_readme_moved_to_are_checked():
+    r = figures('--list')
+    assert r.returncode == 0, r.stderr
+    docs = {line.split(' | ')[0] for line in r.stdout.splitlines() if ' | ' in line and not line.startswith(' ')}
+    assert {'README.md', 'benchmarks/README.md', TOUR, OVERVIEW} <= docs, docs
+
+
 @pytest.mark.parametrize('doc,old,new,figure', [
-    ('README.md', '-0.74 [-0.80, -0.66]', '-0.75 [-0.80, -0.66]', 'uncertainty vs error'),  # a figure in prose
-    ('README.md', '| 100 | ', '| 110 | ', "block 'demo'"),                                   # a row of a generated table
+    (OVERVIEW, '-0.74 [-0.80, -0.66]', '-0.75 [-0.80, -0.66]', 'uncertainty vs error'),    # a figure in a page's prose
+    (OVERVIEW, '| 100 | ', '| 110 | ', "block 'demo'"),                                     # a row of a generated table
+    ('README.md', '| BatchBALD, MC dropout | +0.030 (0.004)', '| BatchBALD, MC dropout | +0.031 (0.004)',
+     "block 'label_efficiency_auc'"),
+    (TOUR, 'with 98.0% test accuracy', 'with 98.1% test accuracy', 'stopping: kappa'),
     ('benchmarks/README.md', 'at 200 to 280 acquired labels', 'at 210 to 280 acquired labels', 'kappa'),
     ('benchmarks/README.md', '| random | 0.322 | 240 [210, 240] (5/5)', '| random | 0.322 | 240 [200, 240] (5/5)',
      'MNIST-1D, CNN: labels to 40%'),                                                        # a cell checked by value
