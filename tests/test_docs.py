@@ -1,5 +1,5 @@
 "The docs tooling (docs/): notebook Markdown to the site's Markdown, heading ids, and the browser check on a broken site."
-import importlib.util, shutil, sys
+import importlib.util, json, re, shutil, sys
 from pathlib import Path
 
 import pytest
@@ -48,7 +48,7 @@ def page(tmp_path):
     pytest.importorskip('nbdev')
     import build
     p = object.__new__(build.Page)
-    p.name, p.pages, p.assets, p.n_fig, p.src = 'core', {'core', 'learner', 'index'}, {}, 0, None
+    p.name, p.pages, p.assets, p.n_fig, p.src = 'core', {'core', 'loop.learner', 'index'}, {}, 0, None
     return p
 
 
@@ -66,7 +66,11 @@ def test_quarto_markdown_becomes_materials(page):
 def test_links_to_our_site_and_notebooks_become_page_links(page):
     md = page.markdown('[`check_log_probs`](https://fastai-active.github.io/fastai_active/core.html#check_log_probs)')
     assert md == '[`check_log_probs`](core.md#check_log_probs)'
-    assert page.markdown('see [the loop](07a_loop.learner.ipynb#the-loop)') == 'see [the loop](learner.md#the-loop)'
+    assert page.markdown('see [the loop](07a_loop.learner.ipynb#the-loop)') == 'see [the loop](loop.learner.md#the-loop)'
+    # the README (the site's home page) links notebooks by their path from the repository's root
+    assert page.markdown('[the loop](nbs/07a_loop.learner.ipynb)') == '[the loop](loop.learner.md)'
+    md = page.markdown('[`ActiveLearner`](https://fastai-active.github.io/fastai_active/loop.learner.html#activelearner)')
+    assert md == '[`ActiveLearner`](loop.learner.md#activelearner)'
     assert page.markdown('[fastai](https://docs.fast.ai/learner.html#learner)') == '[fastai](https://docs.fast.ai/learner.html#learner)'
     # nbdev links names inside show_doc's signature too: in code they must stay plain text
     md = page.markdown("```python\nx:int, # An [`Acquisition`](https://fastai-active.github.io/fastai_active/selection.html#acquisition)\n```")
@@ -107,7 +111,51 @@ def test_sections_from_notebook_names():
     assert build.section(Path('25_explain_bald.ipynb'), plain) == 'Explanation'
     assert build.section(Path('00_core.ipynb'), exporting) == 'API reference'
     assert build.section(Path('31_label_efficiency.ipynb'), plain) == 'Results'
-    assert build.page_name(Path('09a_interpret.correlation.ipynb')) == 'correlation'
+    assert build.page_name(Path('09a_interpret.correlation.ipynb')) == 'interpret.correlation'  # nbdev's page name
+    assert build.section(Path('34_results_overview.ipynb'), plain) == 'Results'
+    assert build.section(Path('28_explain_tour.ipynb'), plain) == 'Explanation'
+
+
+def test_api_reference_grouped_by_layer():
+    pytest.importorskip('nbdev')
+    import build
+    items = [('Core', 'core.md'), ('Ledger', 'data.ledger.md'), ('Split', 'data.split.md'), ('Learner', 'loop.learner.md'),
+             ('Datasets', 'datasets.md'), ('Models', 'models.md'), ('Demo', 'demo.md'), ('All', 'all.md')]
+    groups = build._by_layer(items)
+    assert [g for g, _ in groups] == ['core', 'data: ledger and splits', 'loop: the ActiveLearner', 'datasets and models',
+                                      'demo and all']
+    assert dict(groups)['data: ledger and splits'] == [('Ledger', 'data.ledger.md'), ('Split', 'data.split.md')]
+    assert dict(groups)['datasets and models'] == [('Datasets', 'datasets.md'), ('Models', 'models.md')]
+
+
+ROOT = DOCS.parent
+
+
+def test_readme_is_a_front_page():
+    "README.md stays short and links pages that exist; the rest is on the docs pages it links"
+    text = (ROOT/'README.md').read_text(encoding='utf-8')
+    assert len(text) <= 15_000, len(text)
+    links = re.findall(r'\]\((nbs/[^)#\s]+\.ipynb)(?:#[^)]*)?\)', text)
+    assert len(links) >= 10, links
+    assert [l for l in links if not (ROOT/l).is_file()] == []
+
+
+def test_notebooks_carry_no_large_outputs():
+    "Results notebooks show committed PNG files (Markdown image links) instead of embedding them in their outputs"
+    big = {p.name: p.stat().st_size for p in (ROOT/'nbs').glob('*.ipynb') if p.stat().st_size > 400_000}
+    assert big == {}
+
+
+def test_images_the_pages_show_exist():
+    missing = []
+    for nb in (ROOT/'nbs').glob('*.ipynb'):
+        for cell in json.loads(nb.read_text(encoding='utf-8'))['cells']:
+            if cell['cell_type'] != 'markdown': continue
+            for target in re.findall(r'!\[[^\]]*\]\(([^)\s]+)\)', ''.join(cell['source'])):
+                if '://' in target: continue
+                base = ROOT if nb.name == 'index.ipynb' else ROOT/'nbs'  # README.md is read from the repository's root
+                if not (base/target).is_file(): missing.append(f"{nb.name}: {target}")
+    assert missing == []
 
 
 _PAGE = """<!doctype html><html><head><title>{title}</title></head><body>
