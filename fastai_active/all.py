@@ -12,7 +12,6 @@ from .datasets import *
 from .models import *
 from .data.ledger import *
 from .data.item_cache import *
-from .data.labelling import *
 from .data.split import *
 from .data.tabular import *
 from .data.targets import *
@@ -57,7 +56,6 @@ _MODULES = [
     'models',
     'data.ledger',
     'data.item_cache',
-    'data.labelling',
     'data.split',
     'data.tabular',
     'data.targets',

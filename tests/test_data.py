@@ -122,6 +122,7 @@ def test_state_dict_round_trips_through_json(rows, source):
     ledger = LabelLedger(30, vocab=['x', 'y', 'z'])
     if rows: ledger.label([i for i, _ in rows], [l for _, l in rows], source=source, unrequested=True, annotator='a')
     if rows: ledger.correct([rows[0][0]], ['x'], reason='checked')
+    if rows: ledger.log_answers([rows[0][0]], 'correct', 'a', via='test', labels=['x'], ref=['r:1'])  # the log goes too
     free = [i for i in range(30) if i not in dict(rows)]
     if free: ledger.request(free[:3], scores=[0.5] * len(free[:3]))
     ledger.record_history(0, {'round': 0, 'accuracy': 0.5})

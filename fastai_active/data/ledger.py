@@ -18,14 +18,17 @@ from torch import Tensor
 from fastcore.basics import patch
 
 from ..core import *
-from ..core import as_idxs, check_n
+from ..core import as_idxs, check_n, check_scores
 
 # %% auto #0
-__all__ = ['LABEL_SOURCES', 'SCHEMA_VERSION', 'items_fingerprint', 'ItemsReport', 'LabelLedger']
+__all__ = ['LABEL_SOURCES', 'SCHEMA_VERSION', 'ANSWER_ACTIONS', 'items_fingerprint', 'ItemsReport', 'LabelLedger',
+           'check_annotator']
 
 # %% ../../nbs/03_data.ledger.ipynb #d5271920
 LABEL_SOURCES = ('initial', 'oracle', 'human')
-SCHEMA_VERSION = 2  # 1: fastai_active 0.1.0 (items numbered by position); 2: stable keys, provenance, corrections
+# 1: fastai_active 0.1.0 (items numbered by position); 2: stable keys, provenance, corrections; 3: the answers log
+SCHEMA_VERSION = 3
+ANSWER_ACTIONS = ('label', 'correct', 'confirm', 'undo', 'withdraw', 'reject')
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (ds_idx INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, digest TEXT, time REAL NOT NULL);
@@ -42,6 +45,10 @@ CREATE TABLE IF NOT EXISTS superseded (ds_idx INTEGER NOT NULL, label TEXT NOT N
 CREATE TABLE IF NOT EXISTS pseudo (ds_idx INTEGER PRIMARY KEY, label TEXT NOT NULL, round INTEGER NOT NULL,
     score REAL, time REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS history (round INTEGER PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY AUTOINCREMENT, ds_idx INTEGER NOT NULL,
+    key TEXT NOT NULL, label TEXT, annotator TEXT NOT NULL, time REAL NOT NULL, via TEXT NOT NULL, ref TEXT,
+    action TEXT NOT NULL CHECK (action IN ('label', 'correct', 'confirm', 'undo', 'withdraw', 'reject')),
+    req_round INTEGER, req_rank INTEGER, req_score REAL);
 """
 # the current round: the highest round of any label or pending request (NULL, read as 0, before the first)
 _ROUND_SQL = """SELECT MAX(r) FROM (SELECT MAX(round) AS r FROM labels
@@ -184,7 +191,7 @@ class LabelLedger:
                     raise ValueError(f"the ledger file {self.path} has schema {version}, written by a newer fastai_active; "
                                      f"this version reads schema {SCHEMA_VERSION} and older: upgrade fastai_active to "
                                      "open it (the file is left as it is)")
-                elif version < SCHEMA_VERSION: keys = self._upgrade_from_1(cur, keys, digests, fingerprint)
+                elif version < SCHEMA_VERSION: keys = self._upgrade(cur, version, keys, digests, fingerprint)
                 stored = cur.execute("SELECT value FROM meta WHERE key = 'vocab'").fetchone()[0]
                 if stored != json.dumps(self.vocab):
                     raise ValueError(f"the ledger file {self.path} belongs to other data: its vocab is {stored}, expected "
@@ -211,6 +218,11 @@ class LabelLedger:
         except BaseException:
             cur.execute('ROLLBACK')
             raise
+
+    @contextmanager
+    def transaction(self):
+        "`with ledger.transaction():` the writes inside are one transaction: all of them are kept, or none (on any error)"
+        with self._transaction(): yield self
 
     def _q(self, sql, args=()): return self.conn.execute(sql, args).fetchall()
     def close(self): self.conn.close()
@@ -290,6 +302,13 @@ def _warn_missing(self:LabelLedger, missing:Tensor):
                   "and the pool until they come back; `missing_idxs()` lists them", stacklevel=3)
 
 @patch
+def _upgrade(self:LabelLedger, cur, version:int, keys, digests, fingerprint):
+    "Bring a file of an older schema to `SCHEMA_VERSION`, step by step, in the open transaction; returns the keys"
+    if version == 1: keys = self._upgrade_from_1(cur, keys, digests, fingerprint)
+    _upgrade_from_2(cur)
+    return keys
+
+@patch
 def _upgrade_from_1(self:LabelLedger, cur, keys, digests, fingerprint):
     "Rewrite a schema-1 file (items numbered by position) as schema 2 in the open transaction; returns the keys"
     meta = dict(cur.execute('SELECT key, value FROM meta').fetchall())
@@ -306,8 +325,19 @@ def _upgrade_from_1(self:LabelLedger, cur, keys, digests, fingerprint):
     cur.executemany("INSERT INTO requests (ds_idx, round, rank, score, time, status) VALUES (?, ?, ?, ?, ?, 'pending')", requests)
     cur.executemany('INSERT INTO labels (ds_idx, label, source, round, time) VALUES (?, ?, ?, ?, ?)', labels)
     cur.execute("DELETE FROM meta WHERE key = 'fingerprint'")
-    cur.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+    cur.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
     return keys
+
+def _upgrade_from_2(cur):
+    "Schema 2 to 3: the answers log, which `people.answers` used to add beside the ledger, is part of the schema; rows kept"
+    old = cur.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'answers'").fetchone()
+    if old is not None and "'confirm'" not in old[0]:  # a log of three actions ('label', 'undo', 'reject'): rebuilt
+        cur.execute('ALTER TABLE answers RENAME TO answers_v1')
+    _create_tables(cur)
+    if old is not None and "'confirm'" not in old[0]:
+        cur.execute('INSERT INTO answers SELECT * FROM answers_v1')
+        cur.execute('DROP TABLE answers_v1')
+    cur.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
 
 # %% ../../nbs/03_data.ledger.ipynb #0eecef76
 @patch
@@ -420,7 +450,7 @@ def __repr__(self:LabelLedger):
             f"{n_pending} pending{f', {missing} missing' if missing else ''}, {where})")
 
 # %% ../../nbs/03_data.ledger.ipynb #4983f5fa
-_TABLES = {'items': 4, 'requests': 7, 'labels': 8, 'superseded': 10, 'pseudo': 5, 'history': 2}
+_TABLES = {'items': 4, 'requests': 7, 'labels': 8, 'superseded': 10, 'pseudo': 5, 'history': 2, 'answers': 12}
 
 @patch
 def state_dict(self:LabelLedger)->dict:
@@ -452,5 +482,370 @@ def load_state_dict(self:LabelLedger, sd:dict):
         report, present = self._sync(cur, self._keys, self._digests, accept_changed=False)
     self.report, self._present, self.n_items = report, present, len(present)
 
-# %% ../../nbs/03_data.ledger.ipynb #f3dfe489
-from . import labelling  # the writing methods (`label`, `request`, `correct`, ...) of `LabelLedger`
+# %% ../../nbs/03_data.ledger.ipynb #5b6848fb
+@patch
+def check_idxs(self:LabelLedger, ds_idxs, name:str='ds_idxs')->list:
+    "`ds_idxs` as a list of distinct dataset indices >= 0; the `pool_idx` column of `acquire()` is refused (another index space)"
+    if isinstance(ds_idxs, pd.Series) and ds_idxs.name == 'pool_idx':
+        raise TypeError("expected dataset indices (`ds_idx`), got the `pool_idx` column: pool indices are rows of one "
+                        "pool snapshot; pass the `ds_idx` column, or the DataFrame itself")
+    idxs = as_idxs(ds_idxs, name).tolist()
+    bad = [i for i in idxs if i < 0]
+    if bad: raise IndexError(f"expected {name} >= 0, got {bad[:10]}")
+    if len(set(idxs)) != len(idxs):
+        dup = sorted({i for i in idxs if idxs.count(i) > 1})
+        raise ValueError(f"expected distinct {name}, got duplicates {dup[:10]}")
+    return idxs
+
+def _check_known(cur, idxs:list, name='ds_idxs'):
+    "Every index is an item of the ledger (numbers are dense: 0 to the number of items; other processes may append)"
+    n = cur.execute('SELECT COUNT(*) FROM items').fetchone()[0]
+    bad = [i for i in idxs if i >= n]
+    if bad: raise IndexError(f"expected {name} in [0, {n}), got {bad[:10]}")
+
+def _per_item(value, n:int, name:str, check)->list:
+    "A value per item from one value or a sequence of `n`, each passed through `check`"
+    if isinstance(value, (list, tuple, np.ndarray, pd.Series, pd.Index)):
+        value = list(value)
+        if len(value) != n: raise ValueError(f"expected one {name} or {n} of them (one per item), got {len(value)}")
+        return [check(v) for v in value]
+    return [check(value)] * n
+
+def check_annotator(annotator, required:bool=False)->str|None:
+    "`annotator` checked: free text or `None` (unknown); with `required` a person's name, non-empty, stripped"
+    if required:
+        if not isinstance(annotator, str) or not annotator.strip():
+            raise ValueError(f"expected the annotator's name (a non-empty string), got {annotator!r}")
+        return annotator.strip()
+    if annotator is None or isinstance(annotator, str): return annotator
+    raise TypeError(f"expected annotator as a str (an id, a name, an email) or None, got {annotator!r}")
+
+def _check_ref(r):
+    if r is None or isinstance(r, str): return r
+    raise TypeError(f"expected ref as a str (an external id of the answer) or None, got {r!r}")
+
+def _check_time(t):
+    if t is None: return time.time()
+    if isinstance(t, (pd.Timestamp, datetime)): t = t.timestamp()
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, float, np.integer, np.floating)) or not math.isfinite(t):
+        raise TypeError(f"expected time as seconds since the epoch or a datetime, got {t!r}")
+    return float(t)
+
+def _request_scores(scores, n:int)->list:
+    "The scores of `n` requests as floats (`None` when not given), checked by `check_scores`"
+    if scores is None: return [None] * n
+    if n == 0 and len(scores) == 0: return []
+    if not isinstance(scores, torch.Tensor): scores = np.asarray(scores, dtype=np.float64)  # kept in double precision
+    out = check_scores(scores, 'scores').double().tolist()
+    if len(out) != n: raise ValueError(f"expected {n} scores (one per index), got {len(out)}")
+    return out
+
+@patch
+def canonical(self:LabelLedger, label):
+    "`label` as stored: a JSON value; with a vocabulary, the class it equals (numbers by value), else a `KeyError`; a missing label is a `ValueError`"
+    v = _jsonable(label)
+    if _is_missing(v) or (isinstance(v, list) and any(_is_missing(o) for o in v)):
+        raise ValueError(f"expected a label, got {label!r}: drop the rows that have no answer yet")
+    if self.vocab is None: return v
+    if isinstance(v, list): return [self.canonical(o) for o in v]  # multi-label: each class is checked
+    if json.dumps(v) in self._vocab_set: return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v) in self._vocab_num: return self._vocab_num[float(v)]
+    raise KeyError(v)
+
+@patch
+def _encode(self:LabelLedger, labels, n)->list:
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, '__len__'):
+        raise TypeError(f"expected a sequence of {n} labels, got {labels!r}")
+    labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
+    if len(labels) != n: raise ValueError(f"expected {n} labels (one per index), got {len(labels)}")
+    out, unknown = [], []
+    for l in labels:
+        try: out.append(self.canonical(l))
+        except KeyError as e: unknown.append(e.args[0])
+    if unknown:
+        hint = ''
+        if any(str(u) in {str(v) for v in self.vocab} for u in unknown):
+            hint = f" (a label must equal a class in type too: {unknown[0]!r} is a {type(unknown[0]).__name__})"
+        raise ValueError(f"labels not in the vocabulary: {unknown[:10]}; vocab is {self.vocab}{hint}")
+    try: return [json.dumps(l, allow_nan=False) for l in out]
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"expected JSON-serialisable labels (str, numbers, lists, paths), got {e}") from None
+
+@patch
+def check_labels(self:LabelLedger, labels, n:int|None=None)->list:
+    "`labels` (`n` of them, if given) as the ledger stores them: classes of its vocabulary (numbers by value), JSON values"
+    n = len(labels) if n is None and hasattr(labels, '__len__') else n
+    return [json.loads(e) for e in self._encode(labels, n)]
+
+# %% ../../nbs/03_data.ledger.ipynb #018fffa4
+@patch
+def _skip_known_refs(self:LabelLedger, cur, idxs:list, refs:list)->list[int]:
+    "Positions of the answers to write: those whose `ref` the ledger already holds (for the same item) are skipped"
+    given = [r for r in refs if r is not None]
+    if not given: return list(range(len(idxs)))
+    if len(set(given)) != len(given): raise ValueError("expected distinct refs (one per answer), got duplicates")
+    marks = ','.join('?' * len(given))
+    held = dict(cur.execute(f'SELECT ref, ds_idx FROM labels WHERE ref IN ({marks}) UNION ALL '
+                            f'SELECT ref, ds_idx FROM superseded WHERE ref IN ({marks})', given * 2).fetchall())
+    clash = [(r, held[r], i) for i, r in zip(idxs, refs) if r in held and held[r] != i]
+    if clash: raise ValueError(f"refs already recorded for other items (ref, recorded ds_idx, given ds_idx): {clash[:5]}")
+    return [j for j, r in enumerate(refs) if r is None or r not in held]
+
+@patch
+def label(self:LabelLedger, ds_idxs, labels, source:str='human', round:int|None=None,
+          annotator:str|Sequence|None=None, # Who answered: free text, one for all or one per item
+          unrequested:bool=False, # Also accept items without a pending request (`'initial'` labels never need one)
+          time:float|Sequence|None=None, # When: seconds since the epoch or a datetime (default now), one or one per item
+          ref:Sequence[str]|None=None, # An external id per answer; answers whose ref is already recorded are skipped
+         )->int:
+    "Record `labels` of `ds_idxs` from `source` in one transaction; returns how many were written"
+    if source not in LABEL_SOURCES: raise ValueError(f"expected source in {LABEL_SOURCES}, got {source!r}")
+    idxs = self.check_idxs(ds_idxs)
+    encoded = self._encode(labels, len(idxs))
+    round = None if round is None else check_n(round, 'round', lo=0)
+    annotators = _per_item(annotator, len(idxs), 'annotator', check_annotator)
+    times = _per_item(time, len(idxs), 'time', _check_time)
+    refs = _per_item(ref, len(idxs), 'ref', _check_ref)
+    if not idxs: return 0
+    with self._transaction() as cur:
+        _check_known(cur, idxs)
+        keep = self._skip_known_refs(cur, idxs, refs)
+        if not keep: return 0
+        idxs, encoded, annotators, times, refs = ([a[j] for j in keep] for a in (idxs, encoded, annotators, times, refs))
+        marks = ','.join('?' * len(idxs))
+        done = cur.execute(f'SELECT ds_idx, source FROM labels WHERE ds_idx IN ({marks})', idxs).fetchall()
+        if done: raise ValueError(f"items already labelled (ds_idx, source): {done[:10]}; a label is never overwritten: "
+                                  "use `correct` to change one (the old label is kept)")
+        requested = {d: (i, r) for i, d, r in cur.execute(
+            f"SELECT id, ds_idx, round FROM requests WHERE status = 'pending' AND ds_idx IN ({marks})", idxs).fetchall()}
+        never = [i for i in idxs if i not in requested]
+        if never and source != 'initial' and not unrequested:
+            raise ValueError(f"items never requested (no pending request): {never[:10]}; label the requested items "
+                             "(`pending()`), or pass `unrequested=True` to label other items on purpose. If these numbers "
+                             "are the `pool_idx` column of `acquire()`, pass its `ds_idx` column or the DataFrame itself")
+        current = cur.execute(_ROUND_SQL).fetchone()[0] or 0
+        rows = [(i, e, source, requested[i][1] if i in requested and round is None else (current if round is None else round),
+                 t, a, requested.get(i, (None,))[0], r) for i, e, a, t, r in zip(idxs, encoded, annotators, times, refs)]
+        cur.executemany('INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?)', rows)
+        cur.executemany("UPDATE requests SET status = 'labelled' WHERE id = ?", [(v[0],) for v in requested.values()])
+        cur.execute(f'DELETE FROM pseudo WHERE ds_idx IN ({marks})', idxs)
+    return len(rows)
+
+# %% ../../nbs/03_data.ledger.ipynb #57b324ef
+@patch
+def correct(self:LabelLedger, ds_idxs, labels, annotator:str|Sequence|None=None,
+            reason:str|None=None, # Why the label changed (free text), kept with the old label
+            source:str='human', time:float|Sequence|None=None, ref:Sequence[str]|None=None)->int:
+    "Replace the labels of labelled `ds_idxs`, keeping the old ones as superseded; one transaction; returns how many"
+    if source not in LABEL_SOURCES: raise ValueError(f"expected source in {LABEL_SOURCES}, got {source!r}")
+    if reason is not None and not isinstance(reason, str): raise TypeError(f"expected reason as a str, got {reason!r}")
+    idxs = self.check_idxs(ds_idxs)
+    encoded = self._encode(labels, len(idxs))
+    annotators = _per_item(annotator, len(idxs), 'annotator', check_annotator)
+    times = _per_item(time, len(idxs), 'time', _check_time)
+    refs = _per_item(ref, len(idxs), 'ref', _check_ref)
+    if not idxs: return 0
+    now = _check_time(None)
+    with self._transaction() as cur:
+        _check_known(cur, idxs)
+        keep = self._skip_known_refs(cur, idxs, refs)
+        idxs, encoded, annotators, times, refs = ([a[j] for j in keep] for a in (idxs, encoded, annotators, times, refs))
+        if not idxs: return 0
+        marks = ','.join('?' * len(idxs))
+        have = {r[0] for r in cur.execute(f'SELECT ds_idx FROM labels WHERE ds_idx IN ({marks})', idxs)}
+        none = [i for i in idxs if i not in have]
+        if none: raise ValueError(f"items without a label to correct: {none[:10]}; use `label` for them")
+        cur.execute(f'INSERT INTO superseded SELECT *, ?, ? FROM labels WHERE ds_idx IN ({marks})', [now, reason, *idxs])
+        cur.executemany('UPDATE labels SET label = ?, source = ?, annotator = ?, time = ?, ref = ? WHERE ds_idx = ?',
+                        [(e, source, a, t, r, i) for i, e, a, t, r in zip(idxs, encoded, annotators, times, refs)])
+    return len(idxs)
+
+# %% ../../nbs/03_data.ledger.ipynb #6a866480
+@patch
+def request(self:LabelLedger, ds_idxs, scores=None, round:int|None=None,
+            expect_round:int|None=None, # Refuse unless no request is pending and the ledger is at this round
+            history:dict|None=None, # A row of `history` (with its `round`) to record in the same transaction
+           )->int:
+    "Record `ds_idxs` as acquired in `round` (default: the next one) and waiting for labels; one transaction"
+    if history is not None and (not isinstance(history, dict) or 'round' not in history):
+        raise TypeError(f"expected history as a dict with a 'round', got {history!r}")
+    idxs = self.check_idxs(ds_idxs)
+    scores = _request_scores(scores, len(idxs))
+    round = None if round is None else check_n(round, 'round', lo=0)
+    expect_round = None if expect_round is None else check_n(expect_round, 'expect_round', lo=0)
+    gone = [i for i in idxs if i < len(self._present) and not self._present[i]]
+    if gone: raise ValueError(f"cannot request items missing from the source: {gone[:10]}")
+    now = time.time()
+    with self._transaction() as cur:
+        _check_known(cur, idxs)
+        current = cur.execute(_ROUND_SQL).fetchone()[0] or 0
+        if expect_round is not None:
+            waiting = cur.execute("SELECT COUNT(*), MIN(round) FROM requests WHERE status = 'pending'").fetchone()
+            if waiting[0]:
+                raise RuntimeError(f"{waiting[0]} items of round {waiting[1]} are still waiting for labels: label them "
+                                   "(or drop them with `ledger.cancel_requests()`) before acquiring more")
+            if current != expect_round:
+                raise RuntimeError(f"the ledger moved to round {current} while these items were picked in round "
+                                   f"{expect_round} (another process labelled or acquired): acquire again")
+        marks = ','.join('?' * len(idxs))
+        done = [r[0] for r in cur.execute(f'SELECT ds_idx FROM labels WHERE ds_idx IN ({marks})', idxs).fetchall()]
+        if done: raise ValueError(f"cannot request labels for items already labelled: {done[:10]}")
+        again = [r[0] for r in cur.execute(f"SELECT ds_idx FROM requests WHERE status = 'pending' AND ds_idx IN ({marks})",
+                                           idxs).fetchall()]
+        if again: raise ValueError(f"items already requested and waiting for labels: {again[:10]}")
+        round = current + 1 if round is None else round
+        cur.executemany("INSERT INTO requests (ds_idx, round, rank, score, time, status) VALUES (?, ?, ?, ?, ?, 'pending')",
+                        [(i, round, rank, s, now) for rank, (i, s) in enumerate(zip(idxs, scores))])
+        if history is not None: self.record_history(history['round'], history)  # in this transaction
+    return len(idxs)
+
+@patch
+def requests(self:LabelLedger, status:str|None=None)->pd.DataFrame:
+    "Every request (or those of `status`: 'pending', 'labelled', 'cancelled'): `id`, `ds_idx`, `key`, `round`, `rank`, `score`, `time`, `status`"
+    if status not in (None, 'pending', 'labelled', 'cancelled'):
+        raise ValueError(f"expected status 'pending', 'labelled', 'cancelled' or None, got {status!r}")
+    where = '' if status is None else 'WHERE status = ?'
+    rows = self._q(f"""SELECT r.id, r.ds_idx, i.key, r.round, r.rank, r.score, r.time, r.status FROM requests r
+                       JOIN items i USING (ds_idx) {where} ORDER BY r.round, r.rank, r.id""", () if status is None else (status,))
+    df = pd.DataFrame([(i, d, json.loads(k), *rest) for i, d, k, *rest in rows],
+                      columns=['id', 'ds_idx', 'key', 'round', 'rank', 'score', 'time', 'status'])
+    df = df.astype({'id': 'int64', 'ds_idx': 'int64', 'round': 'int64', 'rank': 'int64', 'score': 'float64'})
+    df['time'] = pd.to_datetime(df['time'], unit='s', utc=True)
+    return df
+
+@patch
+def pending(self:LabelLedger)->pd.DataFrame:
+    "Requested items still waiting for a label, in pick order: `ds_idx`, `key`, `round`, `rank`, `score`"
+    return self.requests('pending')[['ds_idx', 'key', 'round', 'rank', 'score']]
+
+@patch
+def cancel_requests(self:LabelLedger, ds_idxs=None)->int:
+    "Withdraw pending requests (all, or those of `ds_idxs`); they stay in `requests()` as cancelled"
+    with self._transaction() as cur:
+        if ds_idxs is None: return cur.execute("UPDATE requests SET status = 'cancelled' WHERE status = 'pending'").rowcount
+        idxs = as_idxs(ds_idxs, 'ds_idxs').tolist()
+        return cur.execute(f"UPDATE requests SET status = 'cancelled' WHERE status = 'pending' AND ds_idx IN "
+                           f"({','.join('?' * len(idxs))})", idxs).rowcount
+
+@patch
+def set_pseudo(self:LabelLedger, ds_idxs, labels, round:int|None=None, scores=None)->int:
+    "Replace all pseudo-labels by `labels` of `ds_idxs` (unlabelled items only); one transaction"
+    idxs = self.check_idxs(ds_idxs)
+    encoded = self._encode(labels, len(idxs))
+    scores = _request_scores(scores, len(idxs))
+    round = self.round if round is None else check_n(round, 'round', lo=0)
+    now = time.time()
+    with self._transaction() as cur:
+        if idxs:
+            _check_known(cur, idxs)
+            marks = ','.join('?' * len(idxs))
+            done = [r[0] for r in cur.execute(f'SELECT ds_idx FROM labels WHERE ds_idx IN ({marks})', idxs).fetchall()]
+            if done: raise ValueError(f"cannot pseudo-label items that have a real label: {done[:10]}")
+        cur.execute('DELETE FROM pseudo')
+        cur.executemany('INSERT INTO pseudo VALUES (?, ?, ?, ?, ?)',
+                        [(i, e, round, s, now) for i, e, s in zip(idxs, encoded, scores)])
+    return len(idxs)
+
+@patch
+def record_history(self:LabelLedger, round:int, record:dict, update:bool=False):
+    "Store the figures of `round` (replacing an earlier record of the round, or adding to it with `update`)"
+    round = check_n(round, 'round', lo=0)
+    if not isinstance(record, dict): raise TypeError(f"expected the record as a dict, got {type(record).__name__}")
+    if isinstance(record.get('class_counts'), dict):  # as pairs, so that classes keep their type through JSON
+        record = {**record, 'class_counts': [[c, n] for c, n in record['class_counts'].items()]}
+    with self._transaction() as cur:
+        if update:
+            old = cur.execute('SELECT record FROM history WHERE round = ?', (round,)).fetchone()
+            record = {**(json.loads(old[0]) if old else {}), **record}
+        cur.execute('INSERT OR REPLACE INTO history VALUES (?, ?)', (round, json.dumps(_jsonable(record))))
+
+@patch
+def history(self:LabelLedger)->pd.DataFrame:
+    "The per-round records as a DataFrame, ordered by round (`class_counts` as `{class: count}`)"
+    recs = [json.loads(r[0]) for r in self._q('SELECT record FROM history ORDER BY round')]
+    for r in recs:
+        if isinstance(r.get('class_counts'), list): r['class_counts'] = {c: n for c, n in r['class_counts']}
+    return pd.DataFrame(recs)
+
+# %% ../../nbs/03_data.ledger.ipynb #84f7498b
+@patch
+def withdraw(self:LabelLedger, ds_idxs,
+             reason:str|None=None, # Why the label was taken back (free text), kept with it
+             time:float|None=None, # When (seconds since the epoch or a datetime; default now)
+            )->int:
+    "Take the labels of `ds_idxs` back (kept as superseded); requested items wait for an answer again; one transaction"
+    if reason is not None and not isinstance(reason, str): raise TypeError(f"expected reason as a str, got {reason!r}")
+    idxs = self.check_idxs(ds_idxs)
+    now = _check_time(time)
+    if not idxs: return 0
+    with self._transaction() as cur:
+        _check_known(cur, idxs)
+        marks = ','.join('?' * len(idxs))
+        have = dict(cur.execute(f'SELECT ds_idx, request FROM labels WHERE ds_idx IN ({marks})', idxs).fetchall())
+        none = [i for i in idxs if i not in have]
+        if none: raise ValueError(f"items without a label to withdraw: {none[:10]}; expected labelled items")
+        cur.execute(f'INSERT INTO superseded SELECT *, ?, ? FROM labels WHERE ds_idx IN ({marks})', [now, reason or 'withdrawn', *idxs])
+        cur.execute(f'DELETE FROM labels WHERE ds_idx IN ({marks})', idxs)
+        cur.executemany("UPDATE requests SET status = 'pending' WHERE id = ?", [(r,) for r in have.values() if r is not None])
+    return len(idxs)
+
+# %% ../../nbs/03_data.ledger.ipynb #f58073d7
+def _key_text(key_json:str)->str:
+    "An item key as the answers log shows it: a str key as itself, others as JSON"
+    key = json.loads(key_json)
+    return key if isinstance(key, str) else key_json
+
+@patch
+def log_answers(self:LabelLedger, ds_idxs,
+                action:str, # One of `ANSWER_ACTIONS`
+                annotator:str|Sequence[str], # Who: a person's name, one for all or one per item
+                via:str, # Where the answers came from: 'widget', 'notebook', a Label Studio file or server
+                labels:Sequence|None=None, # The answer of each item as given (`None`: a rejection names no label)
+                time:float|Sequence|None=None, # When: seconds since the epoch or a datetime (default now), one or one per item
+                ref:Sequence[str|None]|None=None, # The external id of each answer, if any
+               )->int:
+    "Append a row per item to the answers log: `action` by `annotator` via `via`; one transaction; returns how many"
+    if action not in ANSWER_ACTIONS: raise ValueError(f"expected action in {ANSWER_ACTIONS}, got {action!r}")
+    if not isinstance(via, str) or not via: raise TypeError(f"expected via as a non-empty str, got {via!r}")
+    idxs = self.check_idxs(ds_idxs)
+    who = _per_item(annotator, len(idxs), 'annotator', lambda a: check_annotator(a, required=True))
+    times = _per_item(time, len(idxs), 'time', _check_time)
+    refs = _per_item(ref, len(idxs), 'ref', _check_ref)
+    if labels is None: labels = [None] * len(idxs)
+    labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
+    if len(labels) != len(idxs): raise ValueError(f"expected {len(idxs)} labels (one per index), got {len(labels)}")
+    encoded = [None if l is None else json.dumps(_jsonable(l)) for l in labels]
+    if not idxs: return 0
+    with self._transaction() as cur:
+        _check_known(cur, idxs)
+        marks = ','.join('?' * len(idxs))
+        keys = dict(cur.execute(f'SELECT ds_idx, key FROM items WHERE ds_idx IN ({marks})', idxs).fetchall())
+        asked = {} if action != 'label' else {d: (r, k, s) for d, r, k, s in cur.execute(
+            f'SELECT l.ds_idx, r.round, r.rank, r.score FROM labels l JOIN requests r ON r.id = l.request '
+            f'WHERE l.ds_idx IN ({marks})', idxs)}  # the request each answer answered
+        cur.executemany('INSERT INTO answers (ds_idx, key, label, annotator, time, via, ref, action, req_round, req_rank, '
+                        'req_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                        [(d, _key_text(keys[d]), e, a, t, via, r, action, *asked.get(d, (None, None, None)))
+                         for d, e, a, t, r in zip(idxs, encoded, who, times, refs)])
+    return len(idxs)
+
+_ANSWERS_COLS = ['ds_idx', 'key', 'label', 'annotator', 'time', 'via', 'ref', 'action']
+
+@patch
+def answers(self:LabelLedger)->pd.DataFrame:
+    "The answers log, oldest first: `ds_idx`, `key`, `label`, `annotator`, `time` (seconds since the epoch), `via`, `ref`, `action`"
+    rows = self._q(f"SELECT {', '.join(_ANSWERS_COLS)} FROM answers ORDER BY id")
+    return pd.DataFrame([(d, k, None if l is None else json.loads(l), *rest) for d, k, l, *rest in rows], columns=_ANSWERS_COLS)
+
+@patch
+def seen_refs(self:LabelLedger, prefix:str|None=None)->dict:
+    "`{ref: label}` of every answer seen with a ref (or a ref starting with `prefix`): in the answers log (any action) or on a label"
+    rows = self._q('SELECT ref, label FROM answers WHERE ref IS NOT NULL ORDER BY id')
+    out = {r: None if l is None else json.loads(l) for r, l in rows if prefix is None or r.startswith(prefix)}
+    return {**out, **{r: l for r, (_, l, _) in self.refs(prefix).items()}}
+
+# %% ../../nbs/03_data.ledger.ipynb #bc013088
+@patch
+def n_acquired(self:LabelLedger)->int:
+    "How many labels were acquired: those of rounds after 0 (initial labels, and answers given in round 0, are not)"
+    return self._q('SELECT COUNT(*) FROM labels WHERE round > 0')[0][0]

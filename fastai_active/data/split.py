@@ -181,7 +181,7 @@ class ActiveSplit:
             self.valid_labels = list(valid_labels) if valid_labels is not None else [self.get_y(o) for o in self._iter(valid_items)]
             if len(self.valid_labels) != len(valid_items):
                 raise ValueError(f"expected {len(valid_items)} valid_labels, got {len(self.valid_labels)}")
-            self.valid_labels = [json.loads(e) for e in self.ledger._encode(self.valid_labels, len(self.valid_labels))]
+            self.valid_labels = self.ledger.check_labels(self.valid_labels, len(self.valid_labels))
 
     def _keys_of(self, items)->tuple[list, list|None]:
         "The stable key (and a content digest, where one is cheap) of each item"
@@ -389,7 +389,7 @@ def label_random(self:ActiveSplit, n:int, labels_of:Callable|None=None, seed:int
         if quota * len(self.vocab) != n: raise ValueError(f"balanced=True needs n divisible by {len(self.vocab)} classes, got n={n}")
         per_class = {json.dumps(v): [] for v in self.vocab}
         for i, l in zip(order.tolist(), labels_of(order)):
-            try: c = json.dumps(self.ledger._canonical(l))
+            try: c = json.dumps(self.ledger.canonical(l))
             except KeyError:
                 raise ValueError(f"item {self.ledger.keys([i])[0]!r} has the label {l!r}, which is not a class of the vocabulary "
                                  f"{self.vocab}: give every class the data can have in `vocab=`") from None

@@ -19,12 +19,13 @@ from fastcore.basics import patch_to
 
 from ..core import *
 from ..core import as_idxs
+from ..data.ledger import check_annotator
 from ..data.split import ActiveSplit, Pool
 from ..loop.learner import ActiveLearner, quiet_learner
 
 # %% auto #0
-__all__ = ['ANSWER_ACTIONS', 'item_keys', 'ds_idxs_of_keys', 'recorded_refs', 'answers', 'record_answers', 'correct_answers',
-           'confirm_answers', 'withdraw_answer', 'record_rejection', 'class_names', 'review_batch']
+__all__ = ['item_keys', 'ds_idxs_of_keys', 'recorded_refs', 'answers', 'record_answers', 'correct_answers', 'confirm_answers',
+           'withdraw_answer', 'record_rejection', 'class_names', 'review_batch']
 
 # %% ../../nbs/10_people.answers.ipynb #9748d614
 _IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp'}
@@ -50,65 +51,18 @@ def ds_idxs_of_keys(split:ActiveSplit, keys:Sequence[str])->Tensor:
     return split.idxs_of(list(keys))
 
 # %% ../../nbs/10_people.answers.ipynb #54eb9a79
-ANSWER_ACTIONS = ('label', 'correct', 'confirm', 'undo', 'withdraw', 'reject')
-_ANSWERS_SCHEMA = f"""CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY AUTOINCREMENT, ds_idx INTEGER NOT NULL,
-    key TEXT NOT NULL, label TEXT, annotator TEXT NOT NULL, time REAL NOT NULL, via TEXT NOT NULL, ref TEXT,
-    action TEXT NOT NULL CHECK (action IN ({', '.join(map(repr, ANSWER_ACTIONS))})), req_round INTEGER, req_rank INTEGER,
-    req_score REAL)"""
-_ANSWERS_COLS = ['ds_idx', 'key', 'label', 'annotator', 'time', 'via', 'ref', 'action']
-_LOG_SQL = ('INSERT INTO answers (ds_idx, key, label, annotator, time, via, ref, action, req_round, req_rank, req_score) '
-            'VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-
 def _split_of(obj)->ActiveSplit:
     if isinstance(obj, ActiveLearner): return obj.split
     if isinstance(obj, ActiveSplit): return obj
     raise TypeError(f"expected an ActiveLearner or an ActiveSplit, got {type(obj).__name__}")
 
-def _check_annotator(annotator)->str:
-    if not isinstance(annotator, str) or not annotator.strip():
-        raise ValueError(f"expected the annotator's name (a non-empty string), got {annotator!r}")
-    return annotator.strip()
-
-def _answers_table(cur):
-    "Make the log if missing; a log of an older version (three actions) is rebuilt with all of `ANSWER_ACTIONS`, rows kept"
-    old = cur.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'answers'").fetchone()
-    if old is not None and "'confirm'" in old[0]: return
-    if old is not None: cur.execute('ALTER TABLE answers RENAME TO answers_v1')
-    cur.execute(_ANSWERS_SCHEMA)
-    if old is not None:
-        cur.execute('INSERT INTO answers SELECT * FROM answers_v1')
-        cur.execute('DROP TABLE answers_v1')
-
-def _key_text(key)->str: return key if isinstance(key, str) else json.dumps(key)
-
-def _encode_labels(ledger, labels, n:int)->list[str]:
-    "Labels as JSON, checked against the vocabulary; a multi-label answer (a list) is checked class by class"
-    if isinstance(labels, (list, tuple)) and any(isinstance(l, (list, tuple)) for l in labels):
-        if len(labels) != n: raise ValueError(f"expected {n} labels (one per index), got {len(labels)}")
-        classes = [c for l in labels for c in (l if isinstance(l, (list, tuple)) else [l])]
-        if ledger.vocab is not None:
-            unknown = [c for c in classes if json.dumps(c) not in ledger._vocab_set]
-            if unknown: raise ValueError(f"labels not in the vocabulary: {unknown[:10]}; vocab is {ledger.vocab}")
-        return [json.dumps(list(l) if isinstance(l, (list, tuple)) else l) for l in labels]
-    return ledger._encode(labels, n)
-
 def recorded_refs(obj, prefix:str|None=None)->dict:
     "`{ref: label}` of every answer seen with a ref (those starting with `prefix`): in the log (any action) or the ledger"
-    ledger = _split_of(obj).ledger
-    with ledger._transaction() as cur:
-        _answers_table(cur)
-        rows = cur.execute('SELECT ref, label FROM answers WHERE ref IS NOT NULL ORDER BY id').fetchall()
-    out = {r: None if l is None else json.loads(l) for r, l in rows if prefix is None or r.startswith(prefix)}
-    return {**out, **{r: l for r, (_, l, _) in ledger.refs(prefix).items()}}
+    return _split_of(obj).ledger.seen_refs(prefix)
 
 def answers(obj)->pd.DataFrame:
     "The log of every answer, correction, confirmation, undo and rejection: `ds_idx`, `key`, `label`, `annotator`, `time`, `via`, `ref`, `action`"
-    ledger = _split_of(obj).ledger
-    with ledger._transaction() as cur:
-        _answers_table(cur)
-        rows = cur.execute(f"SELECT {', '.join(_ANSWERS_COLS)} FROM answers ORDER BY id").fetchall()
-    rows = [(r[0], r[1], None if r[2] is None else json.loads(r[2]), *r[3:]) for r in rows]
-    return pd.DataFrame(rows, columns=_ANSWERS_COLS)
+    return _split_of(obj).ledger.answers()
 
 # %% ../../nbs/10_people.answers.ipynb #fd6326df
 def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that records the answers
@@ -122,8 +76,8 @@ def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that recor
     "Label requested `ds_idxs` with `labels` from `annotator` in one transaction; returns how many were new"
     split = _split_of(obj)
     ledger = split.ledger
-    idxs = ledger._check_idxs(ds_idxs)
-    _encode_labels(ledger, labels, len(idxs))  # labels outside the vocabulary, or a wrong count, refused before anything else
+    idxs = ledger.check_idxs(ds_idxs)
+    ledger.check_labels(labels, len(idxs))  # labels outside the vocabulary, or a wrong count, refused before anything else
     who, refs, times = _per_answer(idxs, annotator, refs, times)
     keys = item_keys(split, idxs) if idxs else []
     return _write_answers(split, idxs, labels, who, refs, times, keys, via)
@@ -131,7 +85,7 @@ def record_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that recor
 def _per_answer(idxs, annotator, refs, times):
     "One annotator, ref and time per item, checked"
     one = isinstance(annotator, str) or annotator is None
-    who = [_check_annotator(annotator)] * len(idxs) if one else [_check_annotator(a) for a in annotator]
+    who = [check_annotator(annotator, required=True)] * len(idxs) if one else [check_annotator(a, required=True) for a in annotator]
     refs = [None] * len(idxs) if refs is None else [None if r is None else str(r) for r in refs]
     times = [time.time()] * len(idxs) if times is None else [float(t) for t in times]
     if not len(refs) == len(times) == len(idxs) == len(who):
@@ -143,8 +97,7 @@ def _write_answers(split, idxs, labels, who, refs, times, keys, via)->int:
     "The labels through the ledger's `label` (its checks) and their log in `answers`, in one transaction: both or neither"
     ledger = split.ledger
     labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
-    with ledger._transaction() as cur:
-        _answers_table(cur)
+    with ledger.transaction():
         keep = _unseen(split, refs)
         if not keep: return 0
         idxs, labels, who, refs, times, keys = ([a[j] for j in keep] for a in (idxs, labels, who, refs, times, keys))
@@ -154,15 +107,13 @@ def _write_answers(split, idxs, labels, who, refs, times, keys, via)->int:
             raise ValueError(f"items already labelled (key, label): {[(key_of[d], l) for d, l in done.items()][:10]}; "
                              "a label is never overwritten: change it with `correct_answers` (the old one is kept), or "
                              "take it back with `withdraw_answer`")
-        pending = ledger.pending().set_index('ds_idx')
-        missing = [k for d, k in zip(idxs, keys) if d not in pending.index]
+        pending = set(ledger.pending().ds_idx.tolist())
+        missing = [k for d, k in zip(idxs, keys) if d not in pending]
         if missing: raise ValueError(f"items not requested: {missing[:10]}; expected items that `acquire` picked and that "
                                      "wait for a label (`pending()`)")
         n = ledger.label(idxs, labels, source='human', annotator=who, time=times, ref=refs)  # its checks, in this transaction
         assert n == len(idxs), "the ledger skipped answers whose refs the log did not hold"
-        cur.executemany(_LOG_SQL, [(d, _key_text(k), json.dumps(_jsonable_label(l)), a, t, via, r, 'label',
-                                    *(None if pd.isna(v) else v for v in pending.loc[d, ['round', 'rank', 'score']].tolist()))
-                                   for d, l, a, t, r, k in zip(idxs, labels, who, times, refs, keys)])
+        ledger.log_answers(idxs, 'label', who, via, labels=labels, time=times, ref=refs)  # with the requests they answer
     return n
 
 def _unseen(split, refs:list)->list[int]:
@@ -171,11 +122,6 @@ def _unseen(split, refs:list)->list[int]:
     if len(set(given)) != len(given): raise ValueError(f"expected distinct refs (one per answer), got duplicates {sorted({r for r in given if given.count(r) > 1})[:5]}")
     seen = recorded_refs(split) if given else {}
     return [j for j, r in enumerate(refs) if r is None or r not in seen]
-
-def _jsonable_label(label):
-    if isinstance(label, os.PathLike): return os.fspath(label)
-    if isinstance(label, (list, tuple)): return [_jsonable_label(o) for o in label]
-    return label.tolist() if hasattr(label, 'tolist') else label
 
 # %% ../../nbs/10_people.answers.ipynb #07c9cec9
 def correct_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that records the answers
@@ -190,19 +136,16 @@ def correct_answers(obj, # An ActiveLearner or ActiveSplit: the ledger that reco
     "Change the answers of labelled `ds_idxs` to `labels` (the old ones kept as superseded) and log it; one transaction"
     split = _split_of(obj)
     ledger = split.ledger
-    idxs = ledger._check_idxs(ds_idxs)
-    _encode_labels(ledger, labels, len(idxs))
+    idxs = ledger.check_idxs(ds_idxs)
+    ledger.check_labels(labels, len(idxs))
     who, refs, times = _per_answer(idxs, annotator, refs, times)
-    keys = item_keys(split, idxs) if idxs else []
     labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
-    with ledger._transaction() as cur:
-        _answers_table(cur)
+    with ledger.transaction():
         keep = _unseen(split, refs)
         if not keep: return 0
-        idxs, labels, who, refs, times, keys = ([a[j] for j in keep] for a in (idxs, labels, who, refs, times, keys))
+        idxs, labels, who, refs, times = ([a[j] for j in keep] for a in (idxs, labels, who, refs, times))
         n = ledger.correct(idxs, labels, annotator=who, reason=reason, time=times, ref=refs)  # refuses unlabelled items
-        cur.executemany(_LOG_SQL, [(d, _key_text(k), json.dumps(_jsonable_label(l)), a, t, via, r, 'correct', None, None, None)
-                                   for d, l, a, t, r, k in zip(idxs, labels, who, times, refs, keys)])
+        ledger.log_answers(idxs, 'correct', who, via, labels=labels, time=times, ref=refs)
     return n
 
 def confirm_answers(obj, ds_idxs, labels, annotator:str|Sequence[str], via:str, refs:Sequence[str]|None=None,
@@ -210,20 +153,19 @@ def confirm_answers(obj, ds_idxs, labels, annotator:str|Sequence[str], via:str, 
     "Log answers that equal the items' current labels (a second annotator, an unchanged re-save): the ledger is unchanged"
     split = _split_of(obj)
     ledger = split.ledger
-    idxs = ledger._check_idxs(ds_idxs)
-    encoded = _encode_labels(ledger, labels, len(idxs))
+    idxs = ledger.check_idxs(ds_idxs)
+    given = ledger.check_labels(labels, len(idxs))  # as the ledger stores them
     who, refs, times = _per_answer(idxs, annotator, refs, times)
     keys = item_keys(split, idxs) if idxs else []
-    with ledger._transaction() as cur:
-        _answers_table(cur)
+    with ledger.transaction():
         keep = _unseen(split, refs)
         current = ledger.labels([idxs[j] for j in keep]) if keep else {}
-        differ = [(keys[j], current.get(idxs[j]), json.loads(encoded[j])) for j in keep
-                  if idxs[j] not in current or json.dumps(current[idxs[j]]) != encoded[j]]
+        differ = [(keys[j], current.get(idxs[j]), given[j]) for j in keep
+                  if idxs[j] not in current or json.dumps(current[idxs[j]]) != json.dumps(given[j])]
         if differ: raise ValueError(f"expected answers equal to the current labels, got (key, current, given) {differ[:5]}: "
                                     "record a changed answer with `correct_answers`, a first one with `record_answers`")
-        cur.executemany(_LOG_SQL, [(idxs[j], _key_text(keys[j]), encoded[j], who[j], times[j], via, refs[j], 'confirm',
-                                    None, None, None) for j in keep])
+        ledger.log_answers([idxs[j] for j in keep], 'confirm', [who[j] for j in keep], via, labels=[given[j] for j in keep],
+                           time=[times[j] for j in keep], ref=[refs[j] for j in keep])
     return len(keep)
 
 def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget',
@@ -233,9 +175,8 @@ def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget',
     "Take the current answer to `ds_idx` back: its label leaves the ledger (kept as superseded), the item is requested again"
     if action not in ('undo', 'withdraw'): raise ValueError(f"expected action 'undo' or 'withdraw', got {action!r}")
     split = _split_of(obj)
-    ledger, annotator, ds_idx = split.ledger, _check_annotator(annotator), _one_idx(split, ds_idx)
-    with ledger._transaction() as cur:
-        _answers_table(cur)
+    ledger, annotator, ds_idx = split.ledger, check_annotator(annotator, required=True), _one_idx(split, ds_idx)
+    with ledger.transaction():
         row = ledger.to_df().set_index('ds_idx')
         if ds_idx not in row.index or row.loc[ds_idx, 'source'] == 'pseudo':
             raise ValueError(f"no answer to undo for the item at ds_idx {ds_idx}: it has no label")
@@ -246,24 +187,21 @@ def withdraw_answer(obj, ds_idx:int, annotator:str, via:str='widget',
         ref = {d: r for r, (d, _, cur_) in ledger.refs().items() if cur_}.get(ds_idx)
         now = time.time()
         ledger.withdraw([ds_idx], reason=reason or ('undone' if action == 'undo' else 'withdrawn'), time=now)
-        cur.execute(_LOG_SQL, (ds_idx, _key_text(item_keys(split, [ds_idx])[0]), json.dumps(_jsonable_label(row.label)), annotator, now, via, ref,
-                               action, None, None, None))
+        ledger.log_answers([ds_idx], action, annotator, via, labels=[row.label], time=now, ref=[ref])
 
 def _one_idx(split, ds_idx)->int:
     "`ds_idx` as a Python int, checked"
-    return split.ledger._check_idxs([ds_idx])[0]
+    return split.ledger.check_idxs([ds_idx])[0]
 
 def record_rejection(obj, ds_idx:int, annotator:str, via:str='widget')->None:
     "Log that `annotator` rejected the model's proposal for the requested item `ds_idx`; it stays requested"
     split = _split_of(obj)
-    ledger, annotator, ds_idx = split.ledger, _check_annotator(annotator), _one_idx(split, ds_idx)
-    key = item_keys(split, [ds_idx])[0]
-    if ds_idx not in set(ledger.pending().ds_idx.tolist()):
-        raise ValueError(f"the item {key!r} (ds_idx {ds_idx}) is not waiting for a label; only a requested item can be rejected")
-    with ledger._transaction() as cur:
-        _answers_table(cur)
-        cur.execute("INSERT INTO answers (ds_idx, key, label, annotator, time, via, action) VALUES (?, ?, NULL, ?, ?, ?, 'reject')",
-                    (ds_idx, str(key), annotator, time.time(), via))
+    ledger, annotator, ds_idx = split.ledger, check_annotator(annotator, required=True), _one_idx(split, ds_idx)
+    with ledger.transaction():
+        if ds_idx not in set(ledger.pending().ds_idx.tolist()):
+            raise ValueError(f"the item {item_keys(split, [ds_idx])[0]!r} (ds_idx {ds_idx}) is not waiting for a label; only a "
+                             "requested item can be rejected")
+        ledger.log_answers([ds_idx], 'reject', annotator, via)
 
 # %% ../../nbs/10_people.answers.ipynb #2a8932c6
 def _target_kind(split:ActiveSplit)->str:

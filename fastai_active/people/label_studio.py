@@ -400,7 +400,7 @@ def import_annotations(obj, # An ActiveLearner or ActiveSplit: the ledger that r
                                  [a['ref'] for a in plan[step]], mask_dir)
             for a, p in zip(plan[step], paths): a['label'] = p
     cols = lambda rows, *names: [[r[n] for r in rows] for n in names]
-    with split.ledger._transaction():  # all of it or none of it
+    with split.ledger.transaction():  # all of it or none of it
         for step, write in (('label', record_answers), ('correct', correct_answers)):
             if plan[step]:
                 idxs, labels, who, refs, times = cols(plan[step], 'ds_idx', 'label', 'annotator', 'ref', 'time')
