@@ -302,6 +302,7 @@ def write_pages(nbs):
         page = Page(nb_path, pages, assets)
         (MD/f'{page.name}.md').write_text(page.render(), encoding='utf-8')
         nav[section(nb_path, page.orig)].append((page.title, f'{page.name}.md'))
+    for items in nav.values(): items.sort(key=lambda item: not item[1].endswith('_overview.md'))  # an overview leads its section
     for rel, content in assets.items():
         dst = MD/rel
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -183,7 +183,7 @@ def _rel(p):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--only', default='', help='check only pages whose file name contains this')
-    ap.add_argument('--api-page', default='learner.html', help='the API page to screenshot')
+    ap.add_argument('--api-page', default='loop.learner.html', help='the API page to screenshot')
     ap.add_argument('--site', type=Path, default=SITE, help='the built site')
     ap.add_argument('--shots', type=Path, default=SHOTS, help='where the screenshots go')
     ap.add_argument('--prefix', default=None, help='the path the site is served under (default: from site_url)')

@@ -52,6 +52,22 @@ def _install_docments_tables():
     base._repr_markdown_, base._docs_tables = _repr_markdown_, True
 
 
+def _tolerate_forward_refs():
+    """A signature whose annotation names a type the module imports only for type checking (`learn:Learner` under
+    `from __future__ import annotations`) is valid Python, but fastcore's `show_doc` evaluates annotations and raises
+    `NameError`: show such a signature with its annotations as written, and stop the build on nothing else"""
+    import fastcore.docments as fd
+    if getattr(fd.signature, '_forward_refs', False): return
+    orig = fd.signature
+    def signature(obj, *args, eval_str=False, **kwargs):
+        try: return orig(obj, *args, eval_str=eval_str, **kwargs)
+        except NameError:
+            if not eval_str: raise
+            return orig(obj, *args, eval_str=False, **kwargs)
+    signature._forward_refs = True
+    fd.signature = signature
+
+
 def _top_level_imports(src):
     "The top-level import statements of a cell's source, as source, or None if it does not parse"
     lines = [l for l in src.splitlines() if not l.lstrip().startswith(('%', '!'))]
@@ -98,6 +114,7 @@ def process_nb(args):
         import warnings
         from execnb.nbio import read_nb, write_nb
         _install_docments_tables()
+        _tolerate_forward_refs()
         nb = read_nb(src)
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='Found cells containing imports')

@@ -186,3 +186,12 @@ def test_browser_check_finds_what_a_reader_would_see(tmp_path, capsys):
                      'server answered 404 for /nope.png', "index.html: search: no result for 'BatchBALD'"]:
         assert expected in out, (expected, out)
     assert (tmp_path/'shots'/'home.png').stat().st_size > 1000 and (tmp_path/'shots'/'api_ok.png').is_file()
+
+
+def test_a_forward_reference_does_not_stop_the_docs():
+    "`learn:Learner` under `from __future__ import annotations`, Learner imported for type checking only: shown as written"
+    pytest.importorskip('nbdev')
+    from nbdev.showdoc import show_doc
+    nbproc._tolerate_forward_refs()
+    def f(learn:'NotImportedHere')->int: "Doc"
+    assert 'NotImportedHere' in show_doc(f)._repr_markdown_()
