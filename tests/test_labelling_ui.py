@@ -145,11 +145,11 @@ def test_real_label_studio_export_file(tmp_path):
 
 def test_an_answer_and_its_log_are_written_together(tmp_path, monkeypatch):
     "When writing the log fails after the ledger took the labels, neither is kept: the items still wait for an answer"
-    import fastai_active.people.answers as answers_module
+    from fastai_active.data.ledger import LabelLedger
     split = table_split(tmp_path)
     split.ledger.request([2, 4], scores=[.5, .9])
-    def full_disk(label): raise OSError("disk full")
-    monkeypatch.setattr(answers_module, '_jsonable_label', full_disk)  # called while the log rows are built
+    def full_disk(self, *args, **kwargs): raise OSError("disk full")
+    monkeypatch.setattr(LabelLedger, 'log_answers', full_disk)  # the log rows, written after the labels
     with pytest.raises(OSError, match='disk full'): record_answers(split, [2, 4], ['a', 'b'], annotator='ana')
     assert split.ledger.labels([2, 4]) == {} and len(answers(split)) == 0
     assert sorted(split.ledger.pending().ds_idx.tolist()) == [2, 4]
