@@ -4,7 +4,6 @@
 
 # %% ../../nbs/03e_data.arrays.ipynb #1f715c62
 from __future__ import annotations
-import math
 from typing import Callable, Sequence
 
 import numpy as np
@@ -81,6 +80,7 @@ class TensorDataLoaders(DataLoaders):
 # %% ../../nbs/03e_data.arrays.ipynb #047a1587
 class ArraySplit(ActiveSplit):
     "Labelled / unlabelled split of the rows of an in-memory array, with `TensorDL` batches (no per-item Python)"
+    _valid_arg = 'valid_x'
     def __init__(self, x, # Inputs `[N, ...]`, a NumPy array or tensor, one row per item
                  y=None, # True labels `[N]` as values of `vocab` (read only to simulate an oracle)
                  vocab:Sequence|None=None, # All classes
@@ -125,20 +125,26 @@ def datasets(self:ArraySplit, with_pseudo:bool=False):
     raise TypeError("an ArraySplit has no fastai Datasets: its `dataloaders()` gather batches from tensors")
 
 @patch
+def _labelled_rows(self:ArraySplit, ds_idxs:Tensor, labels:list)->tuple[Tensor, Tensor]:
+    "The inputs of rows `ds_idxs` and their class indices"
+    return self.items_at(ds_idxs), self._classes(labels)
+
+@patch
+def _repeat_rows(self:ArraySplit, rows:tuple, times:int)->tuple[Tensor, Tensor]:
+    x, y = rows
+    return x.repeat(times, *[1] * (x.ndim - 1)), y.repeat(times)
+
+@patch
+def _fixed_valid_rows(self:ArraySplit)->tuple[Tensor, Tensor]: return self.valid_x, self._valid_t
+
+@patch
+def _n_rows(self:ArraySplit, rows:tuple)->int: return len(rows[0])
+
+@patch
 def dataloaders(self:ArraySplit, bs:int=64, with_pseudo:bool=False, **kwargs)->TensorDataLoaders:
     "fastai `DataLoaders` (`TensorDL`s) on the labelled rows and the validation rows"
-    train_idxs, valid_idxs = self.train_valid_idxs(with_pseudo=with_pseudo)
-    if len(train_idxs) == 0: raise ValueError("no labelled items to train on: label some items first")
-    labels = self.ledger.labels()
-    if with_pseudo: labels.update(self.ledger.labels(pseudo=True))
-    train_x = self.items_at(train_idxs)
-    train_y = self._classes([labels[i] for i in train_idxs.tolist()])
-    if self.min_epoch_items and len(train_x) < self.min_epoch_items:
-        reps = math.ceil(self.min_epoch_items / len(train_x))
-        train_x, train_y = train_x.repeat(reps, *[1] * (train_x.ndim - 1)), train_y.repeat(reps)
-    if self.valid_x is None: valid = (self.items_at(valid_idxs), self._classes([labels[i] for i in valid_idxs.tolist()]))
-    else: valid = (self.valid_x, self._valid_t)
-    if not len(valid[0]): raise ValueError("no validation items: pass `valid_x`, or label at least two items with valid_pct > 0")
+    data = self.training_data(with_pseudo=with_pseudo)  # (inputs, class indices) pairs
+    (train_x, train_y), valid = data.train, data.valid
     kw = dict(x_tfm=self.x_tfm, vocab=self.vocab, **kwargs)
     return TensorDataLoaders(TensorDL((train_x, train_y), bs=min(bs, len(train_x)), shuffle=True, drop_last=True, **kw),
                              TensorDL(valid, bs=bs, **kw))

@@ -5,6 +5,7 @@
 # %% ../../nbs/03c_data.split.ipynb #cbeb47d4
 from __future__ import annotations
 import hashlib, json, math, os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -25,7 +26,7 @@ from .ledger import _jsonable, _key_json
 from .item_cache import ItemCache, CachedDL
 
 # %% auto #0
-__all__ = ['Pool', 'Labelled', 'ActiveSplit']
+__all__ = ['Pool', 'Labelled', 'ActiveSplit', 'TrainingData']
 
 # %% ../../nbs/03c_data.split.ipynb #2ff855a8
 class Pool:
@@ -125,6 +126,7 @@ def _is_paths(items)->bool:
 # %% ../../nbs/03c_data.split.ipynb #4d644fbb
 class ActiveSplit:
     "Labelled / unlabelled split of `source` through `dblock`, with its label state in a `LabelLedger`"
+    _valid_arg = 'valid_items'  # the argument that gives a fixed validation set, as errors name it
     _takes = {}  # what a user may pass as `dblock` besides a `DataBlock` -> the subclass that takes it (`takes=` of its class)
     def __init_subclass__(cls, takes:type|None=None, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -323,19 +325,51 @@ def unlabelled_items(self:ActiveSplit, pool:Pool):
     "The items of `pool` as `dls.test_dl` takes them, with nothing of their target (what scoring and semi-supervised training read)"
     return pool.items()
 
-# %% ../../nbs/03c_data.split.ipynb #f108652c
+# %% ../../nbs/03c_data.split.ipynb #9ab28b2b
+@dataclass
+class TrainingData:
+    "What a round trains and validates on, in the split's own form of rows, with their dataset indices"
+    train:Any # The training rows, repeated up to `min_epoch_items`
+    valid:Any # The validation rows: labelled items, or the fixed validation set
+    train_idxs:Tensor # Dataset indices of the training rows, each once
+    valid_idxs:Tensor # Dataset indices of the validation rows (empty with a fixed validation set)
+
 @patch
-def datasets(self:ActiveSplit, with_pseudo:bool=False)->Datasets:
-    "fastai `Datasets` of the labelled items (train) and the validation items, labels from the ledger"
+def training_data(self:ActiveSplit, with_pseudo:bool=False)->TrainingData:
+    "The training and validation rows of this round, labels from the ledger (and pseudo-labels, with `with_pseudo`)"
     train_idxs, valid_idxs = self.train_valid_idxs(with_pseudo=with_pseudo)
     if len(train_idxs) == 0: raise ValueError("no labelled items to train on: label some items first")
     labels = self.ledger.labels()
     if with_pseudo: labels.update(self.ledger.labels(pseudo=True))
-    train = [Labelled(self.item(i), labels[i]) for i in train_idxs.tolist()]
-    if self.min_epoch_items and len(train) < self.min_epoch_items: train = train * math.ceil(self.min_epoch_items / len(train))
-    if self.valid_items is None: valid = [Labelled(self.item(i), labels[i]) for i in valid_idxs.tolist()]
-    else: valid = [Labelled(o, l) for o, l in zip(self._iter(self.valid_items), self.valid_labels)]
-    if not valid: raise ValueError("no validation items: pass `valid_items`, or label at least two items with valid_pct > 0")
+    train = self._labelled_rows(train_idxs, [labels[i] for i in train_idxs.tolist()])
+    n = self._n_rows(train)
+    if self.min_epoch_items and n < self.min_epoch_items: train = self._repeat_rows(train, math.ceil(self.min_epoch_items / n))
+    if self.valid_items is None: valid = self._labelled_rows(valid_idxs, [labels[i] for i in valid_idxs.tolist()])
+    else: valid = self._fixed_valid_rows()
+    if not self._n_rows(valid):
+        raise ValueError(f"no validation items: pass `{self._valid_arg}`, or label at least two items with valid_pct > 0")
+    return TrainingData(train, valid, train_idxs, valid_idxs)
+
+@patch
+def _labelled_rows(self:ActiveSplit, ds_idxs:Tensor, labels:list)->list:
+    "The items of `ds_idxs`, each with its label"
+    return [Labelled(self.item(i), l) for i, l in zip(ds_idxs.tolist(), labels)]
+
+@patch
+def _repeat_rows(self:ActiveSplit, rows:list, times:int)->list: return rows * times
+
+@patch
+def _fixed_valid_rows(self:ActiveSplit)->list: return [Labelled(o, l) for o, l in zip(self._iter(self.valid_items), self.valid_labels)]
+
+@patch
+def _n_rows(self:ActiveSplit, rows)->int: return len(rows)
+
+# %% ../../nbs/03c_data.split.ipynb #f108652c
+@patch
+def datasets(self:ActiveSplit, with_pseudo:bool=False)->Datasets:
+    "fastai `Datasets` of the labelled items (train) and the validation items, labels from the ledger"
+    data = self.training_data(with_pseudo=with_pseudo)
+    train, valid = data.train, data.valid
     getters = [_getter(_XGetter(g)) for g in self.dblock.getters[:-1]] + [_getter(_YGetter(self.get_y))]
     tfms = [[g] + [self._fixed_vocab(t) for t in tt] for g, tt in zip(getters, self.dblock.type_tfms)]
     n = len(train)

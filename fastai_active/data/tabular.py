@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03d_data.tabular.ipynb #9ca76aae
 from __future__ import annotations
-import copy, json, math
+import copy, json
 from typing import Callable, Sequence
 
 import numpy as np
@@ -162,22 +162,25 @@ def _fresh_procs(self:TabularSplit)->list:
 
 # %% ../../nbs/03d_data.tabular.ipynb #9f982e5f
 @patch
+def _labelled_rows(self:TabularSplit, ds_idxs:Tensor, labels:list)->pd.DataFrame: return self._rows(ds_idxs, labels)
+
+@patch
+def _repeat_rows(self:TabularSplit, rows:pd.DataFrame, times:int)->pd.DataFrame: return pd.concat([rows] * times)
+
+@patch
+def _fixed_valid_rows(self:TabularSplit)->pd.DataFrame:
+    valid = self.valid_items[self.cat_names + self.cont_names].copy()
+    valid[self.y_name] = pd.Series(self.valid_labels, index=valid.index, dtype=object if self.vocab else float)
+    return valid
+
+@patch
 def tabular(self:TabularSplit, with_pseudo:bool=False)->TabularPandas:
     "A processed `TabularPandas` of the labelled rows (train, then valid), its procs fitted on the training rows"
-    train_idxs, valid_idxs = self.train_valid_idxs(with_pseudo=with_pseudo)
-    if len(train_idxs) == 0: raise ValueError("no labelled items to train on: label some items first")
-    labels = self.ledger.labels()
-    if with_pseudo: labels.update(self.ledger.labels(pseudo=True))
-    train = self._rows(train_idxs, [labels[i] for i in train_idxs.tolist()])
-    fit_rows = train
-    if self.procs_on == 'train+pool': fit_rows = pd.concat([train, self._rows(self.pool().ds_idxs)])
-    if self.min_epoch_items and len(train) < self.min_epoch_items: train = pd.concat([train] * math.ceil(self.min_epoch_items / len(train)))
-    if self.valid_items is None: valid = self._rows(valid_idxs, [labels[i] for i in valid_idxs.tolist()])
-    else:
-        valid = self.valid_items[self.cat_names + self.cont_names].copy()
-        valid[self.y_name] = pd.Series(self.valid_labels, index=valid.index, dtype=object if self.vocab else float)
-    if not len(valid): raise ValueError("no validation items: pass `valid_items`, or label at least two items with valid_pct > 0")
-    self._check_gaps(torch.cat([train_idxs, valid_idxs]))
+    data = self.training_data(with_pseudo=with_pseudo)  # rows of `_rows`, the target column from the ledger
+    train, valid = data.train, data.valid
+    fit_rows = train.iloc[:len(data.train_idxs)]  # each training row once
+    if self.procs_on == 'train+pool': fit_rows = pd.concat([fit_rows, self._rows(self.pool().ds_idxs)])
+    self._check_gaps(torch.cat([data.train_idxs, data.valid_idxs]))
     kw = dict(cat_names=list(self.cat_names), cont_names=list(self.cont_names), y_names=list(self.y_names), reduce_memory=False)
     fitted = TabularPandas(fit_rows.reset_index(drop=True), procs=self._fresh_procs(), y_block=self._y_block, **kw)
     rows = pd.concat([train, valid]).reset_index(drop=True)
