@@ -23,6 +23,7 @@ from ..core import *
 from ..core import as_idxs
 from ..acquisition.scores import bald, entropy, reduce_dense
 from ..acquisition.selection import Acquisition, TopScores, StochasticAcquisition, stochastic_batch, check_batch
+from ..acquisition.strategies import check_sampler
 from ..uncertainty.core import PosteriorSampler, SinglePass
 from ..uncertainty.embeddings import penultimate_layer, sample_with_embeddings
 from ..data.split import ActiveSplit
@@ -288,10 +289,7 @@ class _Selection:
         if self.embeds and getattr(acquisition, 'needs_labelled', False) and labelled_embeddings is None:
             raise ValueError(f"{acquisition!r} also reads the labelled items' embeddings: pass labelled_embeddings= "
                              "([L, D], from the same sampler and layer; `ActiveLearner` does so)")
-        if getattr(acquisition, 'joint', False) and not getattr(sampler, 'consistent', True):
-            raise ValueError(f"{acquisition!r} reads the posterior samples of different items together, so sample k "
-                             f"must be the same model for every item, but {sampler!r} draws them per item: use "
-                             "MCDropout(consistent_masks=True) (its default), an ensemble, or a per-item strategy")
+        check_sampler(acquisition, sampler)  # what `ActiveLearner` checks when built, for a direct `score` too
         if not acquisition.needs_preds: raise TypeError(f"{acquisition!r} needs no predictions: call it without scoring the pool")
         self.top = None
         if isinstance(acquisition, StochasticAcquisition): self.kind = 'all' if acquisition.mode == 'softrank' else 'sample'
