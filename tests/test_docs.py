@@ -138,6 +138,8 @@ def test_readme_is_a_front_page():
     links = re.findall(r'\]\((nbs/[^)#\s]+\.ipynb)(?:#[^)]*)?\)', text)
     assert len(links) >= 10, links
     assert [l for l in links if not (ROOT/l).is_file()] == []
+    # nbdev links a backticked name to its API page: inside a link's text that makes a link in a link, shown as markup
+    assert re.findall(r'\[`[^`\]]+`\]\(', text) == []
 
 
 def test_notebooks_carry_no_large_outputs():
