@@ -29,7 +29,7 @@ LABEL_SOURCES = ('initial', 'oracle', 'human')
 # 1: fastai_active 0.1.0 (items numbered by position); 2: stable keys, provenance, corrections; 3: the answers log
 SCHEMA_VERSION = 3
 ANSWER_ACTIONS = ('label', 'correct', 'confirm', 'undo', 'withdraw', 'reject')
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (ds_idx INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, digest TEXT, time REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, ds_idx INTEGER NOT NULL, round INTEGER NOT NULL,
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS pseudo (ds_idx INTEGER PRIMARY KEY, label TEXT NOT NU
 CREATE TABLE IF NOT EXISTS history (round INTEGER PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY AUTOINCREMENT, ds_idx INTEGER NOT NULL,
     key TEXT NOT NULL, label TEXT, annotator TEXT NOT NULL, time REAL NOT NULL, via TEXT NOT NULL, ref TEXT,
-    action TEXT NOT NULL CHECK (action IN ('label', 'correct', 'confirm', 'undo', 'withdraw', 'reject')),
+    action TEXT NOT NULL CHECK (action IN ({', '.join(map(repr, ANSWER_ACTIONS))})),
     req_round INTEGER, req_rank INTEGER, req_score REAL);
 """
 # the current round: the highest round of any label or pending request (NULL, read as 0, before the first)
