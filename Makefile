@@ -22,6 +22,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m fastai_active.demo --record benchmarks/results/demo
 
+# every test, the ones marked `slow` (worker processes, Ray) included; while developing,
+# `.venv/bin/pytest -m "not slow" tests` leaves those out
 test: $(STAMP)
 	VENV=$(VENV) bash .ci/test
 

@@ -1,4 +1,4 @@
-"""pytest settings shared by the suite: headless plotting, hypothesis profiles, and the repository's
+"""pytest settings shared by the suite: headless plotting, hypothesis profiles, the `slow` marker, and the repository's
 `benchmarks/` importable as the package `benchmarks`."""
 import importlib.util, os, sys
 from pathlib import Path
@@ -30,6 +30,8 @@ import_benchmarks()
 
 
 def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: a subprocess, Ray or minute-scale test; `pytest -m "not slow"` leaves them out '
+                                       '(make test and CI run everything)')
     # deprecations raised inside torch/fastai/pandas at import time, not by this package
     for msg in ["ignore:`torch.jit.script` is deprecated:FutureWarning",
                 "ignore:The 'mode.chained_assignment' option is deprecated"]:

@@ -8,8 +8,11 @@ a whole. Every accepted call is logged, and the final ledger must hold exactly w
 import json, os, sqlite3, subprocess, sys, time
 from pathlib import Path
 
+import pytest
+
 from _concurrent_worker import build, make_data
 
+pytestmark = pytest.mark.slow  # two worker processes that import fastai
 WORKER = Path(__file__).with_name('_concurrent_worker.py')
 ROUNDS, N = 4, 3
 

@@ -69,6 +69,7 @@ def test_derive_seed_is_stable_across_processes():
     assert derive_seed(None, 'x') is None
 
 
+@pytest.mark.slow  # a fresh interpreter that imports fastai
 def test_derive_seed_is_the_same_in_another_interpreter():
     import subprocess, sys
     code = "from fastai_active.core import derive_seed; print(derive_seed(0, 'round', 1))"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 ray = pytest.importorskip('ray')
-pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')  # Ray's own settings
+pytestmark = [pytest.mark.slow,  # a local Ray cluster
+              pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')]  # Ray's own settings
 
 from fastai.callback.progress import ProgressCallback
 from fastai_active.scale.chunked import ChunkedScorer

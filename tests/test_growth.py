@@ -9,8 +9,10 @@ import json, os, sqlite3, subprocess, sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # three worker processes, one after the other
 WORKER = Path(__file__).with_name('_growth_worker.py')
 
 

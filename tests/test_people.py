@@ -383,6 +383,7 @@ def test_a_refused_token_says_what_to_do():
         LabelStudioProject('http://127.0.0.1:8080', 'legacy', 3, client=client).pull(make_al().split)
 
 
+@pytest.mark.slow  # a worker process killed mid-transaction
 @pytest.mark.skipif(not hasattr(__import__('signal'), 'SIGKILL'), reason="needs SIGKILL")
 def test_an_import_killed_mid_transaction_leaves_nothing_of_it(tmp_path):
     "SIGKILL inside an import's transaction (labels and corrections written, not committed): none of it is kept"

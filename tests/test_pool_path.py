@@ -44,6 +44,7 @@ def history_ops(kinds, k_max):
                     min_size=1, max_size=3)
 folder_ops, table_ops = history_ops(*FOLDER_OPS), history_ops(*TABLE_OPS)
 
+@pytest.mark.slow  # minutes: every generated history re-reads a folder of PNGs with every scorer
 @FAST
 @given(ops=folder_ops)
 def test_image_folder_histories(tmp_path_factory, ops):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # worker processes killed and restarted
 WORKER = Path(__file__).with_name('_resume_worker.py')
 ROUNDS, N = 5, 5
 
