@@ -32,7 +32,6 @@ from .semi.fixmatch import *
 from .semi.spreading import *
 from .loop.scorer import *
 from .loop.learner import *
-from .loop.learner_semi import *
 from .loop.curves import *
 from .loop.stopping import *
 from .scale.streaming import *
@@ -76,7 +75,6 @@ _MODULES = [
     'semi.spreading',
     'loop.scorer',
     'loop.learner',
-    'loop.learner_semi',
     'loop.curves',
     'loop.stopping',
     'scale.streaming',

@@ -4,9 +4,10 @@
 
 # %% ../nbs/00_core.ipynb #43c7c022
 from __future__ import annotations
-import hashlib, math, numbers, random as _random
+import hashlib, math, numbers, os, random as _random
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['check_log_probs', 'mean_log_probs', 'CandidateBatch', 'derive_seed', 'torch_generator', 'seeded', 'as_idxs',
-           'check_tensor', 'check_n', 'check_scores', 'to_log_probs', 'quiet_learner']
+           'check_tensor', 'check_n', 'check_scores', 'to_log_probs', 'quiet_learner', 'write_png']
 
 # %% ../nbs/00_core.ipynb #cb950643
 def check_log_probs(log_probs_N_K_C:Tensor, # Log-probabilities `[N, K, C, *spatial]`
@@ -166,4 +167,19 @@ def quiet_learner(learn:Learner)->ExitStack:
     if hasattr(learn, 'no_bar'): stack.enter_context(learn.no_bar())
     stack.enter_context(learn.no_logging())
     return stack
+
+def write_png(path, # Where the image goes (its folder must exist)
+              image, # uint8 `[H, W]` (a mask, a greyscale image) or `[H, W, 3]`, as an array or tensor
+             )->Path:
+    "Write `image` as a PNG at `path` atomically (a temporary file beside it, then a rename): a reader sees the old file or the new one, never half of one"
+    from PIL import Image
+    path = Path(path)
+    image = np.asarray(image.cpu() if isinstance(image, Tensor) else image)
+    if image.dtype != np.uint8: raise TypeError(f"expected a uint8 image for {path.name}, got dtype {image.dtype}")
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    try:
+        Image.fromarray(image).save(tmp, format='PNG')
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    return path
 

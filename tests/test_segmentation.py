@@ -84,7 +84,7 @@ def test_segmentation_pseudo_labels_are_mask_files(tmp_path):
 
 
 def test_pseudo_mask_accuracy_is_pixel_agreement(tmp_path):
-    from fastai_active.loop.learner_semi import _agreement
+    from fastai_active.loop.learner import _agreement
     a, b = np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)
     b[0, :2] = 1
     Image.fromarray(a).save(tmp_path/'a.png')

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07a_loop.learner.ipynb #c1c7c81a
 from __future__ import annotations
-import hashlib, json, math, time, warnings
+import hashlib, json, math, os, tempfile, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from torch import Tensor, nn
 from fastcore.basics import store_attr, ifnone, patch
 from fastai.learner import Learner
@@ -30,6 +31,7 @@ from ..acquisition.strategies import as_acquisition, check_sampler, check_target
 from ..data.targets import target_of, check_target, output_activation, samples_to_output
 from ..uncertainty.core import PosteriorSampler, SinglePass, train_ensemble
 from .scorer import PoolScorer, InMemoryScorer, PoolRequest, PoolPick
+from .curves import plot_learning_curves
 import fastai_active.uncertainty.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
 
 # %% auto #0
@@ -106,10 +108,18 @@ class ActiveLearner:
         self.epochs, self.bs = check_n(epochs, 'epochs'), check_n(bs, 'bs')
         if pool_bs is not None: self.pool_bs = check_n(pool_bs, 'pool_bs')
         if pool_max_items is not None: self.pool_max_items = check_n(pool_max_items, 'pool_max_items')
-        self.learns, self.dls, self._fitted, self._fit_error, self._scored = [], None, None, None, None
-        self.pool, self.log_probs, self.embeddings, self.times = None, None, None, {}
+        # The state that lives across calls; every method reads it from here and writes only its own part:
+        # - `fit` sets `learns` (the trained members), `dls`, `_fitted` (`_label_state()` of the labels they trained on),
+        #   `_fit_error` (what the last `fit` raised, or None); `_check_fresh` compares them with the ledger now
+        self.learns, self.dls, self._fitted, self._fit_error = [], None, None, None
+        # - `score` and `acquire` set the last scored `pool`, its `log_probs` and `embeddings` (None where the scorer keeps
+        #   none), `failed` (dataset index -> error, of pool items the scorer could not load) and `_scored` (the
+        #   `_fitted` of the learners that scored it), read by `pseudo_label`
+        self.pool, self.log_probs, self.embeddings, self.failed, self._scored = None, None, None, {}, None
+        # - `evaluate` sets `_evaluation`, the row of `history` it wrote, which `acquire` completes with its timings;
+        #   `times` holds the seconds of the last fit, score, pick and validation
+        self._evaluation, self.times = None, {}
         self.scorer = scorer
-        self.failed = {}  # dataset index -> error, of pool items the scorer could not load
         if self.target is not None: self._check_target(self.target)
         self._check_model_now()
 
@@ -289,6 +299,13 @@ def labelled_embeddings(self:ActiveLearner)->Tensor:
 @patch
 def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
     "Pick `n` pool items to label next; record them as requests of the next round and return them"
+    # after `evaluate()` of this round, its row gets the scoring and picking times, in the requests' transaction
+    row = self._evaluation if self._evaluation is not None and self._evaluation['round'] == self.round else None
+    return self._acquire(n, row)
+
+@patch
+def _acquire(self:ActiveLearner, n:int, row:dict|None)->pd.DataFrame:
+    "`acquire`, writing `row` (with the times of scoring and picking) as the round's row of `history` with the requests"
     n = check_n(n, 'n', lo=1)
     pending = self.ledger.pending()
     if len(pending):  # checked again, with the round, in the transaction that writes the requests
@@ -308,11 +325,10 @@ def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
         batch = self.acquisition(len(pool), n, seed=seed)
         self.times['score_s'], select_s = 0., time.perf_counter() - start
     ds_idxs = pool.to_ds(batch.idxs)
-    start = time.perf_counter()
-    self.ledger.request(ds_idxs, batch.scores.tolist(), expect_round=this_round)  # refused if another process moved on
-    self.times['acquire_s'] = select_s + time.perf_counter() - start
-    if this_round in set(self.history.get('round', [])):  # the timings go with the round's evaluation
-        self.ledger.record_history(this_round, {k: self.times[k] for k in ('score_s', 'acquire_s')}, update=True)
+    self.times['acquire_s'] = select_s
+    if row is not None: row = {**row, 'score_s': self.times['score_s'], 'acquire_s': select_s}
+    # one transaction: the requests, and the round's row; refused if another process moved on
+    self.ledger.request(ds_idxs, batch.scores.tolist(), expect_round=this_round, history=row)
     return self._requests_df(ds_idxs, batch.idxs, batch.scores.tolist(), this_round + 1)
 
 @patch
@@ -367,14 +383,96 @@ def _label_pending(self:ActiveLearner)->int:
     if not len(ds_idxs): return 0
     return self.ledger.label(ds_idxs, self.oracle(ds_idxs), source=self.oracle.source)
 
+# %% ../../nbs/07a_loop.learner.ipynb #d00723a9
+@patch
+def pseudo_label(self:ActiveLearner)->int:
+    "Replace the ledger's pseudo-labels by the `pseudo` labeller's picks among the scored pool; returns how many"
+    if self.pseudo is None: raise RuntimeError("no `pseudo` labeller was given to this ActiveLearner")
+    if self.log_probs is None or self._scored != self._fitted: self.score()
+    pool_idxs, cls, conf = self.pseudo.pick(self)
+    ds_idxs = self.pool.to_ds(pool_idxs)
+    pending = torch.tensor(self.ledger.pending().ds_idx.tolist(), dtype=torch.long)
+    free = ~torch.isin(ds_idxs, self.ledger.labelled_idxs()) & ~torch.isin(ds_idxs, pending)
+    ds_idxs, cls, conf = ds_idxs[free], cls[free], conf[free]
+    if cls.ndim > 1: labels = self._write_masks(ds_idxs, cls)
+    else:
+        vocab = self.split.vocab if self.split.vocab is not None else list(range(self.log_probs.shape[2]))
+        labels = [vocab[c] for c in cls.tolist()]
+    n = self.ledger.set_pseudo(ds_idxs, labels, scores=conf.tolist())
+    if cls.ndim > 1: self._remove_stale_masks(labels)
+    return n
+
+@patch
+def _pseudo_dir(self:ActiveLearner)->Path:
+    "Where pseudo-label masks are written: beside the ledger file, or in a temporary folder for an in-memory ledger"
+    if self.pseudo_dir is None:
+        path = self.ledger.path
+        self.pseudo_dir = Path(path.with_name(path.name + '.pseudo') if path is not None else tempfile.mkdtemp(prefix='pseudo-'))
+    Path(self.pseudo_dir).mkdir(parents=True, exist_ok=True)
+    return Path(self.pseudo_dir)
+
+@patch
+def _write_masks(self:ActiveLearner, ds_idxs:Tensor, masks:Tensor)->list[str]:
+    "Write predicted masks as PNG files (`write_png`: atomically); return their paths"
+    folder = self._pseudo_dir()
+    return [str(write_png(folder/f'{i}-round{self.round}.png', mask))
+            for i, mask in zip(ds_idxs.tolist(), masks.to(torch.uint8).numpy())]
+
+@patch
+def _remove_stale_masks(self:ActiveLearner, keep:list[str]):
+    "Delete mask files of earlier rounds that no pseudo-label points at any more"
+    keep = {Path(p).name for p in keep}
+    for f in self._pseudo_dir().glob('*-round*.png'):
+        if f.name not in keep: f.unlink()
+
+@patch
+def _pseudo_stats(self:ActiveLearner)->dict:
+    "How many pseudo-labels this round trained on and, with a simulated oracle, how many were right (pixels for masks)"
+    pseudo = self.ledger.labels(pseudo=True)
+    stats = {'n_pseudo': len(pseudo), 'pseudo_accuracy': float('nan')}
+    if pseudo and isinstance(self.oracle, SimulatedOracle):
+        truth = self.oracle(torch.tensor(list(pseudo)))
+        stats['pseudo_accuracy'] = float(np.mean([_agreement(p, t) for p, t in zip(pseudo.values(), truth)]))
+    return stats
+
+def _agreement(pseudo, truth)->float:
+    "1/0 for a class label; the share of equal pixels for a mask file"
+    if isinstance(pseudo, str) and pseudo.endswith('.png') and isinstance(truth, (str, os.PathLike)):
+        return float((np.array(Image.open(pseudo)) == np.array(Image.open(truth))).mean())
+    return float(pseudo == truth)
+
+# %% ../../nbs/07a_loop.learner.ipynb #dc8ddc84
+@patch
+def _member_cbs(self:ActiveLearner):
+    "A factory of each member's fit callbacks (the sampler's, then the `semi` method's for that member), in member order"
+    members = iter(range(self.sampler.n_members))
+    return lambda: list(self.sampler.fit_cbs()) + self._semi_cbs(next(members))
+
+@patch
+def _semi_cbs(self:ActiveLearner, member:int)->list:
+    "The `semi` method's callbacks for learner `member` of this round"
+    return [] if self.semi is None else list(self.semi.fit_cbs(self, member))
+
+@patch
+def _semi_stats(self:ActiveLearner)->dict:
+    "Pool items the `semi` method was confident about in the last fit and, with a simulated oracle, the share right"
+    ds_idxs, cls = self.semi.confident()
+    stats = {'n_confident': len(ds_idxs), 'confident_accuracy': float('nan')}
+    if len(ds_idxs) and isinstance(self.oracle, SimulatedOracle) and (cls >= 0).all():  # dense methods give no classes (-1)
+        vocab = self.split.vocab if self.split.vocab is not None else range(int(cls.max()) + 1)
+        truth = self.oracle(ds_idxs)
+        stats['confident_accuracy'] = float(np.mean([vocab[c] == t for c, t in zip(cls.tolist(), truth)]))
+    return stats
+
 # %% ../../nbs/07a_loop.learner.ipynb #ff217bb7
 @patch
-def _record(self:ActiveLearner, **extra)->dict:
+def _round_record(self:ActiveLearner, **extra)->dict:
+    "This round's row of `history`, not yet written: counts, what trained on unlabelled items, validation figures, seconds, `extra`"
     train_idxs, valid_idxs = self.split.train_valid_idxs()
     rec = dict(round=self.round, n_labelled=self.ledger.n_labelled, n_train=len(train_idxs),
                n_valid=len(valid_idxs) if self.split.valid_items is None else len(self.split.valid_items),
-               n_acquired=self._n_acquired())
-    if self.pseudo is not None: rec.update(self._pseudo_stats())
+               n_acquired=self.ledger.n_acquired())
+    if self.pseudo is not None: rec.update(self._pseudo_stats())   # the extensions' figures of this round
     if self.semi is not None: rec.update(self._semi_stats())
     start = time.perf_counter()
     metrics = self.validate()
@@ -382,7 +480,6 @@ def _record(self:ActiveLearner, **extra)->dict:
     if nan: raise RuntimeError(self._nan_message(nan, train_idxs, valid_idxs))
     rec.update(**metrics, fit_s=self.times.get('fit_s', 0.), valid_s=time.perf_counter() - start, **extra)
     if self.split.vocab is not None: rec['class_counts'] = self.ledger.class_counts()
-    self.ledger.record_history(rec['round'], rec)
     return rec
 
 @patch
@@ -403,16 +500,14 @@ def _nan_message(self:ActiveLearner, names:list, train_idxs:Tensor, valid_idxs:T
 def evaluate(self:ActiveLearner)->dict:
     "Validate the learners of the current labels and record the figures as this round's row of `history`"
     self._check_fresh('evaluate')
-    return self._record()
-
-@patch
-def _n_acquired(self:ActiveLearner)->int:
-    "Labels given in the acquisition rounds (round 1 on); pseudo-labels are not labels"
-    return self.ledger._q('SELECT COUNT(*) FROM labels WHERE round > 0')[0][0]
+    rec = self._round_record()
+    self.ledger.record_history(rec['round'], rec)
+    self._evaluation = rec
+    return rec
 
 @patch
 def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:int|None=None,
-         stop=None, # A stopping criterion or a list of them (see `07d_loop.stopping`): `criterion(al) -> (values, stop)`
+         stop=None, # A stopping criterion or a list of them (see `07c_loop.stopping`): `criterion(al) -> (values, stop)`
         )->pd.DataFrame:
     "Fit, validate, acquire `n_per_round` and label until `rounds` rounds, `budget` acquired labels in total, or a `stop` criterion fires"
     stops = [] if stop is None else list(stop) if isinstance(stop, (list, tuple)) else [stop]
@@ -426,7 +521,7 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
     def remaining():
         left = []
         if rounds is not None: left.append(max(rounds - self.round, 0))
-        if budget is not None: left.append(math.ceil(max(budget - self._n_acquired(), 0) / n_per_round))
+        if budget is not None: left.append(math.ceil(max(budget - self.ledger.n_acquired(), 0) / n_per_round))
         if not left: left.append(math.ceil(len(self.ledger.unlabelled_idxs()) / n_per_round))  # `stop` alone: at most until the pool is empty
         return min(left)
     h = self.history
@@ -439,15 +534,14 @@ def loop(self:ActiveLearner, rounds:int|None=None, n_per_round:int=10, budget:in
     try:
         for _ in (steps if bar is None else bar):
             if self._fit_error is not None or self._fitted is None or self._fitted[1:] != self._label_state()[1:]: self.fit()
-            n = n_per_round if budget is None else min(n_per_round, budget - self._n_acquired())
+            n = n_per_round if budget is None else min(n_per_round, budget - self.ledger.n_acquired())
             n = min(n, len(self.ledger.unlabelled_idxs()))
             values, halt = self._check_stop(stops)
+            row = self._round_record(**values)
             if remaining() == 0 or n <= 0 or halt:
-                self._record(**values)
+                self.ledger.record_history(row['round'], row)   # the last round: no requests end it
                 break
-            rec = self._record(**values)
-            self.acquire(n)
-            self.ledger.record_history(rec['round'], {**rec, 'score_s': self.times['score_s'], 'acquire_s': self.times['acquire_s']})
+            self._acquire(n, row)  # the round's one row, written with the requests that end the round
             if self.pseudo is not None: self.pseudo_label()
             self._label_pending()
     except BaseException:
@@ -475,7 +569,7 @@ def history(self:ActiveLearner)->pd.DataFrame:
     "One row per round: labelled counts, validation metrics, and seconds spent training, scoring and acquiring"
     return self.ledger.history()
 
-# %% ../../nbs/07a_loop.learner.ipynb #2b11a0c2
-# patched onto `ActiveLearner` in these modules: pseudo-labels and the `semi=` callbacks (`07b_loop.learner_semi`), the
-# learning curves (`07c_loop.curves`)
-from . import learner_semi, curves
+@patch
+def plot_history(self:ActiveLearner, metric:str|None=None, ax=None):
+    "The learning curve of this run: `metric` (default: the first metric) against the number of labels"
+    return plot_learning_curves({repr(self.acquisition): self.history}, metric=metric, ax=ax)

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from ..core import write_png
 from ..data.split import ActiveSplit
 from ..loop.learner import ActiveLearner
 from .answers import (_split_of, _target_kind, _as_image, review_batch, item_keys, ds_idxs_of_keys,
@@ -424,7 +425,7 @@ def import_annotations(obj, # An ActiveLearner or ActiveSplit: the ledger that r
     return report
 
 def _write_masks(split, ds_idxs, masks, refs, mask_dir)->list[str]:
-    "Write imported masks as PNG files of class indices (a temporary file, then a rename); return their paths"
+    "Write imported masks as PNG files of class indices (`write_png`: atomically); return their paths"
     if not len(masks): return []
     if mask_dir is None:
         if split.ledger.path is None: raise ValueError("an in-memory ledger has no folder for imported masks: pass `mask_dir`")
@@ -432,11 +433,7 @@ def _write_masks(split, ds_idxs, masks, refs, mask_dir)->list[str]:
     Path(mask_dir).mkdir(parents=True, exist_ok=True)
     paths = []
     for i, mask, ref in zip(list(ds_idxs), masks, refs):
-        path = Path(mask_dir)/f"{i}-{re.sub(r'[^A-Za-z0-9.-]', '-', ref)}.png"
-        tmp = path.with_suffix('.tmp.png')
-        Image.fromarray(mask).save(tmp)
-        os.replace(tmp, path)
-        paths.append(str(path))
+        paths.append(str(write_png(Path(mask_dir)/f"{i}-{re.sub(r'[^A-Za-z0-9.-]', '-', ref)}.png", mask)))
     return paths
 
 # %% ../../nbs/10b_people.label_studio.ipynb #a251a52c
