@@ -82,7 +82,7 @@ def test_label_studio_round_trip(tmp_path):
         n_before = split.ledger.n_labelled
         split.ledger.cancel_requests()
         al.fit()
-        al._record()
+        al.evaluate()
         req2 = al.acquire(6)
         assert ls.push(al) == 6
         tasks = {t['data']['key']: t for t in ls.tasks()}
@@ -93,7 +93,7 @@ def test_label_studio_round_trip(tmp_path):
         assert split.ledger.n_labelled == n_before + 6
         assert len(split.ledger.pending()) == 0
     al.fit()
-    al._record()
+    al.evaluate()
     h = al.history
     assert h.n_labelled.tolist() == [24, 30]
     print(f"Label Studio round trip: {time.monotonic() - start:.0f} s in all (server start {server.started_s:.0f} s)")
