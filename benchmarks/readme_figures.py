@@ -669,6 +669,48 @@ def fit_speed_readme(root):
             f"{d['env']['loadavg_1min_before']:.1f}")
 
 
+# --- what a round costs, pools bigger than memory (the tour: benchmarks/workflow_costs.py, pool_scoring.py) ---------
+
+def _md_table(root:Path, source:str)->pd.DataFrame:
+    "The first Markdown table of a result file, its first column the index"
+    lines = [l for l in (root/RESULTS/source).read_text().splitlines() if l.startswith('|')]
+    cells = lambda l: [c.strip() for c in l.strip().strip('|').split('|')]
+    return pd.DataFrame([cells(l) for l in lines[2:]], columns=cells(lines[0])).set_index(cells(lines[0])[0])
+
+WORKFLOW_ROWS = {'DataFrame, a person: `tabular_learner`, MC dropout `K=8`, BatchBALD (24)':
+                     'DataFrame, a person (tabular_learner, MC dropout K=8, BatchBALD)',
+                 'DataFrame, a person: ensemble of 3 `tabular_learner`s, BALD':
+                     'DataFrame, a person (3 tabular_learners, ensemble, BALD)'}
+
+@figure(TOUR, 'what a round costs: the DataFrame workflows', 'workflow_costs.md')
+def workflow_costs(root):
+    t, expect = _md_table(root, 'workflow_costs.md'), {}
+    for label, row in WORKFLOW_ROWS.items():
+        r = t.loc[row].astype(float)
+        expect |= {(label, 1): r['pool'], (label, 2): r['per_round'], (label, 3): r['round_cpu_s'], (label, 4): r['round_wall_s']}
+    return Cells('| workflow (`nbs/`) | pool | per round | CPU s | wall s | of which fit / score / acquire |', expect)
+
+@figure(TOUR, 'what a round costs: the image folder, its cache and arrays', 'workflow_costs_images.md')
+def workflow_costs_images(root):
+    t = _md_table(root, 'workflow_costs_images.md')
+    cache, nocache, arrays = (t.iloc[i].astype(float) for i in range(3))
+    assert t.index[1].startswith('image folder without the item cache') and t.index[2].startswith('the same images as arrays')
+    return (f"load average {cache.load_avg:.2f}): a digits round (fit, evaluate, acquire {cache.per_round:.0f} of "
+            f"{cache.pool:,.0f}, label) takes {cache.round_wall_s:.3f} s from the image folder with the cache, "
+            f"{nocache.round_wall_s:.3f} s without it, and {arrays.round_wall_s:.3f} s from the same images held as arrays "
+            f"(`ArraySplit`): {cache.round_wall_s / arrays.round_wall_s:.2f}x the arrays")
+
+@figure(TOUR, 'pools bigger than memory: items per second and memory', 'pool_scoring-full.json')
+def pool_scoring(root):
+    rows = json.loads((root/RESULTS/'pool_scoring-full.json').read_text())['rows']
+    get = lambda pool, n, scorer: next(r for r in rows if (r['pool'], r['N'], r['scorer']) == (pool, n, scorer))
+    img, img_mem = get('images', 100_000, 'chunked'), get('images', 100_000, 'memory')
+    row, row_mem = get('rows', 1_000_000, 'chunked'), get('rows', 1_000_000, 'memory')
+    return (f"100,000 image files score at {img['items_per_s']:,.0f} items/s chunked ({img_mem['items_per_s']:,.0f}/s in "
+            f"memory), and 1,000,000 memory-mapped rows at {row['items_per_s']:,.0f} rows/s chunked with the driver's memory "
+            f"growing {row['peak_anon_mib']:.0f} MiB, against {row_mem['peak_anon_mib']:.0f} MiB in memory")
+
+
 # --- check, write ---------------------------------------------------------------------------------------------
 
 def _norm(text:str)->str: return re.sub(r'\s+', ' ', text).strip()
