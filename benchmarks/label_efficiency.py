@@ -39,7 +39,8 @@ from fastai_active.demo import digits_learner
 from fastai_active.loop.learner import ActiveLearner, PseudoLabeller, SimulatedOracle
 from fastai_active.loop.curves import plot_learning_curves
 from fastai_active.models import gal_cnn
-from fastai_active.uncertainty.core import SinglePass
+from fastai_active.uncertainty.core import SinglePass, DeepEnsemble
+from fastai_active.uncertainty.mc_dropout import MCDropout
 from fastai_active.semi.augment import SignalAugment
 from fastai_active.semi.fixmatch import FixMatch
 
@@ -204,10 +205,9 @@ def fit_recipe(args):
 
 def make_sampler(name, n_samples):
     if name == 'single': return SinglePass()
-    from fastai_active import uncertainty
-    if name == 'mc': return uncertainty.MCDropout(n_samples=n_samples)  # the same K masks for every item
-    if name == 'mc-independent': return uncertainty.MCDropout(n_samples=n_samples, consistent_masks=False)
-    if name == 'ensemble': return uncertainty.DeepEnsemble(n_members=5)
+    if name == 'mc': return MCDropout(n_samples=n_samples)  # the same K masks for every item
+    if name == 'mc-independent': return MCDropout(n_samples=n_samples, consistent_masks=False)
+    if name == 'ensemble': return DeepEnsemble(n_members=5)
     raise SystemExit(f"unknown sampler {name!r}")
 
 

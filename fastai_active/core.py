@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from fastai.learner import Learner
 
 # %% auto #0
 __all__ = ['check_log_probs', 'mean_log_probs', 'CandidateBatch', 'derive_seed', 'torch_generator', 'seeded', 'as_idxs',
