@@ -18,6 +18,7 @@ from fastai_active.datasets import customer_table as customers
 from fastai_active.demo import digits_block, digits_learner
 from fastai_active.loop.learner import ActiveLearner
 from fastai_active.data.split import ActiveSplit
+import fastai_active.data.tabular  # registers TabularSplit, which `ActiveSplit(to, ...)` gives for a TabularPandas
 from fastai_active.acquisition.scores import entropy, bald
 from fastai_active.acquisition.strategies import as_acquisition
 from fastai_active.acquisition.diversity_acquisition import TypiClust

@@ -133,6 +133,9 @@ class ActiveSplit:
         if takes is not None: ActiveSplit._takes[takes] = cls
     def __new__(cls, dblock=None, *args, **kwargs):
         sub = next((s for t, s in ActiveSplit._takes.items() if isinstance(dblock, t)), None) if cls is ActiveSplit else None
+        if sub is None and cls is ActiveSplit and isinstance(dblock, Tabular):
+            raise TypeError("a TabularPandas is split by TabularSplit, which `fastai_active.data.tabular` registers: import it "
+                            "(or `from fastai_active.all import *`) before `ActiveSplit(to, ...)`")
         if sub is None: return super().__new__(cls)
         # the fastai tabular way, `ActiveSplit(to, ...)`: a `TabularSplit` (registered by `data.tabular`, which builds on this module)
         if args: raise TypeError(f"expected the options of a {sub.__name__} by keyword, e.g. `ActiveSplit(to, path=...)`")
