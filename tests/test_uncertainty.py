@@ -499,7 +499,8 @@ def test_consistent_masks_are_the_default_everywhere(entry):
     assert (indep[5] - indep[0]).abs().max() > 1e-3
 
 
-def test_uncertainty_still_exports_the_mc_dropout_names():
-    import fastai_active.uncertainty.core as u, fastai_active.uncertainty.mc_dropout as mcd
-    assert u.MCDropout is mcd.MCDropout and u.MCDropoutSampling is mcd.MCDropoutSampling
-    with pytest.raises(AttributeError, match="no attribute 'nope'"): u.nope
+def test_mc_dropout_names_come_from_all_and_their_module():
+    "The flat module's shim (MC dropout names through `uncertainty`) went with the layers: `all` and `uncertainty.mc_dropout` give them"
+    import fastai_active.all as a, fastai_active.uncertainty.mc_dropout as mcd, fastai_active.uncertainty.core as u
+    assert a.MCDropout is mcd.MCDropout and a.MCDropoutSampling is mcd.MCDropoutSampling
+    assert not hasattr(u, 'MCDropout')  # the lower module does not reach up for it
