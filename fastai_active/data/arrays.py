@@ -17,14 +17,15 @@ from ..core import as_idxs
 from .split import ActiveSplit, Pool
 
 # %% auto #0
-__all__ = ['check_tensor', 'TensorDL', 'TensorDataLoaders', 'ArraySplit']
+__all__ = ['TensorDL', 'TensorDataLoaders', 'ArraySplit']
 
 # %% ../../nbs/03e_data.arrays.ipynb #83db3064
 def _uint8_to_float(x:Tensor)->Tensor:
     "`uint8` inputs as `float32` in [0, 1] (fastai's `IntToFloatTensor`); others as they are"
     return x.float().div_(255) if x.dtype == torch.uint8 else x
 
-def check_tensor(a, name:str)->Tensor:
+def _tensor_of(a, name:str)->Tensor:
+    "An array as a tensor sharing its memory (`torch.from_numpy`; no copy of a contiguous array), a tensor as it is"
     if isinstance(a, np.ndarray): return torch.from_numpy(np.ascontiguousarray(a))
     if isinstance(a, Tensor): return a
     raise TypeError(f"expected {name} as a NumPy array or a tensor, got {type(a).__name__}")
@@ -37,7 +38,7 @@ class TensorDL(DataLoader):
                  vocab:Sequence|None=None, # The classes of a category target (`dls.vocab`, `dls.c`)
                  **kwargs): # `bs`, `shuffle`, `drop_last`, `device`, `after_batch`, ... as for fastai's `DataLoader`
         if isinstance(tensors, (Tensor, np.ndarray)): tensors = (tensors,)
-        tensors = tuple(check_tensor(t, 'tensors') for t in tensors)
+        tensors = tuple(_tensor_of(t, 'tensors') for t in tensors)
         if not tensors: raise ValueError("expected at least one tensor, got none")
         if not 1 <= n_inp <= len(tensors): raise ValueError(f"expected n_inp in 1..{len(tensors)}, got {n_inp}")
         lengths = [len(t) for t in tensors]
@@ -91,7 +92,7 @@ class ArraySplit(ActiveSplit):
                  x_tfm:Callable|None=_uint8_to_float, # Applied to each input batch (training, validation and pool)
                  accept_changed:bool=False):
         if vocab is None: raise ValueError("expected the classes up front: pass `vocab=[...]` (e.g. `vocab=list(range(10))`)")
-        self.source = check_tensor(x, 'x')
+        self.source = _tensor_of(x, 'x')
         if y is not None:
             y = np.asarray(y).tolist()
             if len(y) != len(self.source): raise ValueError(f"expected {len(self.source)} labels in y, got {len(y)}")
@@ -101,7 +102,7 @@ class ArraySplit(ActiveSplit):
         self._class_of = {v: i for i, v in enumerate(self.vocab)}
         self.valid_pct, self.seed, self.min_epoch_items = valid_pct, seed, min_epoch_items
         self._open(path, accept_changed)
-        self.valid_x = None if valid_x is None else check_tensor(valid_x, 'valid_x')
+        self.valid_x = None if valid_x is None else _tensor_of(valid_x, 'valid_x')
         if valid_y is not None: valid_y = np.asarray(valid_y).tolist()
         self._set_valid(self.valid_x, valid_y)
         if valid_y is not None: self._valid_t = self._classes(self.valid_labels)
