@@ -122,3 +122,62 @@ def test_repeated_digits_are_noisy_copies_in_blocks():
     assert (y[:n] == y1).all() and (y[2 * n:] == y1).all()
     diff = X[:n].astype(int) - X[n:2 * n].astype(int)
     assert 0 < np.abs(diff).mean() < 40  # the same images under independent noise of sigma = 0.1 * 255, clipped
+
+
+def _tiny_learner():
+    "A fastai Learner on 64 two-feature rows (arrays), for the fit recipe's callbacks"
+    import torch
+    from torch import nn
+    from fastai.learner import Learner
+    from fastai.losses import CrossEntropyLossFlat
+    from fastai_active.data.arrays import TensorDL, TensorDataLoaders
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    dls = TensorDataLoaders(TensorDL((x, y), bs=16, shuffle=True), TensorDL((x, y), bs=16))
+    return Learner(dls, nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2)), loss_func=CrossEntropyLossFlat()), (x, y)
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best_epochs_weights():
+    "Held-out accuracies 0.5, 0.7, 0.6, 0.7, 0.65 with patience 3: stop after epoch 5, with the weights of epoch 2"
+    import copy, torch
+    learn, (x, y) = _tiny_learner()
+    scripted, states = iter([.5, .7, .6, .7, .65, .9, .9]), []
+    class Scripted(le.EarlyStopping):
+        def accuracy(self):
+            states.append(copy.deepcopy(self.learn.model.state_dict()))
+            return next(scripted)
+    stop = Scripted(learn.dls.valid, patience=3)
+    with learn.no_logging(), learn.no_bar(): learn.fit(10, 1e-2, cbs=stop)
+    assert stop.n_epochs == 5 and stop.best == .7
+    for k, v in learn.model.state_dict().items(): assert torch.equal(v, states[1][k]), k
+    assert not all(torch.equal(v, states[4][k]) for k, v in learn.model.state_dict().items())  # not the last epoch's
+
+
+def test_early_stopping_accuracy_is_the_held_out_accuracy_with_dropout_off():
+    import torch
+    learn, (x, y) = _tiny_learner()
+    learn.model = torch.nn.Sequential(learn.model, torch.nn.Dropout(0.9))
+    learn.model.train()
+    stop = le.EarlyStopping(learn.dls.test_dl((x, y), with_labels=True, bs=10), patience=3)
+    stop.learn = learn
+    with torch.no_grad(): expected = (learn.model.eval()(x).argmax(1) == y).float().mean().item()
+    learn.model.train()
+    assert stop.accuracy() == pytest.approx(expected)
+    assert learn.model.training  # left as it was
+
+
+def test_held_out_validation_images_leave_the_pool():
+    import argparse
+    from collections import Counter
+    split, size, held = le.make_split('digits', None, None, 0, 20, valid_size=100)
+    (X, y), _, _ = le.load_dataset('digits')
+    assert len(held[0]) == 100 and len(split.source) == len(X) - 100
+    rows = lambda a: [tuple(r) for r in np.asarray(a).reshape(len(a), -1).tolist()]
+    once = {r for r, c in Counter(rows(X)).items() if c == 1}  # digits has a few duplicate images: judge by the unique ones
+    pool = set(rows(split.source))
+    unique_held = [r for r in rows(held[0]) if r in once]
+    assert len(unique_held) > 90 and not set(unique_held) & pool
+    assert le.make_split('digits', None, None, 0, 20, valid_size=100)[2][1].tolist() == held[1].tolist()  # seeded
+    with pytest.raises(SystemExit, match='--early-stop needs --valid-size'):
+        le.fit_recipe(argparse.Namespace(early_stop=3, schedule='constant'), None)
