@@ -99,6 +99,17 @@ def label_efficiency_block(root:Path)->str:
         lines.append(f"| {label} | " + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
+@figure(BENCH_README, 'paper_round_costs', 'mnist_paper_recipe/round_costs.csv', block=True)
+def paper_round_costs(root:Path)->str:
+    "One BatchBALD round of MNIST per step toward the paper's recipe (`python -m benchmarks.paper_recipe`)"
+    df = _read_csv(root, 'mnist_paper_recipe/round_costs.csv')
+    lines = ['| variant | adds | fit s (epochs) | scoring s (items x K) | picking s | scoring s, whole pool | accuracy, 20 labels |',
+             '|---|---|---|---|---|---|---|']
+    for r in df.itertuples():
+        lines.append(f"| {r.variant} | {r.adds} | {r.fit_s:.0f} ({r.epochs}) | {r.score_s:.0f} ({r.items_scored:,} x {r.K}) | "
+                     f"{r.acquire_s:.1f} | {r.score_s_whole_pool:,.0f} | {r.accuracy_round0:.3f} |")
+    return '\n'.join(lines)
+
 BENCH_ROWS = {'random': 'random', 'entropy, single pass (top-k)': 'entropy (single)',
               'power-entropy, single pass (default)': 'powerentropy (single)', 'entropy, MC': 'entropy (mc)',
               'BALD, MC': 'bald (mc)', 'BALD, MC with independent masks': 'bald (mc-independent)',
