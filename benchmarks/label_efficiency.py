@@ -182,12 +182,12 @@ def paper_cnn(n_classes=10, p=0.5):
 
 def make_learner_for(dataset, size, model='default'):
     "The same recipe for every strategy: the demo's CNN on digits, an MLP (or a CNN) on MNIST-1D, Gal et al.'s CNN on MNIST"
+    allowed = {'mnist1d': ('default', 'cnn'), 'mnist': ('default', 'paper'), 'repeated_mnist': ('default', 'paper')}.get(dataset, ('default',))
+    if model not in allowed: raise SystemExit(f"--model {model} is not a model of --dataset {dataset}: expected one of {list(allowed)}")
     if dataset in ('digits', 'repeated_digits'): return digits_learner
     def make_learner(dls):
         if dataset == 'mnist1d': net = cnn_1d() if model == 'cnn' else mlp_1d()
-        elif model == 'paper':
-            if size != 28: raise SystemExit(f"--model paper is the paper's 28 x 28 MNIST model, got {dataset} of size {size}")
-            net = paper_cnn(10)
+        elif model == 'paper': net = paper_cnn(10)
         else: net = gal_cnn(10, c_in=1, size=size)
         return Learner(dls, net, loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     return make_learner
@@ -323,6 +323,7 @@ def check_resume(meta_path:Path, meta:dict):
 def run(args):
     out = Path(args.out)
     if args.repeat_base is not None and args.dataset != 'repeated_mnist': raise SystemExit("--repeat-base is for --dataset repeated_mnist")
+    make_learner_for(args.dataset, None, args.model)  # refuses a model that is not one of the dataset's before any ledger is written
     (out/'runs').mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, args.threads))
     jobs = [(s, seed) for seed in args.seeds for s in args.strategies]

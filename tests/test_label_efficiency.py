@@ -181,3 +181,10 @@ def test_held_out_validation_images_leave_the_pool():
     assert le.make_split('digits', None, None, 0, 20, valid_size=100)[2][1].tolist() == held[1].tolist()  # seeded
     with pytest.raises(SystemExit, match='--early-stop needs --valid-size'):
         le.fit_recipe(argparse.Namespace(early_stop=3, schedule='constant'), None)
+
+
+def test_a_model_of_another_dataset_is_refused_before_any_ledger(tmp_path):
+    "--model paper on digits was ignored (digits has its own CNN): a run that says one model and trains another"
+    with pytest.raises(SystemExit, match=r"--model paper is not a model of --dataset digits: expected one of \['default'\]"):
+        le.main(['run', '--dataset', 'digits', '--model', 'paper', '--strategies', 'random', '--seeds', '0', '--out', str(tmp_path)])
+    assert not (tmp_path/'runs').exists()
