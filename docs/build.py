@@ -335,7 +335,7 @@ def write_config(nav):
         items = nav[sec]
         if not items: continue
         if sec == 'Get started': entries.append({sec: [{'Home': p} for _, p in items]})
-        elif sec == 'API reference': entries.append({sec: [{LAYERS.get(g, g): [{t: p} for t, p in its]} for g, its in _by_layer(items)]})
+        elif sec == 'API reference': entries.append({sec: [{g: [{t: p} for t, p in its]} for g, its in _by_layer(items)]})
         else: entries.append({sec: [{t: p} for t, p in items]})
     cfg = {'INHERIT': os.path.relpath(DOCS_DIR/'mkdocs.yml', SRC), 'docs_dir': 'md',
            'site_dir': os.path.relpath(SITE, SRC), 'hooks': [os.path.relpath(DOCS_DIR/'hooks.py', SRC)], 'nav': entries}
