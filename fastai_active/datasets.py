@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['SHAPES', 'digits_folder', 'shape_kinds', 'make_shapes', 'shapes_folder', 'mask_of', 'customer_table']
+__all__ = ['SHAPES', 'DETECTION_SHAPES', 'digits_folder', 'shape_kinds', 'make_shapes', 'shapes_folder', 'mask_of',
+           'make_detection', 'detection_folder', 'customer_table']
 
 # %% ../nbs/01_datasets.ipynb #1525cf01
 def digits_folder(path:str|Path, # Folder to write (reused when it already holds the same split)
@@ -143,6 +144,116 @@ def shapes_folder(path:str|Path, n:int=200, seed:int=0, **kwargs)->Path:
 def mask_of(image_file:Path)->Path:
     "The mask file of an image written by `shapes_folder`"
     return Path(image_file).parent.parent/'masks'/Path(image_file).name
+
+# %% ../nbs/01_datasets.ipynb #88467700
+DETECTION_SHAPES = ('circle', 'square', 'triangle')
+
+def _object_mask(kind:str, side:int)->np.ndarray:
+    "A boolean `side` x `side` mask of `kind` touching all four edges"
+    yy, xx = np.mgrid[:side, :side].astype(np.float64) + 0.5
+    c = side / 2
+    if kind == 'circle': return (yy - c)**2 + (xx - c)**2 <= c**2 + 0.25
+    if kind == 'square': return np.ones((side, side), bool)
+    if kind == 'triangle': return np.abs(xx - c) <= yy / 2 + 0.5  # apex on the top row, base on the bottom row
+    raise ValueError(f"expected a shape in {DETECTION_SHAPES}, got {kind!r}")
+
+def _clutter(h:int, w:int, rng:np.random.Generator)->np.ndarray:
+    "A grey, low-saturation RGB background in [0, 255]: plane-wave texture, noise, grey lines and blobs"
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    grey = rng.uniform(90, 160) + 30 * _texture(max(h, w), rng)[:h, :w]
+    for _ in range(rng.integers(2, 6)):  # lines
+        a, off, half = rng.uniform(0, np.pi), rng.uniform(-w / 2, w / 2), rng.uniform(0.5, 2)
+        dist = np.abs((xx - w / 2) * np.sin(a) - (yy - h / 2) * np.cos(a) - off)
+        grey = np.where(dist <= half, rng.uniform(40, 210), grey)
+    for _ in range(rng.integers(1, 4)):  # blobs
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(4, 14)
+        grey = np.where((yy - cy)**2 + (xx - cx)**2 <= r**2, rng.uniform(40, 210), grey)
+    tint = rng.uniform(-8, 8, 3)  # a slight colour cast: saturation stays below 30
+    img = grey[..., None] + tint + rng.normal(0, 4, (h, w, 3))
+    return np.clip(img, 0, 255)
+
+def _saturated_colour(rng:np.random.Generator)->np.ndarray:
+    "An RGB colour with one channel high, one low: saturation (max - min) at least 150"
+    hi, lo = rng.permutation(3)[:2]
+    colour = rng.uniform(60, 200, 3)
+    colour[hi], colour[lo] = rng.uniform(210, 255), rng.uniform(0, 50)
+    return colour.round()
+
+# %% ../nbs/01_datasets.ipynb #a5240273
+def make_detection(n:int, # Number of images
+                   seed:int=0, # Seed of everything random
+                   min_size:int=96, # Smallest image height or width in pixels
+                   max_size:int=128, # Largest image height or width in pixels
+                   max_objects:int=6, # Most objects in an image (the least is 1, or 0 for the empty images)
+                   min_object:int=10, # Smallest object side in pixels
+                   max_object:int=36, # Largest object side in pixels
+                   empty_frac:float=0.1, # Share of images with no object
+                   shapes:Sequence[str]=DETECTION_SHAPES, # Classes to draw
+                  )->tuple[list[np.ndarray], list[tuple[np.ndarray, list[str]]]]:
+    "Images `uint8 [h, w, 3]` and their labels: boxes `int [n, 4]` as `[x, y, w, h]` and the class names"
+    for name, v in (('min_size', min_size), ('max_size', max_size), ('min_object', min_object), ('max_object', max_object)):
+        if not (isinstance(v, numbers.Integral) and v > 0): raise ValueError(f"expected {name} a positive int, got {v!r}")
+    if not 2 <= min_object <= max_object <= min_size // 2 or min_size > max_size:
+        raise ValueError(f"expected 2 <= min_object <= max_object <= min_size // 2 and min_size <= max_size, got "
+                         f"min_object={min_object}, max_object={max_object}, min_size={min_size}, max_size={max_size}")
+    if not (isinstance(max_objects, numbers.Integral) and max_objects >= 1): raise ValueError(f"expected max_objects >= 1, got {max_objects!r}")
+    if not (isinstance(empty_frac, numbers.Real) and 0 <= empty_frac <= 1): raise ValueError(f"expected empty_frac in [0, 1], got {empty_frac!r}")
+    unknown = [s for s in shapes if s not in DETECTION_SHAPES]
+    if not shapes or unknown: raise ValueError(f"expected shapes among {DETECTION_SHAPES}, got {tuple(shapes)!r}")
+    rng = np.random.default_rng(seed)
+    is_empty = np.random.default_rng([seed, 27]).permutation(np.arange(n) < round(n * empty_frac))
+    images, labels = [], []
+    for i in range(n):
+        h, w = rng.integers(min_size, max_size + 1, size=2)
+        img = _clutter(h, w, rng)
+        taken = np.zeros((h, w), bool)  # every object's box grown by 2 pixels: objects never touch
+        boxes, names = [], []
+        for _ in range(0 if is_empty[i] else rng.integers(1, max_objects + 1)):
+            for _try in range(20):  # a crowded image may hold fewer objects than drawn
+                side = int(rng.integers(min_object, max_object + 1))
+                y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+                if not taken[y:y + side, x:x + side].any(): break
+            else: continue
+            kind = shapes[rng.integers(len(shapes))]
+            mask = _object_mask(kind, side)
+            img[y:y + side, x:x + side][mask] = _saturated_colour(rng)
+            taken[max(0, y - 2):y + side + 2, max(0, x - 2):x + side + 2] = True
+            boxes.append([x, y, side, side])
+            names.append(kind)
+        images.append(img.round().astype(np.uint8))
+        labels.append((np.array(boxes, dtype=np.int64).reshape(-1, 4), names))
+    return images, labels
+
+# %% ../nbs/01_datasets.ipynb #2f6c6b22
+def detection_folder(path:str|Path, # Folder to write (reused when it already holds the same data)
+                     n:int=200, # Number of images
+                     seed:int=0, # Seed of everything random
+                     **kwargs, # Passed to `make_detection`
+                    )->Path:
+    "Write `make_detection(n, seed=seed, **kwargs)` as `path/images/NNNN.png` and `path/annotations.json` (COCO); return `path`"
+    import json
+    path = Path(path)
+    stamp = path/'.complete'
+    want = f"detection n={n} seed={seed} {sorted(kwargs.items())}"
+    if stamp.exists() and stamp.read_text() == want: return path
+    images, labels = make_detection(n, seed=seed, **kwargs)
+    vocab = list(kwargs.get('shapes', DETECTION_SHAPES))
+    coco = {'images': [], 'annotations': [],
+            'categories': [{'id': k + 1, 'name': name, 'supercategory': 'shape'} for k, name in enumerate(vocab)]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix='.detection-', dir=path.parent))
+    (tmp/'images').mkdir()
+    for i, (img, (boxes, names)) in enumerate(zip(images, labels)):
+        Image.fromarray(img).save(tmp/'images'/f'{i:04d}.png')
+        coco['images'].append({'id': i + 1, 'file_name': f'{i:04d}.png', 'height': img.shape[0], 'width': img.shape[1]})
+        for box, name in zip(boxes.tolist(), names):
+            coco['annotations'].append({'id': len(coco['annotations']) + 1, 'image_id': i + 1, 'bbox': box,
+                                        'area': box[2] * box[3], 'category_id': vocab.index(name) + 1, 'iscrowd': 0})
+    (tmp/'annotations.json').write_text(json.dumps(coco, indent=1))
+    (tmp/'.complete').write_text(want)
+    if path.exists(): shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
 
 # %% ../nbs/01_datasets.ipynb #26066a45
 def customer_table(n:int, # Rows
