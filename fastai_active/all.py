@@ -16,6 +16,7 @@ from .data.split import *
 from .data.tabular import *
 from .data.targets import *
 from .data.arrays import *
+from .data.boxes import *
 from .uncertainty.core import *
 from .uncertainty.mc_dropout import *
 from .uncertainty.embeddings import *
@@ -59,6 +60,7 @@ _MODULES = [
     'data.tabular',
     'data.targets',
     'data.arrays',
+    'data.boxes',
     'uncertainty.core',
     'uncertainty.mc_dropout',
     'uncertainty.embeddings',

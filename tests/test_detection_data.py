@@ -75,3 +75,80 @@ def test_same_seed_same_files(folder, tmp_path):
     assert digest(again) == digest(folder)
     other = detection_folder(tmp_path/'other', n=30, seed=4)
     assert digest(other)['annotations.json'] != digest(folder)['annotations.json']
+
+# ---- box labels: the checker and the COCO reader / writer ----
+from hypothesis import given, settings, strategies as st
+from fastai_active.data.boxes import check_box_label, read_coco, write_coco
+
+VOCAB = ['circle', 'square', 'triangle']
+
+@st.composite
+def image_labels(draw, whole_pixels=True):
+    "An image size and a valid label inside it: 0 to 6 boxes `[x1, y1, x2, y2]` with classes of `VOCAB`"
+    w, h = draw(st.integers(1, 300)), draw(st.integers(1, 300))
+    n = draw(st.integers(0, 6))
+    boxes = []
+    for _ in range(n):
+        if whole_pixels:
+            x1, x2 = sorted(draw(st.lists(st.integers(0, w), min_size=2, max_size=2, unique=True)))
+            y1, y2 = sorted(draw(st.lists(st.integers(0, h), min_size=2, max_size=2, unique=True)))
+        else:
+            x1, x2 = sorted(draw(st.lists(st.floats(0, w), min_size=2, max_size=2, unique=True)))
+            y1, y2 = sorted(draw(st.lists(st.floats(0, h), min_size=2, max_size=2, unique=True)))
+        boxes.append([float(x1), float(y1), float(x2), float(y2)])
+    classes = draw(st.lists(st.sampled_from(VOCAB), min_size=n, max_size=n))
+    return (w, h), (boxes, classes)
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(image_labels(), min_size=1, max_size=5))
+def test_whole_pixel_labels_round_trip_exactly(tmp_path_factory, sized):
+    sizes, labels = [s for s, _ in sized], [l for _, l in sized]
+    files = [f'{i:03d}.png' for i in range(len(labels))]
+    fname = write_coco(tmp_path_factory.mktemp('coco')/'boxes.json', files, labels, VOCAB, sizes=sizes)
+    got_files, got_labels, vocab = read_coco(fname)
+    assert (got_files, vocab) == (files, VOCAB)
+    assert [tuple(l) for l in got_labels] == [tuple(l) for l in labels]
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(image_labels(whole_pixels=False), min_size=1, max_size=3))
+def test_fractional_labels_round_trip_to_rounding(tmp_path_factory, sized):
+    "Boxes in fractions of a pixel come back within rounding (x2 is recomputed as x + w)"
+    sizes, labels = [s for s, _ in sized], [l for _, l in sized]
+    files = [f'{i}.png' for i in range(len(labels))]
+    try: fname = write_coco(tmp_path_factory.mktemp('coco')/'boxes.json', files, labels, VOCAB, sizes=sizes)
+    except ValueError as e:  # a box of width below float resolution is degenerate: refused, not written
+        assert 'positive width and height' in str(e); return
+    for (boxes, classes), (got_boxes, got_classes) in zip(labels, read_coco(fname)[1]):
+        assert got_classes == classes
+        np.testing.assert_allclose(np.array(got_boxes).reshape(-1, 4), np.array(boxes).reshape(-1, 4), rtol=0, atol=1e-9)
+
+@settings(max_examples=100, deadline=None)
+@given(image_labels())
+def test_checked_label_is_canonical_and_stable(sized):
+    size, label = sized
+    once = check_box_label(label, VOCAB, size)
+    assert once == check_box_label(once, VOCAB, size) == (label[0], label[1])
+    assert json.loads(json.dumps(once)) == list(once)  # what the ledger stores
+
+@settings(max_examples=100, deadline=None)
+@given(image_labels(), st.data())
+def test_any_corrupted_box_is_refused(sized, data):
+    "Moving one edge of a valid box outside the image, onto its other edge, or to NaN is refused, naming that box"
+    (w, h), (boxes, classes) = sized
+    if not boxes: return
+    i = data.draw(st.integers(0, len(boxes) - 1))
+    box = list(boxes[i])
+    how = data.draw(st.sampled_from(['outside', 'degenerate', 'swapped', 'nan']))
+    if how == 'outside': box[2] = w + data.draw(st.integers(1, 50))
+    elif how == 'degenerate': box[3] = box[1]
+    elif how == 'swapped': box[0], box[2] = box[2], box[0]
+    else: box[data.draw(st.integers(0, 3))] = float('nan')
+    bad = boxes[:i] + [box] + boxes[i + 1:]
+    with pytest.raises(ValueError, match=f'box {i}'): check_box_label((bad, classes), VOCAB, (w, h))
+
+def test_the_generated_folder_reads_back_complete(folder):
+    files, labels, vocab = read_coco(folder/'annotations.json')
+    coco = _coco(folder)
+    assert files == [im['file_name'] for im in coco['images']] and vocab == list(DETECTION_SHAPES)
+    assert sum(len(c) for _, c in labels) == len(coco['annotations'])
+    assert sum(not c for _, c in labels) == 3  # the images with no object are kept, as ([], [])
