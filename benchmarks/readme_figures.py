@@ -110,6 +110,19 @@ def paper_round_costs(root:Path)->str:
                      f"{r.acquire_s:.1f} | {r.score_s_whole_pool:,.0f} | {r.accuracy_round0:.3f} |")
     return '\n'.join(lines)
 
+PAPER_PUBLISHED = {('batchbald', '90%'): '80', ('batchbald', '95%'): '190', ('random', '90%'): '255', ('random', '95%'): '835'}
+
+@figure(BENCH_README, 'paper_recipe_reach', 'mnist_paper/labels_to_reach.csv', block=True)
+def paper_recipe_reach(root:Path)->str:
+    "Labels to 90% / 95% under the paper's training and model (`results/mnist_paper/`), beside the published figures"
+    df = _read_csv(root, 'mnist_paper/labels_to_reach.csv')
+    lines = ['| strategy | target | acquired: median [q25, q75] | runs that reached it | published (Kirsch et al. 2019) |',
+             '|---|---|---|---|---|']
+    for r in df.itertuples():
+        got = f"{r.median:.0f} [{r.q25:.0f}, {r.q75:.0f}]" if not math.isnan(r.median) else "not within 300"
+        lines.append(f"| {r.strategy} | {r.target} | {got} | {r.reached} | {PAPER_PUBLISHED.get((r.strategy, r.target), '')} |")
+    return '\n'.join(lines)
+
 BENCH_ROWS = {'random': 'random', 'entropy, single pass (top-k)': 'entropy (single)',
               'power-entropy, single pass (default)': 'powerentropy (single)', 'entropy, MC': 'entropy (mc)',
               'BALD, MC': 'bald (mc)', 'BALD, MC with independent masks': 'bald (mc-independent)',
