@@ -118,7 +118,10 @@ def as_idxs(idxs, name:str)->Tensor:
         raise TypeError(f"expected integer {name}, got dtype {t.dtype}")
     return t.long().cpu().flatten()
 
-def check_tensor(x, name:str)->Tensor:
+def check_tensor(x, # A tensor, NumPy array, list, tuple, `pd.Series` or `pd.Index`
+                 name:str, # Its name in the error message
+                )->Tensor:
+    "`x` as a tensor (a tensor as it is; anything else copied, since pandas can hand out read-only arrays), or a `TypeError` naming `name`"
     if isinstance(x, Tensor): return x
     if isinstance(x, (np.ndarray, list, tuple, pd.Series, pd.Index)): return torch.as_tensor(np.array(x))  # a copy: pandas arrays can be read-only
     raise TypeError(f"expected {name} as a torch.Tensor or array, got {type(x).__name__}")
