@@ -16,6 +16,23 @@ __all__ = ['SHAPES', 'DETECTION_SHAPES', 'digits_folder', 'shape_kinds', 'make_s
            'make_detection', 'detection_folder', 'customer_table']
 
 # %% ../nbs/01_datasets.ipynb #1525cf01
+def _holds(path:Path, want:str)->bool:
+    "Whether `path` is a folder this module wrote completely, holding `want` (what its `.complete` stamp says)"
+    stamp = path/'.complete'
+    return stamp.exists() and stamp.read_text() == want
+
+def _new_folder(path:Path, prefix:str)->Path:
+    "A temporary folder beside `path` to write into, so that a killed run leaves no half folder at `path`"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+
+def _put_in_place(tmp:Path, path:Path, want:str)->Path:
+    "Stamp the finished `tmp` with `want` and move it to `path` (replacing what was there)"
+    (tmp/'.complete').write_text(want)
+    if path.exists(): shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
 def digits_folder(path:str|Path, # Folder to write (reused when it already holds the same split)
                   test_frac:float=1/3, # Share of each class written to `test/`
                   seed:int=0, # Seed of the stratified train / test split
@@ -24,28 +41,22 @@ def digits_folder(path:str|Path, # Folder to write (reused when it already holds
     "Write scikit-learn's digits as `path/{train,test}/<digit>/<n>.png`; return `path`"
     from sklearn.datasets import load_digits
     path = Path(path)
-    stamp = path/'.complete'
     want = f"digits test_frac={test_frac} seed={seed} scale={scale}"
-    if stamp.exists() and stamp.read_text() == want: return path
+    if _holds(path, want): return path
     X, y = load_digits(return_X_y=True)
     rng = np.random.default_rng(seed)
     is_test = np.zeros(len(y), dtype=bool)
     for c in np.unique(y):
         idxs = rng.permutation(np.flatnonzero(y == c))
         is_test[idxs[:round(len(idxs) * test_frac)]] = True
-    # write into a temporary folder beside `path`, then move it in place: a killed run leaves no half folder
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix='.digits-', dir=path.parent))
+    tmp = _new_folder(path, '.digits-')
     for i, (x, c, t) in enumerate(zip(X, y, is_test)):
         folder = tmp/('test' if t else 'train')/str(c)
         folder.mkdir(parents=True, exist_ok=True)
         img = (x.reshape(8, 8) * (255 / 16)).round().astype(np.uint8)
         if scale > 1: img = img.repeat(scale, 0).repeat(scale, 1)
         Image.fromarray(img).save(folder/f'{i:04d}.png')
-    (tmp/'.complete').write_text(want)
-    if path.exists(): shutil.rmtree(path)
-    os.replace(tmp, path)
-    return path
+    return _put_in_place(tmp, path, want)
 
 # %% ../nbs/01_datasets.ipynb #c5d46c90
 SHAPES = ('circle', 'square', 'triangle', 'ring', 'cross')
@@ -125,21 +136,16 @@ def make_shapes(n:int, # Number of images
 def shapes_folder(path:str|Path, n:int=200, seed:int=0, **kwargs)->Path:
     "Write `make_shapes(n, seed=seed, **kwargs)` as `path/images/NNNN.png` and `path/masks/NNNN.png`; return `path`"
     path = Path(path)
-    stamp = path/'.complete'
     want = f"shapes n={n} seed={seed} {sorted(kwargs.items())}"
-    if stamp.exists() and stamp.read_text() == want: return path
+    if _holds(path, want): return path
     images, masks = make_shapes(n, seed=seed, **kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix='.shapes-', dir=path.parent))
+    tmp = _new_folder(path, '.shapes-')
     (tmp/'images').mkdir()
     (tmp/'masks').mkdir()
     for i, (img, mask) in enumerate(zip(images, masks)):
         Image.fromarray(img).save(tmp/'images'/f'{i:04d}.png')
         Image.fromarray(mask).save(tmp/'masks'/f'{i:04d}.png')
-    (tmp/'.complete').write_text(want)
-    if path.exists(): shutil.rmtree(path)
-    os.replace(tmp, path)
-    return path
+    return _put_in_place(tmp, path, want)
 
 def mask_of(image_file:Path)->Path:
     "The mask file of an image written by `shapes_folder`"
@@ -233,15 +239,13 @@ def detection_folder(path:str|Path, # Folder to write (reused when it already ho
     "Write `make_detection(n, seed=seed, **kwargs)` as `path/images/NNNN.png` and `path/annotations.json` (COCO); return `path`"
     import json
     path = Path(path)
-    stamp = path/'.complete'
     want = f"detection n={n} seed={seed} {sorted(kwargs.items())}"
-    if stamp.exists() and stamp.read_text() == want: return path
+    if _holds(path, want): return path
     images, labels = make_detection(n, seed=seed, **kwargs)
     vocab = list(kwargs.get('shapes', DETECTION_SHAPES))
     coco = {'images': [], 'annotations': [],
             'categories': [{'id': k + 1, 'name': name, 'supercategory': 'shape'} for k, name in enumerate(vocab)]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix='.detection-', dir=path.parent))
+    tmp = _new_folder(path, '.detection-')
     (tmp/'images').mkdir()
     for i, (img, (boxes, names)) in enumerate(zip(images, labels)):
         Image.fromarray(img).save(tmp/'images'/f'{i:04d}.png')
@@ -250,10 +254,7 @@ def detection_folder(path:str|Path, # Folder to write (reused when it already ho
             coco['annotations'].append({'id': len(coco['annotations']) + 1, 'image_id': i + 1, 'bbox': box,
                                         'area': box[2] * box[3], 'category_id': vocab.index(name) + 1, 'iscrowd': 0})
     (tmp/'annotations.json').write_text(json.dumps(coco, indent=1))
-    (tmp/'.complete').write_text(want)
-    if path.exists(): shutil.rmtree(path)
-    os.replace(tmp, path)
-    return path
+    return _put_in_place(tmp, path, want)
 
 # %% ../nbs/01_datasets.ipynb #26066a45
 def customer_table(n:int, # Rows
