@@ -144,17 +144,17 @@ def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, pe
     with `valid_size`, that many seeded training images are held out of the pool, labelled, for early stopping.
     Returns `(split, image size, held-out (x, y) or None)`"""
     (X, y), (Xt, yt), size = load_dataset(dataset, seed=seed, repeat_base=repeat_base)
+    channel = (lambda a: a[:, None]) if X.ndim == 3 else (lambda a: a)   # images [N, H, W] -> [N, 1, H, W]
     held_out = None
     if valid_size:
         if not 0 < valid_size < len(X): raise SystemExit(f"expected 0 < --valid-size < {len(X)}, got {valid_size}")
         out = np.zeros(len(X), bool)
         out[np.random.default_rng([seed, 1024]).permutation(len(X))[:valid_size]] = True
-        held_out = (torch.from_numpy(X[out][:, None] if X.ndim == 3 else X[out]), torch.from_numpy(y[out]).long())
+        held_out = (torch.from_numpy(channel(X[out])), torch.from_numpy(y[out]).long())
         X, y = X[~out], y[~out]
     path = None if run_name is None else out_runs/f'{run_name}.db'   # no name: a ledger in memory
     if per_item: split = per_item_split(X, y, Xt, yt, path, seed, epoch_items)
     else:
-        channel = (lambda a: a[:, None]) if X.ndim == 3 else (lambda a: a)   # images [N, H, W] -> [N, 1, H, W]
         split = ArraySplit(channel(X), y, vocab=list(range(10)), valid_x=channel(Xt), valid_y=yt,
                            path=path, min_epoch_items=epoch_items, seed=seed)
     if n_initial and split.ledger.n_labelled == 0: split.label_random(n_initial, balanced=True, seed=seed)
@@ -252,26 +252,21 @@ class EarlyStopping(Callback):
 
 
 def fit_recipe(args, held_out=None):
-    "`--schedule cos`: cosine decay from `--lr` with no warm-up (FixMatch's schedule); `constant`: `--lr` throughout; default: fastai's one-cycle. With `--early-stop`, at most `--epochs`, stopped on `held_out`"
-    if args.early_stop:
-        from fastai_active.loop.learner import SkipValidation
-        if held_out is None: raise SystemExit("--early-stop needs --valid-size: the held-out labelled images it stops on")
-        x, y = held_out
-        def fit(learn):
-            dl = learn.dls.test_dl((x, y), with_labels=True, bs=512)
-            stop = EarlyStopping(dl, args.early_stop)
-            cbs = [SkipValidation(), stop]
-            if args.schedule == 'constant': learn.fit(args.epochs, args.lr, cbs=cbs)
-            elif args.schedule == 'cos': learn.fit_flat_cos(args.epochs, args.lr, pct_start=0., cbs=cbs)
-            else: learn.fit_one_cycle(args.epochs, args.lr, cbs=cbs)
-            learn.epochs_run = stop.n_epochs  # recorded in the history by `EpochsRun`
-        return fit
-    if args.schedule == 'constant':
-        from fastai_active.loop.learner import SkipValidation
-        return lambda learn: learn.fit(args.epochs, args.lr, cbs=SkipValidation())
-    if args.schedule == 'one_cycle': return None
+    """`--schedule cos`: cosine decay from `--lr` with no warm-up (FixMatch's schedule); `constant`: `--lr` throughout;
+    default: fastai's one-cycle. With `--early-stop`, at most `--epochs`, stopped on the labelled images `held_out`"""
+    if args.early_stop and held_out is None: raise SystemExit("--early-stop needs --valid-size: the held-out labelled images it stops on")
+    if args.schedule == 'one_cycle' and not args.early_stop: return None   # the learner's own fit_one_cycle
     from fastai_active.loop.learner import SkipValidation
-    return lambda learn: learn.fit_flat_cos(args.epochs, args.lr, pct_start=0., cbs=SkipValidation())
+    def fit(learn):
+        cbs = [SkipValidation()]
+        if args.early_stop:
+            stop = EarlyStopping(learn.dls.test_dl(held_out, with_labels=True, bs=512), args.early_stop)
+            cbs.append(stop)
+        if args.schedule == 'constant': learn.fit(args.epochs, args.lr, cbs=cbs)
+        elif args.schedule == 'cos': learn.fit_flat_cos(args.epochs, args.lr, pct_start=0., cbs=cbs)
+        else: learn.fit_one_cycle(args.epochs, args.lr, cbs=cbs)
+        if args.early_stop: learn.epochs_run = stop.n_epochs  # recorded in the history by `EpochsRun`
+    return fit
 
 
 def make_sampler(name, n_samples):
