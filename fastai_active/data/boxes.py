@@ -9,9 +9,18 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
+from fastcore.basics import ifnone
+from fastai.data.transforms import CategoryMap, MultiCategorize
+from fastai.vision.core import PILImage, TensorBBox
+from fastai.vision.data import bb_pad
+from PIL import Image
+
+from ..core import check_n, derive_seed, torch_generator
+from .split import ActiveSplit, Labelled, _XGetter, _getter, _has_box_target
 
 # %% auto #0
-__all__ = ['check_box_label', 'read_coco', 'write_coco']
+__all__ = ['check_box_label', 'read_coco', 'write_coco', 'coco_get_y', 'box_pad', 'BoxSplit']
 
 # %% ../../nbs/03g_data.boxes.ipynb #1f26c95a
 def _fmt(box)->str: return '[' + ', '.join(f'{v:g}' for v in box) + ']'
@@ -104,3 +113,126 @@ def write_coco(fname:str|os.PathLike, # The JSON file to write
     tmp.write_text(json.dumps(coco, allow_nan=False))
     os.replace(tmp, fname)
     return fname
+
+# %% ../../nbs/03g_data.boxes.ipynb #a553b9df
+class _CocoLabels:
+    "The labels of a COCO-style boxes file by image file name (`coco_get_y`)"
+    def __init__(self, fname):
+        self.fname = Path(fname)
+        files, labels, self.vocab = read_coco(fname)
+        self.label_of = {Path(f).as_posix(): label for f, label in zip(files, labels)}
+        self.depths = sorted({len(Path(f).parts) for f in files}, reverse=True)  # `images/a.png` before `a.png`
+    def label(self, o)->tuple:
+        parts = Path(o).parts
+        for k in self.depths:
+            label = self.label_of.get('/'.join(parts[-k:]))
+            if label is not None: return label
+        raise ValueError(f"image {os.fspath(o)} is not in the boxes file {self.fname}: expected one of its 'images' "
+                         f"(by file_name, e.g. {next(iter(self.label_of), None)!r})")
+    def boxes(self, o)->list: return self.label(o)[0]
+    def classes(self, o)->list: return self.label(o)[1]
+
+def coco_get_y(fname:str|os.PathLike, # A COCO-style boxes file (see `read_coco`)
+              )->list:
+    "`get_y` of a `DataBlock` with `BBoxBlock` and `BBoxLblBlock`: an image's boxes and its classes, read from `fname` by file name"
+    labels = _CocoLabels(fname)
+    return [labels.boxes, labels.classes]
+
+# %% ../../nbs/03g_data.boxes.ipynb #a5c3fbe8
+def _image_size(x)->tuple[int, int]:
+    "The `(width, height)` of what a `DataBlock`'s `get_x` gave: an image file (its header only), or what `PILImage` opens"
+    if isinstance(x, (str, os.PathLike)):
+        with Image.open(x) as im: return im.size
+    return PILImage.create(x).size
+
+def _box_classes(label)->list: return label[1]  # a stored label's classes, one per box (`class_counts`)
+
+class _LabelPart:
+    "Part `i` of the ledger label of a `Labelled` item (0: boxes, 1: classes); the block's own getter for a raw item"
+    def __init__(self, f, i): self.f, self.i = f, i
+    def __call__(self, o): return o.label[self.i] if isinstance(o, Labelled) else self.f(o)
+
+class _BoxLabel:
+    "An item's `(boxes, classes)` as the data holds them, from the block's two getters"
+    def __init__(self, get_boxes, get_classes): self.get_boxes, self.get_classes = get_boxes, get_classes
+    def __call__(self, o): return (self.get_boxes(o), self.get_classes(o))
+
+def box_pad(samples:list, pad_idx:int=0)->list:
+    "fastai's `bb_pad` for `(image, boxes, classes)` samples, with classes as integers even when no image has a box; images alone as they are"
+    if len(samples[0]) < 3: return samples  # `test_dl`: images only
+    samples = [(x, boxes, classes.long()) for x, boxes, classes in samples]
+    return bb_pad(samples, pad_idx)
+
+# %% ../../nbs/03g_data.boxes.ipynb #96be93e2
+class BoxSplit(ActiveSplit, claims=_has_box_target):
+    "`ActiveSplit` of an object-detection `DataBlock` (`ImageBlock`, `BBoxBlock`, `BBoxLblBlock`): a label is an image's `(boxes, classes)`"
+    def _check_targets(self):
+        n_inp, tfms = self.dblock.n_inp, self.dblock.type_tfms
+        is_boxes = lambda t: isinstance(getattr(t, '__self__', None), type) and issubclass(t.__self__, TensorBBox)
+        if not (len(tfms) - n_inp == 2 and any(map(is_boxes, tfms[n_inp])) and any(isinstance(t, MultiCategorize) for t in tfms[n_inp + 1])):
+            raise ValueError(f"expected a DataBlock with two targets, a BBoxBlock then a BBoxLblBlock (e.g. `DataBlock(blocks="
+                             f"(ImageBlock, BBoxBlock, BBoxLblBlock), n_inp=1, get_y=[get_boxes, get_classes])`), got "
+                             f"{len(tfms) - n_inp} targets: {[[type(t).__name__ for t in tt] for tt in tfms[n_inp:]]}")
+
+    def _find_vocab(self, vocab):
+        "The object classes (the `BBoxLblBlock`'s own vocab starts with the padding class '#na#', left out here)"
+        return [v for v in super()._find_vocab(vocab) if v != '#na#']
+
+    def _label_getter(self): return _BoxLabel(*self.dblock.getters[self.dblock.n_inp:])
+    def _ledger_checks(self)->dict: return dict(check_label=self._check_label, classes_of=_box_classes)
+
+    def _check_item_label(self, item, label, name)->tuple:
+        "`label` of `item` by `check_box_label` against the image's size, or an error naming the item"
+        try: return check_box_label(label, self.vocab, _image_size(self.dblock.getters[0](item)))
+        except (ValueError, TypeError) as e: raise type(e)(f"label of {name}: {e}") from None
+
+    def _check_label(self, ds_idx:int|None, label)->tuple:
+        "The ledger's `check_label`: `label` of item `ds_idx` checked against its image (a label of no item: without a size)"
+        if ds_idx is None: return check_box_label(label, self.vocab)
+        key = self.ledger.keys([ds_idx])[0]
+        try: item = self.item(ds_idx)
+        except KeyError:
+            raise ValueError(f"label of {key!r}: the image is not in the source as the split last read it, so its boxes "
+                             "cannot be checked (`refresh()` reads the source again)") from None
+        return self._check_item_label(item, label, repr(key))
+
+    def _set_valid(self, valid_items, valid_labels):
+        super()._set_valid(valid_items, valid_labels)
+        if valid_items is not None:
+            self.valid_labels = [self._check_item_label(o, l, f'valid item {o!r}') for o, l in zip(self._iter(valid_items), self.valid_labels)]
+
+    def _getters(self)->list:
+        n_inp = self.dblock.n_inp
+        return ([_getter(_XGetter(g)) for g in self.dblock.getters[:n_inp]] +
+                [_getter(_LabelPart(g, i)) for i, g in enumerate(self.dblock.getters[n_inp:])])
+
+    def _fixed_vocab(self, tfm):
+        "The classes' transform with the fixed vocabulary `['#na#', *vocab]`; other transforms as they are"
+        if not isinstance(tfm, MultiCategorize): return tfm
+        fixed = MultiCategorize(add_na=True)
+        fixed.vocab = CategoryMap(self.vocab, sort=False, add_na=True)
+        return fixed
+
+    def dataloaders(self, bs:int=64, with_pseudo:bool=False, **kwargs):
+        "fastai `DataLoaders` of the labelled images, their boxes padded by `box_pad`"
+        return super().dataloaders(bs=bs, with_pseudo=with_pseudo, **{'before_batch': box_pad, **kwargs})
+
+    def label_random(self, n:int, labels_of=None, seed:int|None=None, balanced:bool=False, source:str='initial'):
+        "Label `n` random unlabelled images with `labels_of(ds_idxs)` (default: `true_labels`); `balanced`: every class in at least one"
+        if not balanced: return super().label_random(n, labels_of, seed=seed, source=source)
+        n, labels_of = check_n(n, 'n', lo=0), ifnone(labels_of, self.true_labels)
+        pool = self.pool().ds_idxs
+        if n > len(pool): raise ValueError(f"asked for n={n} items but the pool holds only N={len(pool)}")
+        order = pool[torch.randperm(len(pool), generator=torch_generator(derive_seed(ifnone(seed, self.seed), 'initial')))].tolist()
+        chosen, missing = [], set(self.vocab)
+        for i in order:  # in the same random order, the first image that shows a class not shown yet
+            if not missing or len(chosen) == n: break
+            shows = missing & set(labels_of([i])[0][1])
+            if shows: chosen, missing = chosen + [i], missing - shows
+        if missing:
+            why = f"{n} images are too few" if len(chosen) == n else "no unlabelled image holds them"
+            raise ValueError(f"balanced=True: cannot show every class, {why}: classes {[v for v in self.vocab if v in missing]}")
+        chosen = chosen + [i for i in order if i not in set(chosen)][:n - len(chosen)]
+        chosen = torch.tensor(sorted(chosen), dtype=torch.long)
+        self.ledger.label(chosen, labels_of(chosen), source=source, unrequested=True)  # picked here, on purpose
+        return chosen

@@ -169,6 +169,8 @@ class LabelLedger:
                  accept_changed:bool=False, # Accept labelled or requested items whose digest changed (else an error)
                  accept_new_items:bool=False, # Accept a source that shares less than half of the ledger's items and brings more new ones
                  fingerprint:str|Callable[[], str]='', # `items_fingerprint` of the items: read only to upgrade a schema-1 file
+                 check_label:Callable|None=None, # `(ds_idx, label) -> label` as stored, for labels that hold classes of `vocab` rather than being one (an image's boxes); `ds_idx` is `None` for a label of no ledger item
+                 classes_of:Callable|None=None, # The classes one such label holds, a class once per object, for `class_counts`
                 ):
         if keys is None and n_items is not None: keys = range(check_n(n_items, 'n_items', lo=0))
         keys = None if keys is None else list(keys)
@@ -178,6 +180,7 @@ class LabelLedger:
         self._vocab_set = None if self.vocab is None else {json.dumps(v) for v in self.vocab}
         # numbers in the vocabulary by value, so that 2.0 (an int upcast by pandas) is the class 2, and 1 is the class 1.0
         self._vocab_num = {} if self.vocab is None else {float(v): v for v in self.vocab if isinstance(v, (int, float))}
+        self.check_label, self.classes_of = check_label, classes_of
         try:
             self.conn = _connect(self.path)
             with self._transaction() as cur:
@@ -415,7 +418,9 @@ def class_counts(self:LabelLedger)->dict:
     if self.vocab is None: raise ValueError("class counts need a vocab (a category target)")
     counts = {json.dumps(v): 0 for v in self.vocab}
     for (l,) in self._q('SELECT label FROM labels'):
-        for c in (json.loads(l) if l.startswith('[') else [json.loads(l)]): counts[json.dumps(c)] += 1
+        label = json.loads(l)
+        classes = self.classes_of(label) if self.classes_of is not None else label if isinstance(label, list) else [label]
+        for c in classes: counts[json.dumps(c)] += 1
     return {json.loads(k): n for k, n in counts.items()}
 
 _LABEL_COLS = ['ds_idx', 'key', 'label', 'source', 'annotator', 'round', 'time', 'request', 'score', 'corrections']
@@ -541,11 +546,12 @@ def _request_scores(scores, n:int)->list:
     return out
 
 @patch
-def canonical(self:LabelLedger, label):
-    "`label` as stored: a JSON value; with a vocabulary, the class it equals (numbers by value), else a `KeyError`; a missing label is a `ValueError`"
+def canonical(self:LabelLedger, label, ds_idx:int|None=None):
+    "`label` (of item `ds_idx`) as stored: a JSON value; with a vocabulary, the class it equals (numbers by value), else a `KeyError`; a missing label is a `ValueError`"
     v = _jsonable(label)
     if _is_missing(v) or (isinstance(v, list) and any(_is_missing(o) for o in v)):
         raise ValueError(f"expected a label, got {label!r}: drop the rows that have no answer yet")
+    if self.check_label is not None: return _jsonable(self.check_label(ds_idx, v))
     if self.vocab is None: return v
     if isinstance(v, list): return [self.canonical(o) for o in v]  # multi-label: each class is checked
     if json.dumps(v) in self._vocab_set: return v
@@ -553,14 +559,14 @@ def canonical(self:LabelLedger, label):
     raise KeyError(v)
 
 @patch
-def _encode(self:LabelLedger, labels, n)->list:
+def _encode(self:LabelLedger, labels, n, ds_idxs:list|None=None)->list:
     if isinstance(labels, (str, bytes)) or not hasattr(labels, '__len__'):
         raise TypeError(f"expected a sequence of {n} labels, got {labels!r}")
     labels = labels.tolist() if hasattr(labels, 'tolist') else list(labels)
     if len(labels) != n: raise ValueError(f"expected {n} labels (one per index), got {len(labels)}")
     out, unknown = [], []
-    for l in labels:
-        try: out.append(self.canonical(l))
+    for l, i in zip(labels, [None] * n if ds_idxs is None else ds_idxs):
+        try: out.append(self.canonical(l, i))
         except KeyError as e: unknown.append(e.args[0])
     if unknown:
         hint = ''
@@ -572,10 +578,12 @@ def _encode(self:LabelLedger, labels, n)->list:
         raise TypeError(f"expected JSON-serialisable labels (str, numbers, lists, paths), got {e}") from None
 
 @patch
-def check_labels(self:LabelLedger, labels, n:int|None=None)->list:
+def check_labels(self:LabelLedger, labels, n:int|None=None,
+                 ds_idxs=None, # The items the labels are of, for `check_label` (e.g. to check boxes against each image)
+                )->list:
     "`labels` (`n` of them, if given) as the ledger stores them: classes of its vocabulary (numbers by value), JSON values"
     n = len(labels) if n is None and hasattr(labels, '__len__') else n
-    return [json.loads(e) for e in self._encode(labels, n)]
+    return [json.loads(e) for e in self._encode(labels, n, None if ds_idxs is None else self.check_idxs(ds_idxs))]
 
 # %% ../../nbs/03_data.ledger.ipynb #018fffa4
 @patch
@@ -601,7 +609,7 @@ def label(self:LabelLedger, ds_idxs, labels, source:str='human', round:int|None=
     "Record `labels` of `ds_idxs` from `source` in one transaction; returns how many were written"
     if source not in LABEL_SOURCES: raise ValueError(f"expected source in {LABEL_SOURCES}, got {source!r}")
     idxs = self.check_idxs(ds_idxs)
-    encoded = self._encode(labels, len(idxs))
+    encoded = self._encode(labels, len(idxs), idxs)
     round = None if round is None else check_n(round, 'round', lo=0)
     annotators = _per_item(annotator, len(idxs), 'annotator', check_annotator)
     times = _per_item(time, len(idxs), 'time', _check_time)
@@ -640,7 +648,7 @@ def correct(self:LabelLedger, ds_idxs, labels, annotator:str|Sequence|None=None,
     if source not in LABEL_SOURCES: raise ValueError(f"expected source in {LABEL_SOURCES}, got {source!r}")
     if reason is not None and not isinstance(reason, str): raise TypeError(f"expected reason as a str, got {reason!r}")
     idxs = self.check_idxs(ds_idxs)
-    encoded = self._encode(labels, len(idxs))
+    encoded = self._encode(labels, len(idxs), idxs)
     annotators = _per_item(annotator, len(idxs), 'annotator', check_annotator)
     times = _per_item(time, len(idxs), 'time', _check_time)
     refs = _per_item(ref, len(idxs), 'ref', _check_ref)
@@ -731,7 +739,7 @@ def cancel_requests(self:LabelLedger, ds_idxs=None)->int:
 def set_pseudo(self:LabelLedger, ds_idxs, labels, round:int|None=None, scores=None)->int:
     "Replace all pseudo-labels by `labels` of `ds_idxs` (unlabelled items only); one transaction"
     idxs = self.check_idxs(ds_idxs)
-    encoded = self._encode(labels, len(idxs))
+    encoded = self._encode(labels, len(idxs), idxs)
     scores = _request_scores(scores, len(idxs))
     round = self.round if round is None else check_n(round, 'round', lo=0)
     now = time.time()

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03c_data.split.ipynb #cbeb47d4
 from __future__ import annotations
-import hashlib, json, math, os
+import hashlib, json, math, os, sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -119,6 +119,13 @@ def _path_key(item, root:str)->str:
                          "that holds every item")
     return Path(rel).as_posix()
 
+def _has_box_target(dblock:DataBlock)->bool:
+    "Whether a target of `dblock` is a `BBoxBlock` (fastai's `TensorBBox`)"
+    vision = sys.modules.get('fastai.vision.core')
+    if vision is None: return False  # fastai.vision not loaded: no BBoxBlock was made
+    return any(isinstance(getattr(t, '__self__', None), type) and issubclass(t.__self__, vision.TensorBBox)
+               for tfms in dblock.type_tfms[dblock.n_inp:] for t in tfms)
+
 def _is_paths(items)->bool:
     return not isinstance(items, (pd.DataFrame, np.ndarray, Tensor)) and len(items) > 0 and \
            all(isinstance(o, os.PathLike) for o in items)
@@ -128,10 +135,14 @@ class ActiveSplit:
     "Labelled / unlabelled split of `source` through `dblock`, with its label state in a `LabelLedger`"
     _valid_arg = 'valid_items'  # the argument that gives a fixed validation set, as errors name it
     _takes = {}  # what a user may pass as `dblock` besides a `DataBlock` -> the subclass that takes it (`takes=` of its class)
-    def __init_subclass__(cls, takes:type|None=None, **kwargs):
+    _claims = {}  # subclass name -> (a predicate of a `DataBlock`, the subclass that splits the blocks it holds), from `claims=`
+    def __init_subclass__(cls, takes:type|None=None, claims:Callable[[DataBlock], bool]|None=None, **kwargs):
         super().__init_subclass__(**kwargs)
         if takes is not None: ActiveSplit._takes[takes] = cls
+        if claims is not None: ActiveSplit._claims[cls.__name__] = (claims, cls)  # by name: a class defined again replaces it
     def __new__(cls, dblock=None, *args, **kwargs):
+        if cls is ActiveSplit and isinstance(dblock, DataBlock):  # a subclass claiming this DataBlock takes the same arguments
+            return super().__new__(next((s for claims, s in ActiveSplit._claims.values() if claims(dblock)), cls))
         sub = next((s for t, s in ActiveSplit._takes.items() if isinstance(dblock, t)), None) if cls is ActiveSplit else None
         if sub is None and cls is ActiveSplit and isinstance(dblock, Tabular):
             raise TypeError("a TabularPandas is split by TabularSplit, which `fastai_active.data.tabular` registers: import it "
@@ -162,14 +173,24 @@ class ActiveSplit:
                             "whose getters read its rows")
         store_attr('dblock,source,valid_pct,seed,min_epoch_items,key,root')
         self.cache = None if not item_cache else ItemCache(item_cache)
-        if len(self.dblock.getters) - dblock.n_inp != 1:
-            raise ValueError(f"expected a DataBlock with one target block, got {len(dblock.getters) - dblock.n_inp}")
+        self._check_targets()
         self.vocab = self._find_vocab(vocab)
-        self.get_y = dblock.getters[-1]
+        self.get_y = self._label_getter()
         self._open(path, accept_changed, accept_new_items)
         self._set_valid(valid_items, valid_labels)
 
     def _list_items(self): return self.dblock.get_items(self.source) if self.dblock.get_items else self.source
+
+    def _check_targets(self):
+        "One target block: a subclass that splits other targets (`claims=`) checks its own"
+        if _has_box_target(self.dblock):
+            raise TypeError("a DataBlock with a BBoxBlock target is split by BoxSplit, which `fastai_active.data.boxes` registers: "
+                            "import it (or `from fastai_active.all import *`) before `ActiveSplit(dblock, ...)`")
+        if len(self.dblock.getters) - self.dblock.n_inp != 1:
+            raise ValueError(f"expected a DataBlock with one target block, got {len(self.dblock.getters) - self.dblock.n_inp}")
+
+    def _label_getter(self)->Callable: return self.dblock.getters[-1]  # an item's label as the data holds it (`true_labels`)
+    def _ledger_checks(self)->dict: return {}  # `check_label`, `classes_of` of the `LabelLedger`, for labels that are not a class
 
     def _open(self, path, accept_changed, accept_new_items=False):
         items = self._list_items()
@@ -177,7 +198,7 @@ class ActiveSplit:
         self.items = items
         self.ledger = LabelLedger(path=path, vocab=self.vocab, keys=keys, digests=digests, accept_changed=accept_changed,
                                   accept_new_items=accept_new_items,
-                                  fingerprint=lambda: items_fingerprint(items))
+                                  fingerprint=lambda: items_fingerprint(items), **self._ledger_checks())
         self._set_positions(self.ledger.report.ds_idxs)
 
     def _set_valid(self, valid_items, valid_labels):
@@ -373,11 +394,15 @@ def datasets(self:ActiveSplit, with_pseudo:bool=False)->Datasets:
     "fastai `Datasets` of the labelled items (train) and the validation items, labels from the ledger"
     data = self.training_data(with_pseudo=with_pseudo)
     train, valid = data.train, data.valid
-    getters = [_getter(_XGetter(g)) for g in self.dblock.getters[:-1]] + [_getter(_YGetter(self.get_y))]
-    tfms = [[g] + [self._fixed_vocab(t) for t in tt] for g, tt in zip(getters, self.dblock.type_tfms)]
+    tfms = [[g] + [self._fixed_vocab(t) for t in tt] for g, tt in zip(self._getters(), self.dblock.type_tfms)]
     n = len(train)
     return Datasets(train + valid, tfms=tfms, splits=[list(range(n)), list(range(n, n + len(valid)))],
                     n_inp=self.dblock.n_inp, dl_type=self.dblock.dl_type)
+
+@patch
+def _getters(self:ActiveSplit)->list:
+    "The first transform of each of `datasets`' pipelines: the block's own getters of the inputs, the ledger's label of the target"
+    return [_getter(_XGetter(g)) for g in self.dblock.getters[:self.dblock.n_inp]] + [_getter(_YGetter(self.get_y))]
 
 @patch
 def _fixed_vocab(self:ActiveSplit, tfm):
