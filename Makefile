@@ -12,8 +12,8 @@ $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, on its own: this pair is on the machine's disk (any other torch request downloads GBs)
 	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	# the ray extra too, so that the Ray scoring tests (tests/test_distributed.py) run
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,ray]"
+	# the ray extra too, so that the Ray scoring tests (tests/test_distributed.py) run; detection for mAP
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev,ray,detection]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -39,7 +39,7 @@ setuptools.setup(
     # optional extras: `pip install fastai_active[ray]` for scoring pools on Ray (fastai_active.scale.distributed)
     extras_require={'dev': reqs('dev_requirements'), 'docs': reqs('docs_requirements'),
                     'labelstudio': reqs('labelstudio_requirements'), 'integration': reqs('integration_requirements'),
-                    'ray': reqs('ray_requirements')},
+                    'ray': reqs('ray_requirements'), 'detection': reqs('detection_requirements')},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -6,7 +6,7 @@ import fastai_active
 
 PKG = Path(fastai_active.__file__).parent
 # rank of each layer (a subpackage, or a top-level module): a module imports only its own layer and lower ranks
-RANK = {'core': 0, 'datasets': 0, 'models': 0, 'data': 1, 'uncertainty': 2, 'acquisition': 3, 'semi': 3, 'loop': 4,
+RANK = {'core': 0, 'datasets': 0, 'models': 0, 'detector': 0, 'data': 1, 'uncertainty': 2, 'acquisition': 3, 'semi': 3, 'loop': 4,
         'scale': 5, 'interpret': 5, 'people': 6, 'demo': 7, 'all': 8}
 
 def _modules():
