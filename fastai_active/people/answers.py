@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from PIL import Image
 from fastai.data.transforms import MultiCategorize
+from fastai.vision.core import TensorBBox
 from fastcore.basics import patch_to
 
 from ..core import *
@@ -204,8 +205,13 @@ def record_rejection(obj, ds_idx:int, annotator:str, via:str='widget')->None:
         ledger.log_answers([ds_idx], 'reject', annotator, via)
 
 # %% ../../nbs/10_people.answers.ipynb #2a8932c6
+def _has_boxes(dblock)->bool:
+    "Whether a target of `dblock` is a `BBoxBlock` (its type transform is `TensorBBox.create`)"
+    return any(getattr(t, '__self__', None) is TensorBBox for tfms in dblock.type_tfms[dblock.n_inp:] for t in tfms)
+
 def _target_kind(split:ActiveSplit)->str:
-    "'multi' for a MultiCategoryBlock target, 'segmentation' for a MaskBlock, else 'single'"
+    "'boxes' for a BBoxBlock target, 'multi' for a MultiCategoryBlock target, 'segmentation' for a MaskBlock, else 'single'"
+    if _has_boxes(split.dblock): return 'boxes'
     tfms = split._target_tfms()
     if any(isinstance(t, MultiCategorize) for t in tfms): return 'multi'
     # a MaskBlock's type transform is `PILMask.create` (shown as PILBase.create): its dispatch names the class
@@ -256,6 +262,7 @@ def review_batch(obj, # An ActiveLearner (its pending requests, with guesses), o
     df['probs'], df['uncertainty'], df['mask'] = None, np.nan, None
     if al is None or not len(df): return df
     kind = _target_kind(split)
+    if kind == 'boxes': return df  # a detector's boxes come with the requests (`_boxes_batch`), not from a pass here
     if kind == 'multi':
         probs = _multi_probs(al, ds_idxs)
         if probs is None: return df
@@ -271,3 +278,14 @@ def review_batch(obj, # An ActiveLearner (its pending requests, with guesses), o
     if mean_lp.ndim > 2: df['mask'] = list(mean_lp.argmax(1).to(torch.uint8).numpy())
     else: df['probs'] = mean_lp.exp().tolist()
     return df
+
+# %% ../../nbs/10_people.answers.ipynb #699fbfc2
+def _boxes_batch(obj, # An ActiveLearner or ActiveSplit whose ledger holds the requests
+                 batch:pd.DataFrame|None=None, # The requests, with a `prediction` column where the model's boxes are known
+                )->pd.DataFrame:
+    "`review_batch` rows of pending boxes requests (no model pass) with each one's `prediction` from `batch` (`None` without)"
+    rb = review_batch(_split_of(obj), batch)
+    preds = {} if batch is None or 'prediction' not in batch else dict(zip(batch.ds_idx.tolist(), batch['prediction']))
+    missing = lambda p: p is None or (isinstance(p, float) and np.isnan(p))  # a row of `batch` without boxes
+    rb['prediction'] = [None if missing(preds.get(i)) else preds.get(i) for i in rb.ds_idx.tolist()]
+    return rb

@@ -17,9 +17,10 @@ import torch
 from PIL import Image
 
 from ..core import write_png
+from ..data.boxes import check_box_label
 from ..data.split import ActiveSplit
 from ..loop.learner import ActiveLearner
-from .answers import (_split_of, _target_kind, _as_image, review_batch, item_keys, ds_idxs_of_keys,
+from .answers import (_split_of, _target_kind, _as_image, _boxes_batch, review_batch, item_keys, ds_idxs_of_keys,
                                    record_answers, correct_answers, confirm_answers, withdraw_answer, recorded_refs,
                                    class_names)
 
@@ -29,10 +30,11 @@ __all__ = ['label_config', 'rle_encode', 'rle_decode', 'data_uri', 'local_files_
 
 # %% ../../nbs/10b_people.label_studio.ipynb #e4118f3b
 _DATA_TAGS = {'image': 'Image', 'text': 'Text', 'table': 'Table'}
-_CONTROLS = {'single': 'Choices', 'multi': 'Choices', 'segmentation': 'BrushLabels', 'polygon': 'PolygonLabels'}
+_CONTROLS = {'single': 'Choices', 'multi': 'Choices', 'segmentation': 'BrushLabels', 'polygon': 'PolygonLabels',
+             'boxes': 'RectangleLabels'}
 
 def label_config(vocab:Sequence, # The classes, in the model's order
-                 kind:str='single', # 'single', 'multi', 'segmentation' (brush masks) or 'polygon'
+                 kind:str='single', # 'single', 'multi', 'segmentation' (brush masks), 'polygon' or 'boxes' (rectangles)
                  data:str='image', # What an item is: 'image', 'text' or 'table' (a DataFrame row)
                  background:int|None=0, # Segmentation: the class that is not drawn (index into `vocab`)
                  guess:bool=True, # Classes: a collapsed panel with the model's guess (`data.guess` of `to_tasks`)
@@ -40,7 +42,7 @@ def label_config(vocab:Sequence, # The classes, in the model's order
     "Label Studio's XML labelling configuration for `vocab`: the item shown as `data`, one choice or brush label per class"
     if kind not in _CONTROLS: raise ValueError(f"expected kind in {list(_CONTROLS)}, got {kind!r}")
     if data not in _DATA_TAGS: raise ValueError(f"expected data in {list(_DATA_TAGS)}, got {data!r}")
-    if kind in ('segmentation', 'polygon') and data != 'image':
+    if kind in ('segmentation', 'polygon', 'boxes') and data != 'image':
         raise ValueError(f"{kind} labels need image items, got data={data!r}")
     vocab = [str(v) for v in vocab]
     if not vocab or len(set(vocab)) != len(vocab): raise ValueError(f"expected distinct class names, got {vocab}")
@@ -50,9 +52,10 @@ def label_config(vocab:Sequence, # The classes, in the model's order
         opts = '\n'.join(f'    <Choice value="{escape(v)}"/>' for v in vocab)
         control = f'  <Choices name="label" toName="{data}" choice="{choice}" showInline="true">\n{opts}\n  </Choices>'
     else:
-        drawn = [v for i, v in enumerate(vocab) if i != background]
+        drawn = vocab if kind == 'boxes' else [v for i, v in enumerate(vocab) if i != background]  # boxes: every class is drawn
         opts = '\n'.join(f'    <Label value="{escape(v)}"/>' for v in drawn)
-        control = f'  <{_CONTROLS[kind]} name="label" toName="{data}">\n{opts}\n  </{_CONTROLS[kind]}>'
+        upright = ' canRotate="false"' if kind == 'boxes' else ''  # our labels are upright boxes [x1, y1, x2, y2]
+        control = f'  <{_CONTROLS[kind]} name="label" toName="{data}"{upright}>\n{opts}\n  </{_CONTROLS[kind]}>'
     panel = ('\n  <Collapse>\n    <Panel value="The model\'s guess">\n      <Header value="$guess"/>\n    </Panel>\n  </Collapse>'
              if guess and kind in ('single', 'multi') else '')
     return f'<View>\n{item}\n{control}{panel}\n</View>'
@@ -138,8 +141,36 @@ def _brush_results(mask:np.ndarray, vocab, data:str, background:int|None, size:t
              'value': {'format': 'rle', 'rle': rle_encode(mask == c), 'brushlabels': [str(vocab[c])]}}
             for c in np.unique(mask).tolist() if c != background]
 
+def _image_size(item)->tuple[int, int]:
+    "`(width, height)` of an image item (a file is opened for its header only)"
+    if isinstance(item, (str, os.PathLike)):
+        with Image.open(item) as im: return im.size
+    img = _as_image(item)
+    if img is None: raise TypeError(f"expected an image item (a file, an array, a PIL image) for boxes, got {type(item).__name__}")
+    return img.size
+
+def _box_results(prediction, vocab, data:str, size:tuple[int, int])->list[dict]:
+    "Label Studio rectangles of a prediction `(boxes, classes, scores)` in pixels, as percentages of the image's `size` (W, H)"
+    if isinstance(prediction, (str, bytes)) or not hasattr(prediction, '__len__') or len(prediction) != 3:
+        raise TypeError(f"expected a prediction (boxes [n, 4], classes [n], scores [n]), got {prediction!r}")
+    boxes, classes = check_box_label(prediction[:2], vocab, size)
+    scores = np.asarray(prediction[2].tolist() if hasattr(prediction[2], 'tolist') else prediction[2], dtype=np.float64).reshape(-1)
+    if len(scores) != len(boxes): raise ValueError(f"expected one score per box, got {len(boxes)} boxes and {len(scores)} scores")
+    if not (np.isfinite(scores) & (scores >= 0) & (scores <= 1)).all():
+        raise ValueError(f"expected scores in [0, 1] (the model's confidence in each box), got {scores.tolist()}")
+    w, h = size
+    return [{'id': f'box{j}', 'from_name': 'label', 'to_name': data, 'type': 'rectanglelabels', 'original_width': w,
+             'original_height': h, 'image_rotation': 0, 'score': float(score),
+             'value': {'x': 100 * x1 / w, 'y': 100 * y1 / h, 'width': 100 * (x2 - x1) / w, 'height': 100 * (y2 - y1) / h,
+                       'rotation': 0, 'rectanglelabels': [str(c)]}}
+            for j, ((x1, y1, x2, y2), c, score) in enumerate(zip(boxes, classes, scores.tolist()))]
+
 def _prediction(row, vocab, kind:str, data:str, background)->list[dict]|None:
     "The model's guess for a `review_batch` row as Label Studio results (`None` without a model)"
+    if kind == 'boxes':
+        if _missing(row.get('prediction')): return None
+        try: return _box_results(row['prediction'], vocab, data, _image_size(row['item']))
+        except (ValueError, TypeError) as e: raise type(e)(f"the prediction for {row.key!r}: {e}") from None
     if kind == 'segmentation':
         if row['mask'] is None: return None
         img = _as_image(row['item'])
@@ -149,8 +180,11 @@ def _prediction(row, vocab, kind:str, data:str, background)->list[dict]|None:
     chosen = [int(probs.argmax())] if kind == 'single' else np.flatnonzero(probs >= 0.5).tolist()
     return [{'from_name': 'label', 'to_name': data, 'type': 'choices', 'value': {'choices': [str(vocab[c]) for c in chosen]}}]
 
-def _confidence(row, kind:str)->float|None:
-    "The model's confidence in its guess, in [0, 1]: the top class's probability; for multi-label, the mean of max(p, 1 - p)"
+def _missing(o)->bool: return o is None or (isinstance(o, float) and np.isnan(o))
+
+def _confidence(row, kind:str, result:list)->float|None:
+    "The model's confidence in its guess, in [0, 1]: the top class's probability; for multi-label, the mean of max(p, 1 - p); for boxes, the boxes' mean score"
+    if kind == 'boxes': return float(np.mean([r['score'] for r in result])) if result else None
     if kind == 'segmentation' or row.probs is None: return None
     probs = np.asarray(row.probs, dtype=np.float64)
     return float(probs.max()) if kind == 'single' else float(np.maximum(probs, 1 - probs).mean())
@@ -163,30 +197,39 @@ def _guess_text(row, vocab, kind:str, top:int=3)->str:
     if kind == 'multi': order = [c for c in order if probs[c] >= 0.5] or order[:1]
     return ' · '.join(f'{vocab[c]} ({probs[c]:.0%})' for c in list(order)[:top])
 
+def _vocab_for(split, vocab, kind:str)->list|None:
+    "The class names a person chooses from: `vocab` if given, else the split's; boxes need them"
+    vocab = list(vocab) if vocab is not None else class_names(split)
+    if kind == 'boxes' and not vocab:
+        raise ValueError("expected the class names of the boxes: pass vocab=[...] (the detector's classes)")
+    return vocab
+
 def to_tasks(obj, # An ActiveLearner (tasks with its predictions) or an ActiveSplit (tasks without)
              batch:pd.DataFrame|None=None, # The requests to export (as `acquire` returns them); default: all pending
-             kind:str|None=None, # 'single', 'multi' or 'segmentation' (default: from the split's target block)
+             kind:str|None=None, # 'single', 'multi', 'segmentation' or 'boxes' (default: from the split's target block)
              image_url:Callable=data_uri, # Image item -> URL Label Studio can show
              background:int|None=0, # Segmentation: the class left undrawn
-             preselect:bool|None=None, # Pre-fill the form with the model's guess (Label Studio predictions); default: segmentation only
+             preselect:bool|None=None, # Pre-fill the form with the model's guess (Label Studio predictions); default: segmentation and boxes
+             vocab:Sequence|None=None, # The class names (default: the split's); boxes need them
             )->list[dict]:
     "Label Studio tasks of the requested items, most informative first, with our score and the model's guess as a suggestion"
     split = _split_of(obj)
     kind = kind or _target_kind(split)
-    preselect = kind == 'segmentation' if preselect is None else preselect
-    rb = review_batch(obj, batch)
-    vocab = class_names(split)
+    preselect = kind in ('segmentation', 'boxes') if preselect is None else preselect
+    rb = _boxes_batch(split, batch) if kind == 'boxes' else review_batch(obj, batch)
+    vocab = _vocab_for(split, vocab, kind)
     tasks = []
     for _, row in rb.iterrows():
         data = _data_kind(row['item'])
+        if kind == 'boxes' and data != 'image': raise TypeError(f"boxes label images, got a {data} item for {row.key!r}")
         score = None if pd.isna(row.score) else float(row.score)
         task = {'data': {data: _data_value(row['item'], data, image_url), 'key': row.key, 'ds_idx': int(row.ds_idx),
                          'round': int(row['round']), 'rank': int(row['rank']), 'score': score}}
-        if kind != 'segmentation': task['data']['guess'] = _guess_text(row, vocab, kind)
+        if kind not in ('segmentation', 'boxes'): task['data']['guess'] = _guess_text(row, vocab, kind)
         result = _prediction(row, vocab, kind, data, background) if preselect else None
         if result is not None:
             pred = {'model_version': f"fastai_active round {int(row['round']) - 1}", 'result': result}
-            confidence = _confidence(row, kind)
+            confidence = _confidence(row, kind, result)
             if confidence is not None: pred['score'] = confidence
             task['predictions'] = [pred]
         tasks.append(task)
@@ -233,10 +276,38 @@ def _annotator_of(completed_by, users:dict)->tuple[str, object]:
     return f"label-studio user {uid}", uid
 
 # %% ../../nbs/10b_people.label_studio.ipynb #be226bab
-def _label_of(task:dict, annotation:dict, vocab, kind:str, background):
-    "The label an annotation gives, checked against `vocab` (for segmentation, the mask of class indices)"
+_PCT_SLACK = 1e-4  # percent of a side: Label Studio's float overshoot at the border (100.0000001 %), clipped
+
+def _pixels(value:dict, j:int, where:str, size:tuple[int, int])->list[float]:
+    "A Label Studio rectangle's `value` (percentages of the image) as `[x1, y1, x2, y2]` in pixels of the image's `size` (W, H)"
+    try: x, y, w, h = (float(value[k]) for k in ('x', 'y', 'width', 'height'))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"expected rectangle {j} in {where} with numbers x, y, width, height, got {value!r}") from None
+    if value.get('rotation') not in (None, 0, 0.0):
+        raise ValueError(f"rectangle {j} in {where} is rotated by {value['rotation']} degrees: expected upright boxes "
+                         "[x1, y1, x2, y2]; draw it again without rotation (`label_config(vocab, 'boxes')` switches rotation off)")
+    clip = lambda p: min(max(p, 0.), 100.) if -_PCT_SLACK <= p <= 100 + _PCT_SLACK else p  # only a tiny overshoot
+    (W, H) = size
+    return [clip(x) / 100 * W, clip(y) / 100 * H, clip(x + w) / 100 * W, clip(y + h) / 100 * H]
+
+def _boxes_of(results:list, where:str, vocab, size:tuple[int, int])->list:
+    "The label `[boxes, classes]` of an annotation's rectangles (none: `[[], []]`), in pixels, through `check_box_label`"
+    other = [r.get('type') for r in results if r.get('type') not in ('rectanglelabels', 'rectangle')]
+    if other: raise ValueError(f"expected rectangles in {where}, got result types {other}")
+    boxes, classes = [], []
+    for j, r in enumerate(results):
+        names = (r.get('value') or {}).get('rectanglelabels') or []
+        if len(names) != 1: raise ValueError(f"expected one class on rectangle {j} in {where}, got {names}")
+        boxes.append(_pixels(r['value'], j, where, size))
+        classes.append(names[0])
+    try: return list(check_box_label((boxes, classes), vocab, size))
+    except (ValueError, TypeError) as e: raise ValueError(f"{where}: {e}") from None
+
+def _label_of(task:dict, annotation:dict, vocab, kind:str, background, size:tuple|None=None):
+    "The label an annotation gives, checked against `vocab` (segmentation: the mask of class indices; boxes: `[boxes, classes]` in pixels of the image's `size`)"
     where = f"task {task.get('id')} (key {task['data'].get('key')!r}), annotation {annotation.get('id')}"
     results = [r for r in annotation.get('result', []) if r.get('from_name') == 'label']
+    if kind == 'boxes': return _boxes_of(results, where, vocab, size)
     if kind == 'segmentation':
         brushes = [r for r in results if r.get('type') == 'brushlabels']
         if not brushes: raise ValueError(f"expected brush masks in {where}, got result types {[r.get('type') for r in results]}")
@@ -285,7 +356,7 @@ def _ref_of(task:dict, annotation:dict)->tuple[str, str]:
     return ident, f"{ident}@{_stamp(annotation.get('updated_at') or annotation['created_at'])}"
 
 # %% ../../nbs/10b_people.label_studio.ipynb #43795f32
-def _read_tasks(tasks:list, index:dict, vocab, kind:str, background)->tuple[list, list]:
+def _read_tasks(tasks:list, index:dict, vocab, kind:str, background, size_of:Callable|None=None)->tuple[list, list]:
     "The tasks whose annotations can be read, as `(task, key, ds_idx, [(annotation, label)])`, and the problems of the others"
     problems, out = [], []
     counts = {}
@@ -309,8 +380,13 @@ def _read_tasks(tasks:list, index:dict, vocab, kind:str, background)->tuple[list
                                                     "task per item; delete the extra tasks in Label Studio"))
             continue
         parsed, bad = [], False
+        try: size = size_of(index[json.dumps(key)]) if kind == 'boxes' and done else None  # the image's own (W, H)
+        except (KeyError, OSError) as e:
+            problems.append((tid, ids, key, f"the image of {key!r} cannot be read for its size, to turn percentages into "
+                                            f"pixels: {e}"))
+            continue
         for a in done:
-            try: parsed.append((a, _label_of(task, a, vocab, kind, background)))
+            try: parsed.append((a, _label_of(task, a, vocab, kind, background, size)))
             except ValueError as e:
                 problems.append((tid, a.get('id'), key, str(e)))
                 bad = True
@@ -374,22 +450,24 @@ def import_annotations(obj, # An ActiveLearner or ActiveSplit: the ledger that r
                        export, # Label Studio tasks: an export file, its text, a parsed list, or `LabelStudioProject.tasks()`
                        users:dict|None=None, # `{user id: e-mail}`, or a `LabelStudioProject` to ask, for annotations that give only the id
                        via:str='label-studio file', # Where the answers came from, for the log
-                       kind:str|None=None, # 'single', 'multi' or 'segmentation' (default: from the split's target block)
+                       kind:str|None=None, # 'single', 'multi', 'segmentation' or 'boxes' (default: from the split's target block)
                        background:int|None=0, # Segmentation: the class of undrawn pixels
                        mask_dir:str|Path|None=None, # Where imported masks are written (default: beside the ledger file)
                        partial:bool=True, # Record the valid answers and report the others; `False`: all or nothing
                        deleted:str='withdraw', # A deleted annotation: 'withdraw' the label it gave, or 'report' it
+                       vocab:Sequence|None=None, # The class names (default: the split's); boxes need them
                       )->ImportReport:
     "Bring the ledger to Label Studio's annotations: first answers, corrections, withdrawals, in one transaction; report the rest"
     split = _split_of(obj)
     if deleted not in ('withdraw', 'report'): raise ValueError(f"expected deleted='withdraw' or 'report', got {deleted!r}")
-    kind, vocab = kind or _target_kind(split), class_names(split)
+    kind = kind or _target_kind(split)
+    vocab = _vocab_for(split, vocab, kind)
     if vocab is None: raise ValueError("expected a split with a vocabulary or mask codes (the classes) to read Label Studio labels into")
     vocab = [str(v) for v in vocab]
     tasks = read_export(export)
     users = {**_inline_users(tasks), **_users_of(users)}
     index = {json.dumps(k): i for i, k in enumerate(split.ledger.keys())}
-    items, problems = _read_tasks(tasks, index, vocab, kind, background)
+    items, problems = _read_tasks(tasks, index, vocab, kind, background, lambda i: _image_size(split.item(i)))
     plan, more, unknown = _plan(split, items, kind, users, deleted)
     problems = pd.DataFrame(problems + more, columns=_PROBLEM_COLS)
     if len(problems) and not partial:
@@ -473,10 +551,11 @@ class LabelStudioProject:
 
     @classmethod
     def create(cls, url:str, api_key:str, obj, title:str='fastai_active', kind:str|None=None, data:str='image',
-               background:int|None=0, client=None)->LabelStudioProject:
-        "A new project labelling the classes of `obj`'s split (`label_config`)"
+               background:int|None=0, client=None, vocab:Sequence|None=None)->LabelStudioProject:
+        "A new project labelling the classes of `obj`'s split, or `vocab` (`label_config`)"
         split = _split_of(obj)
-        config = label_config(class_names(split), kind or _target_kind(split), data=data, background=background)
+        kind = kind or _target_kind(split)
+        config = label_config(_vocab_for(split, vocab, kind), kind, data=data, background=background)
         client = client if client is not None else _client(url, api_key)
         with _refusals(url): project = client.projects.create(title=title, label_config=config)
         return cls(url, api_key, project.id, client=client)

@@ -17,17 +17,18 @@ from fastcore.basics import patch_to
 from ..data.split import ActiveSplit
 from ..loop.learner import ActiveLearner
 from .answers import *
-from .answers import _split_of, _target_kind, _as_image
+from .answers import _split_of, _target_kind, _as_image, _boxes_batch
+from ..data.boxes import check_box_label
 
 # %% auto #0
 __all__ = ['class_keys', 'LabelWidget']
 
 # %% ../../nbs/10a_people.widgets.ipynb #321f9f79
 _KEYS = '1234567890'
-_ACTION_KEYS = {'single': 'su', 'multi': 'sua', 'segmentation': 'suar'}
+_ACTION_KEYS = {'single': 'su', 'multi': 'sua', 'segmentation': 'suar', 'boxes': 'suar'}
 
 def class_keys(vocab, # The classes
-               kind:str='single', # 'single', 'multi' or 'segmentation': which action keys the widget also uses
+               kind:str='single', # 'single', 'multi', 'segmentation' or 'boxes': which action keys the widget also uses
               )->dict:
     "`{key: class}`: each class's own name when every name is one character and no action key, else 1-9, 0 by position"
     names = [str(c) for c in vocab]
@@ -49,6 +50,34 @@ def _thumb(img:Image.Image, size:int, mask:np.ndarray|None=None)->bytes:
     scale = size / max(img.size)
     return _png(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                            Image.NEAREST if scale > 1 else Image.BILINEAR))
+
+_BOX_COLOURS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230)]
+
+def _boxes_thumb(img:Image.Image, size:int, prediction, vocab)->bytes:
+    "PNG bytes of `img` scaled to `size` pixels on its long side, with the boxes of `prediction` drawn, each with its class and score"
+    from PIL import ImageDraw
+    scale = size / max(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.NEAREST if scale > 1 else Image.BILINEAR)
+    draw = ImageDraw.Draw(img)
+    boxes, classes, scores = (np.asarray(o).tolist() for o in prediction)
+    names = [str(v) for v in vocab]
+    for (x1, y1, x2, y2), c, p in zip(boxes, classes, scores):
+        colour = _BOX_COLOURS[names.index(str(c)) % len(_BOX_COLOURS) if str(c) in names else 0]
+        draw.rectangle([x1 * scale, y1 * scale, x2 * scale - 1, y2 * scale - 1], outline=colour, width=2)
+        draw.text((x1 * scale + 3, y1 * scale + 2), f'{c} {p:.2f}', fill=colour)
+    return _png(img)
+
+def _boxes_html(row)->str:
+    "The model's boxes (class and score, most confident first) and the acquisition score of a boxes row"
+    parts = []
+    if row['prediction'] is None: parts.append('no predicted boxes: label this image in Label Studio')
+    else:
+        _, classes, scores = row['prediction']
+        order = np.argsort(-np.asarray(scores, dtype=float), kind='stable')
+        parts.append(f'{len(classes)} boxes: ' + ' · '.join(f'<b>{html.escape(str(classes[j]))}</b> {scores[j]:.2f}' for j in order)
+                     if len(classes) else 'no boxes: the model sees no object')
+    if not pd.isna(row.score): parts.append(f'score {row.score:.3f}')
+    return '<br>'.join(parts)
 
 def _item_html(item)->str:
     "A table row or a text as HTML (escaped)"
@@ -72,11 +101,12 @@ class LabelWidget:
     def __init__(self, source, # An ActiveLearner (its pending requests), or the DataFrame that `acquire` returns
                  al=None, # With a DataFrame: the ActiveLearner (or ActiveSplit) whose ledger records the answers
                  annotator:str='', # Who labels (it can also be typed in the widget)
-                 kind:str|None=None, # 'single', 'multi' or 'segmentation' (default: from the split's target block)
+                 kind:str|None=None, # 'single', 'multi', 'segmentation' or 'boxes' (default: from the split's target block)
                  n_next:int|None=None, # How many items the train button acquires (default: the size of the first batch)
                  size:int=160, # Thumbnail size in pixels
                  top:int=3, # How many guesses to show
                  mask_dir:str|Path|None=None, # Where accepted masks are written (default: beside the ledger file)
+                 vocab:list|None=None, # The classes (default: the split's); boxes need them
                 ):
         if isinstance(source, pd.DataFrame):
             if al is None:
@@ -87,12 +117,13 @@ class LabelWidget:
         self.split = _split_of(al)
         self.al = al if isinstance(al, ActiveLearner) else None
         self.kind = kind or _target_kind(self.split)
-        if self.kind not in ('single', 'multi', 'segmentation'):
-            raise ValueError(f"expected kind 'single', 'multi' or 'segmentation', got {self.kind!r}")
-        if self.kind != 'segmentation' and self.split.vocab is None:
-            raise ValueError(f"expected a split with a vocabulary (the classes) for kind {self.kind!r}, got vocab=None")
-        self.vocab, self.size, self.top, self.n_next = self.split.vocab, size, top, n_next
-        self.keys = {} if self.kind == 'segmentation' else class_keys(self.vocab, self.kind)
+        if self.kind not in _ACTION_KEYS:
+            raise ValueError(f"expected kind 'single', 'multi', 'segmentation' or 'boxes', got {self.kind!r}")
+        self.vocab = list(vocab) if vocab is not None else self.split.vocab
+        if self.kind != 'segmentation' and self.vocab is None:
+            raise ValueError(f"expected a split with a vocabulary (the classes) for kind {self.kind!r}, got vocab=None: pass vocab=[...]")
+        self.size, self.top, self.n_next = size, top, n_next
+        self.keys = {} if self.kind in ('segmentation', 'boxes') else class_keys(self.vocab, self.kind)
         self.mask_dir = mask_dir
         self._build()
         self.annotator_box.value = annotator
@@ -104,8 +135,9 @@ class LabelWidget:
 # %% ../../nbs/10a_people.widgets.ipynb #60b2a466
 @patch_to(LabelWidget)
 def load(self, batch:pd.DataFrame|None=None):
-    "Show the pending requests (of `batch` if given), most informative first"
-    self.batch = review_batch(self.al if self.al is not None else self.split, batch)
+    "Show the pending requests (of `batch` if given), most informative first; boxes: with the `prediction` column of `batch`"
+    if self.kind == 'boxes': self.batch = _boxes_batch(self.split, batch)  # the detector's boxes come with the requests
+    else: self.batch = review_batch(self.al if self.al is not None else self.split, batch)
     if self.n_next is None: self.n_next = len(self.batch) or None
     self.pos, self.done, self._undo = 0, {}, []
     self._show()
@@ -187,8 +219,9 @@ def _mask_folder(self)->Path:
 
 @patch_to(LabelWidget)
 def accept(self):
-    "Segmentation: label the item on show with the predicted mask (a PNG file at the image's own size)"
-    if self.kind != 'segmentation': raise ValueError(f"accept is for segmentation review, this widget is {self.kind!r}")
+    "Segmentation: label the item on show with the predicted mask (a PNG file at the image's own size); boxes: with the predicted boxes"
+    if self.kind == 'boxes': return self._accept_boxes()
+    if self.kind != 'segmentation': raise ValueError(f"accept is for segmentation and boxes review, this widget is {self.kind!r}")
     row = self._row()
     if row['mask'] is None: raise ValueError("no predicted mask to accept: train a model first (or label this item in Label Studio)")
     mask = Image.fromarray(np.asarray(row['mask'], dtype=np.uint8))
@@ -201,9 +234,20 @@ def accept(self):
     self.answer(str(path))
 
 @patch_to(LabelWidget)
+def _accept_boxes(self):
+    "Boxes: label the item on show with the predicted boxes and classes (checked against the image's size and `vocab`)"
+    row = self._row()
+    if row['prediction'] is None:
+        raise ValueError("no predicted boxes to accept: train a model first, or label this image in Label Studio")
+    img = _as_image(row['item'])
+    label = check_box_label(row['prediction'][:2], self.vocab, None if img is None else img.size)
+    self.answer(label)
+
+@patch_to(LabelWidget)
 def reject(self):
-    "Segmentation: log that the predicted mask is wrong; the item stays requested"
-    if self.kind != 'segmentation': raise ValueError(f"reject is for segmentation review, this widget is {self.kind!r}")
+    "Segmentation and boxes: log that the prediction is wrong; the item stays requested (to be drawn in Label Studio)"
+    if self.kind not in ('segmentation', 'boxes'):
+        raise ValueError(f"reject is for segmentation and boxes review, this widget is {self.kind!r}")
     row = self._row()
     record_rejection(self.split, int(row.ds_idx), annotator=self.annotator, via='widget')
     self._advance('reject')
@@ -214,7 +258,7 @@ def press(self, key:str):
     "What a key does: a class (its key in `self.keys`), `s` skip, `u` undo; `a` save / accept, `r` reject"
     if key == 's': return self.skip()
     if key == 'u': return self.undo()
-    if self.kind == 'segmentation' and key in 'ar': return self.accept() if key == 'a' else self.reject()
+    if self.kind in ('segmentation', 'boxes') and key in 'ar': return self.accept() if key == 'a' else self.reject()
     if self.kind == 'multi' and key == 'a': return self.save()
     if key in self.keys:
         label = self.keys[key]
@@ -226,7 +270,8 @@ def _keys_help(self)->str:
     n, keys = len(self.keys), ''.join(self.keys)
     if keys != _KEYS[:n]: cls = f"{keys[:12]}{'...' if n > 12 else ''} a class"  # the classes' own names
     else: cls = {0: '', 1: '1 the class', 10: '1-9, 0 a class'}.get(n, f'1-{n} a class')
-    extra = {'single': '', 'multi': ' (toggle) · a save', 'segmentation': 'a accept · r reject'}[self.kind]
+    extra = {'single': '', 'multi': ' (toggle) · a save', 'segmentation': 'a accept · r reject',
+             'boxes': 'a accept the boxes · r reject them'}[self.kind]
     return f"keys: {cls}{extra} · s skip · u undo"
 
 @patch_to(LabelWidget)
@@ -286,6 +331,12 @@ def _build(self):
         self.accept_button.on_click(lambda _: self._ui(self.accept))
         self.reject_button.on_click(lambda _: self._ui(self.reject))
         actions = [self.accept_button, self.reject_button]
+    if self.kind == 'boxes':
+        self.accept_button.description, self.reject_button.description = '[a] accept boxes', '[r] reject boxes'
+        self.accept_button.tooltip = "label the image with the model's boxes, as drawn"
+        self.reject_button.tooltip = 'the boxes are wrong: the image stays requested, to be drawn in Label Studio'
+        actions.append(W.HTML("<i>accept or reject the model's boxes here; drawing and moving boxes belongs in Label Studio "
+                              "(<code>to_tasks(..., kind='boxes')</code>, <code>LabelStudioProject</code>)</i>"))
     self.skip_button, self.undo_button = _button('[s] skip'), _button('[u] undo')
     self.skip_button.on_click(lambda _: self._ui(self.skip))
     self.undo_button.on_click(lambda _: self._ui(self.undo))
@@ -317,8 +368,9 @@ def _show(self):
         self.image.layout.display, self.item_html.value, self.guesses.value = 'none', '<i>batch done</i>', ''
         return
     img = _as_image(row['item'])
+    boxes = self.kind == 'boxes' and row['prediction'] is not None
     if img is not None:
-        self.image.value = _thumb(img, self.size, row['mask'])
+        self.image.value = _boxes_thumb(img, self.size, row['prediction'], self.vocab) if boxes else _thumb(img, self.size, row['mask'])
         self.image.layout.display, self.item_html.value = None, f'<code>{html.escape(str(row.key))}</code>'
     else: self.image.layout.display, self.item_html.value = 'none', _item_html(row['item'])
-    self.guesses.value = _guess_html(row, self.vocab, self.top)
+    self.guesses.value = _boxes_html(row) if self.kind == 'boxes' else _guess_html(row, self.vocab, self.top)
