@@ -26,6 +26,7 @@ from .acquisition.joint import *
 from .acquisition.diversity import *
 from .acquisition.diversity_acquisition import *
 from .acquisition.cold_start import *
+from .acquisition.boxes import *
 from .acquisition.strategies import *
 from .semi.core import *
 from .semi.augment import *
@@ -70,6 +71,7 @@ _MODULES = [
     'acquisition.diversity',
     'acquisition.diversity_acquisition',
     'acquisition.cold_start',
+    'acquisition.boxes',
     'acquisition.strategies',
     'semi.core',
     'semi.augment',

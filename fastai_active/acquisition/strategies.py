@@ -16,6 +16,8 @@ from .selection import *
 from .selection import check_batch
 from .joint import *
 from .diversity_acquisition import *
+from .boxes import *
+from .boxes import REDUCTIONS
 
 # %% auto #0
 __all__ = ['as_acquisition', 'check_sampler', 'check_target_strategy', 'ClassBalanced']
@@ -29,6 +31,23 @@ _MODES = ('power', 'softmax', 'softrank')
 _PER_ELEMENT = ('entropy', 'bald', 'margin', 'least_confidence', 'variation_ratios', 'mean_std')
 _DIVERSITY = dict(coreset=CoreSet, badge=BADGE, typiclust=TypiClust, probcover=ProbCover, cluster_margin=ClusterMargin)  # defined in 08a
 
+def _box_strategy_score(score, reduction:str):
+    "`score` with `reduce=reduction`, named `<score>_<reduction>`, carrying the score's `target` and `needs_samples`"
+    f = lambda dets_N_K_M_F: score(dets_N_K_M_F, reduce=reduction)
+    f.__name__ = f.__qualname__ = f"{score.__name__}_{reduction}"
+    f.target, f.needs_samples = 'detection', getattr(score, 'needs_samples', False)
+    return f
+
+_BOX_SCORES = dict(box_entropy=box_entropy, box_margin=box_margin, box_least_confidence=box_least_confidence,
+                   box_bald=box_bald, localisation=localisation_disagreement, flip=flip_inconsistency)
+# name -> (score, reduce for the per-pixel scores of dense maps or None)
+_DETECTION = {f'{name}_{r}': (_box_strategy_score(score, r), None) for name, score in _BOX_SCORES.items() for r in REDUCTIONS}
+_DETECTION.update(localisation=_DETECTION['localisation_sum'], flip=_DETECTION['flip_sum'], pixel_local_bald=(local_bald, None))
+_DETECTION.update({f'pixel_{name}_{r}': (_SCORES[name], r) for name in _PER_ELEMENT for r in ('mean', 'max', 'sum', 'topq')})
+
+_DETECTION_NAMES = ("'box_entropy_sum' (or _mean, _max), 'box_margin_sum', 'box_least_confidence_sum', 'box_bald_sum', "
+                    "'localisation', 'flip', 'pixel_entropy_mean', 'pixel_bald_max', ..., 'pixel_local_bald'")
+
 def as_acquisition(acq, target:str|None=None)->Acquisition:
     "An `Acquisition` from a strategy, a score function, or a name ('random', 'batchbald', 'bald', 'powerentropy', ...)"
     if isinstance(acq, Acquisition): return acq
@@ -38,6 +57,7 @@ def as_acquisition(acq, target:str|None=None)->Acquisition:
         if acq == 'random': return RandomAcquisition()
         if acq == 'batchbald': return BatchBALDAcquisition()
         if acq in _SCORES: return TopScores(_SCORES[acq], reduce=reduce if acq in _PER_ELEMENT else None)
+        if acq in _DETECTION: return TopScores(*_DETECTION[acq])
         if acq in _DIVERSITY: return _DIVERSITY[acq]()
         if acq.startswith('diverse_'): return DiverseCandidates(as_acquisition(acq[len('diverse_'):], target))
         if acq.startswith('balanced_'):
@@ -46,9 +66,13 @@ def as_acquisition(acq, target:str|None=None)->Acquisition:
             name = acq[len(mode):]
             if acq.startswith(mode) and name in _SCORES:
                 return StochasticAcquisition(_SCORES[name], mode=mode, reduce=reduce if name in _PER_ELEMENT else None)
+            if acq.startswith(mode) and name in _DETECTION:
+                score, dense_reduce = _DETECTION[name]
+                return StochasticAcquisition(score, mode=mode, reduce=dense_reduce)
         raise ValueError(f"expected 'random', 'batchbald', a score name {sorted(_SCORES)}, a score name after one of "
                          f"{list(_MODES)} (e.g. 'powerbald'), a diversity strategy {list(_DIVERSITY)}, or 'diverse_' "
-                         f"before another name (e.g. 'diverse_batchbald'), or 'balanced_' (e.g. 'balanced_powerbald'), got {acq!r}")
+                         f"before another name (e.g. 'diverse_batchbald'), or 'balanced_' (e.g. 'balanced_powerbald'), "
+                         f"or, for a detector, 'box_entropy_sum' and the other names of acquisition.boxes ({_DETECTION_NAMES}), got {acq!r}")
     if callable(acq): return TopScores(acq)
     raise TypeError(f"expected an Acquisition, a score function or a name, got {acq!r}")
 
@@ -76,6 +100,26 @@ _MULTILABEL_HINT = ("use a per-label score summed over the labels: a name such a
                     "'powerbald', 'margin', or TopScores(score, reduce='sum'|'mean'|'max'), StochasticAcquisition(score, "
                     "reduce=...), or 'random'")
 
+_DETECTION_HINT = (f"use a score of the boxes or of the dense maps by name ({_DETECTION_NAMES}), their stochastic forms "
+                   "('powerbox_entropy_sum', 'powerbox_bald_sum', ...), or 'random'")
+
+def _check_detection_strategy(acquisition, score):
+    "Refuse a strategy that cannot read a detector's outputs: boxes `[N, K, M, 5 + C]` or dense maps `[N, K, 2, L]`"
+    if getattr(acquisition, 'needs_embeddings', False):
+        raise ValueError(f"{acquisition!r} is a diversity strategy built and tested on classifiers' embeddings and "
+                         f"log-probs [N, K, C]; the learner's outputs are detections: {_DETECTION_HINT}")
+    if isinstance(acquisition, BatchBALDAcquisition) or getattr(acquisition, 'joint', False):
+        raise ValueError(f"{acquisition!r} computes a joint mutual information over one class distribution per item, "
+                         f"but a detector's image holds a varying number of boxes (and its dense maps L dependent "
+                         f"Bernoullis): for batches that stay diverse use 'powerbox_bald_sum' or 'powerbox_entropy_sum' "
+                         f"(stochastic batches); or {_DETECTION_HINT}")
+    if getattr(score, 'target', None) == 'detection': return
+    if getattr(acquisition, 'dense', False) and getattr(score, 'target', None) is None and score not in (expected_iou_loss, mask_disagreement):
+        return   # a per-element score of the dense maps, reduced over the image
+    what = "regression moments [N, K, 2]" if getattr(score, 'target', None) == 'regression' else "log-probs of classes [N, K, C]"
+    raise ValueError(f"{acquisition!r} scores {what}, but the learner's outputs are detections (boxes [N, K, M, 5 + C] "
+                     f"or dense maps [N, K, 2, L]): {_DETECTION_HINT}")
+
 def check_target_strategy(acquisition, # An `Acquisition`
                           target:str, # One of `targets.TARGETS`
                          ):
@@ -84,6 +128,11 @@ def check_target_strategy(acquisition, # An `Acquisition`
     check_target(target)
     if isinstance(acquisition, RandomAcquisition) or not getattr(acquisition, 'needs_preds', True): return
     score = getattr(acquisition, 'score', None)
+    if target == 'detection': return _check_detection_strategy(acquisition, score)
+    if getattr(score, 'target', None) == 'detection':
+        use = _REGRESSION_HINT if target in ('regression', 'gaussian') else "use entropy, bald, margin, ... (e.g. 'powerentropy')"
+        raise ValueError(f"{acquisition!r} scores a detector's outputs (boxes [N, K, M, 5 + C] or dense maps), but the "
+                         f"learner's target is {target!r}: {use}")
     if target in ('regression', 'gaussian'):
         if getattr(acquisition, 'needs_embeddings', False):
             raise ValueError(f"{acquisition!r} is a diversity strategy built and tested on classifiers' embeddings and "
@@ -118,7 +167,7 @@ class ClassBalanced(Acquisition):
         if getattr(self.inner, 'joint', False):
             raise ValueError(f"ClassBalanced needs the whole pool in {self.inner!r}'s order, but a joint strategy picks a "
                              "batch greedily: use a per-item or stochastic strategy ('powerbald', 'powerentropy', 'bald', ...)")
-        if not self.inner.needs_preds or getattr(self.inner, 'dense', False):
+        if not self.inner.needs_preds or getattr(self.inner, 'dense', False) or getattr(self.inner.score, 'target', None):
             raise ValueError(f"ClassBalanced spreads picks over the classes predicted for each item: expected a strategy "
                              f"that scores classification log-probs [N, K, C], got {self.inner!r}")
     @property

@@ -19,10 +19,10 @@ from ..core import *
 # %% auto #0
 __all__ = ['TARGETS', 'gaussian_rmse', 'GaussianNLLLossFlat', 'check_target', 'target_of', 'bernoulli_log_probs',
            'regression_moments', 'output_activation', 'samples_to_output', 'activation_of', 'check_moments',
-           'check_outputs']
+           'check_dets', 'check_outputs']
 
 # %% ../../nbs/03f_data.targets.ipynb #7396ba50
-TARGETS = ('classification', 'multilabel', 'regression', 'gaussian')
+TARGETS = ('classification', 'multilabel', 'regression', 'gaussian', 'detection')
 
 class GaussianNLLLossFlat(nn.Module):
     "Gaussian negative log-likelihood of targets `[bs]` under outputs `[bs, 2]` = (mean, log-variance), averaged"
@@ -47,6 +47,7 @@ _LOSS_TARGETS = ((nn.BCEWithLogitsLoss, 'multilabel'), (GaussianNLLLossFlat, 'ga
 
 def _loss_target(loss)->str|None:
     func = loss.func if isinstance(loss, BaseLoss) else loss
+    if 'detection' in (getattr(loss, 'target', None), getattr(func, 'target', None)): return 'detection'
     return next((t for types, t in _LOSS_TARGETS if isinstance(func, types)), None)
 
 def _dls_target(dls)->str|None:
@@ -62,10 +63,12 @@ def check_target(target:str)->str:
     return target
 
 def target_of(learn)->str:
-    "The kind of target `learn` predicts: 'classification', 'multilabel', 'regression' or 'gaussian'"
+    "The kind of target `learn` predicts: 'classification', 'multilabel', 'regression', 'gaussian' or 'detection'"
     explicit = getattr(learn, 'active_target', None)
     if explicit is not None: return check_target(explicit)
-    by_loss, by_data = _loss_target(getattr(learn, 'loss_func', None)), _dls_target(getattr(learn, 'dls', None))
+    by_loss = _loss_target(getattr(learn, 'loss_func', None))
+    if by_loss == 'detection': return by_loss   # the detector's loss says so; its boxes' classes look multi-label
+    by_data = _dls_target(getattr(learn, 'dls', None))
     regressions = ('regression', 'gaussian')
     if by_loss and by_data and by_loss != by_data and not (by_loss in regressions and by_data in regressions):
         raise ValueError(f"the learner's loss {type(learn.loss_func).__name__} is for a {by_loss} target but its "
@@ -103,13 +106,25 @@ def regression_moments(out:Tensor, # Model outputs: `[bs]` or `[bs, 1]` (a numbe
 def output_activation(target:str):
     "The function from model outputs to posterior-sample layout for `target` (see the table above)"
     return {'classification': to_log_probs, 'multilabel': bernoulli_log_probs, 'regression': regression_moments,
-            'gaussian': lambda out: regression_moments(out, gaussian=True)}[check_target(target)]
+            'gaussian': lambda out: regression_moments(out, gaussian=True), 'detection': _detection_samples}[check_target(target)]
+
+def _detection_samples(out):
+    "A detector's outputs are turned into boxes `[bs, M, 5 + C]` by its sampler; here they are only checked"
+    if not isinstance(out, Tensor):
+        raise TypeError(f"expected a detector's outputs as boxes [bs, M, 5 + C] (x1, y1, x2, y2 relative, confidence, "
+                        f"class probabilities), got {type(out).__name__}: turn the detector's own outputs (torchvision's "
+                        "list of dicts) into that layout first (the detector's sampler does)")
+    check_dets(out[:, None] if out.ndim == 3 else out, name='detector outputs')
+    return out
 
 def samples_to_output(samples_B_K:Tensor, # Posterior samples `[bs, K, ...]` in the target's layout
                       target:str, # One of `TARGETS`
                       binary:bool=False, # Classification: the model outputs one sigmoid logit
                      )->Tensor:
     "The predictive (mixture over the K samples) in the model's own output layout, for its loss and metrics"
+    if target == 'detection':
+        raise ValueError("boxes of K posterior samples have no mixture in the detector's own output layout: the "
+                         "detector's metrics read one deterministic pass (K=1), the samples go to the scores")
     if target in ('regression', 'gaussian'):
         mean_B_K, var_B_K = samples_B_K[:, :, 0], samples_B_K[:, :, 1]
         mean = mean_B_K.mean(1)
@@ -151,9 +166,61 @@ def check_moments(moments_N_K_2:Tensor, name:str='moments_N_K_2')->Tensor:
     if (m[:, :, 1] < 0).any(): raise ValueError(f"expected variances >= 0 in {name}[:, :, 1], got {m[:, :, 1].min().item():.4g}")
     return m
 
+def check_dets(dets_N_K_M_F:Tensor, # Detections `[N, K, M, 5 + C]`: box (relative `[x1, y1, x2, y2]`), confidence, C class probabilities
+               name:str='dets_N_K_M_F', # Its name in error messages
+               atol:float|None=None, # Tolerance on the class distributions' sums and the boxes' range (default depends on dtype)
+              )->Tensor:
+    "Raise a clear `TypeError`/`ValueError` unless `dets_N_K_M_F` are detections in the boxes layout; return them"
+    if not isinstance(dets_N_K_M_F, Tensor): raise TypeError(f"expected {name} as a torch.Tensor, got {type(dets_N_K_M_F).__name__}")
+    d, shape = dets_N_K_M_F.detach(), tuple(dets_N_K_M_F.shape)
+    if not d.is_floating_point(): raise TypeError(f"expected floating point {name}, got dtype {d.dtype}")
+    if d.ndim != 4:
+        raise ValueError(f"expected detections {name} of shape [N, K, M, F] (N images, K posterior samples, M detection "
+                         f"slots, F = 5 + C columns: x1, y1, x2, y2, confidence, C class probabilities), got {shape}")
+    if shape[0] == 0 or shape[1] == 0: raise ValueError(f"expected N >= 1 images and K >= 1 samples in {name}, got {shape}")
+    if shape[3] < 6:
+        raise ValueError(f"expected F = 5 + C >= 6 columns in {name} (x1, y1, x2, y2, confidence, then C >= 1 class "
+                         f"probabilities), got F={shape[3]} in {shape}")
+    if atol is None: atol = {torch.float16: 2e-2, torch.bfloat16: 5e-2}.get(d.dtype, 1e-3)
+    def where(bad): return "item {}, sample {}, slot {}".format(*bad.nonzero()[0].tolist())
+    if not torch.isfinite(d).all():
+        raise ValueError(f"expected finite {name}, got NaN or inf (first at {where((~torch.isfinite(d)).any(-1))}); "
+                         "check the detector's outputs")
+    d = d.float() if d.dtype in (torch.float16, torch.bfloat16) else d
+    conf = d[..., 4]
+    bad = (conf < 0) | (conf > 1)
+    if bad.any():
+        raise ValueError(f"expected confidences {name}[..., 4] in [0, 1], got {conf[bad][0].item():.4g} at {where(bad)}: "
+                         "pass the detector's scores (probabilities), not logits")
+    real, boxes = conf > 0, d[..., :4]
+    bad = real & ((boxes[..., 2] < boxes[..., 0]) | (boxes[..., 3] < boxes[..., 1]))
+    if bad.any():
+        raise ValueError(f"expected boxes as [x1, y1, x2, y2] with x1 <= x2 and y1 <= y2, got "
+                         f"{[round(v, 4) for v in boxes[bad][0].tolist()]} at {where(bad)}: boxes as [x, y, w, h] must be "
+                         "converted (x2 = x + w, y2 = y + h)")
+    bad = real & ((boxes < -atol) | (boxes > 1 + atol)).any(-1)
+    if bad.any():
+        raise ValueError(f"expected box coordinates relative to the image, in [0, 1], got "
+                         f"{[round(v, 4) for v in boxes[bad][0].tolist()]} at {where(bad)}: divide pixel coordinates by "
+                         "the image's width (x) and height (y)")
+    probs = d[..., 5:]
+    bad = real & ((probs < 0).any(-1) | ((probs.sum(-1) - 1).abs() > atol))
+    if bad.any():
+        raise ValueError(f"expected each detection's class distribution {name}[..., 5:] to sum to 1 (C={shape[3] - 5} "
+                         f"probabilities >= 0), got a sum of {probs[bad][0].sum().item():.4g} at {where(bad)}: pass "
+                         "probabilities (softmax), not logits; only padding slots (confidence 0) may be all zeros")
+    return dets_N_K_M_F
+
+def _is_maps(samples)->bool:
+    "Whether detection `samples` are dense maps (Bernoulli log-probs `[N, K, 2, ...]`, all <= 0) rather than boxes"
+    return (isinstance(samples, Tensor) and samples.is_floating_point() and samples.ndim >= 4 and samples.shape[2] == 2
+            and bool((samples <= 0).all()) and bool((samples != 0).any()))
+
 def check_outputs(samples:Tensor, target:str, name:str='posterior samples')->Tensor:
-    "Check posterior samples in the layout of `target`: dense log-probs, or regression moments"
+    "Check posterior samples in the layout of `target`: dense log-probs, regression moments, or detections"
     if check_target(target) in ('regression', 'gaussian'): return check_moments(samples, name)
+    if target == 'detection':   # boxes are >= 0 and maps are log-probs <= 0: only all-zero boxes (no detection) are both
+        return check_log_probs(samples, dense=True, name=name) if _is_maps(samples) else check_dets(samples, name)
     if target == 'multilabel' and isinstance(samples, Tensor) and (samples.ndim != 4 or samples.shape[2] != 2):
         raise ValueError(f"expected multi-label {name} of shape [N, K, 2, L], got {tuple(samples.shape)}")
     return check_log_probs(samples, dense=True, name=name)
