@@ -16,7 +16,7 @@ from ..core import *
 from ..data.targets import check_dets
 
 # %% auto #0
-__all__ = ['REDUCTIONS', 'box_iou', 'match_boxes', 'box_probs', 'reduce_boxes', 'box_entropy', 'box_margin',
+__all__ = ['BOX_REDUCTIONS', 'box_iou', 'match_boxes', 'box_probs', 'reduce_boxes', 'box_entropy', 'box_margin',
            'box_least_confidence', 'box_bald', 'localisation_disagreement', 'flip_inconsistency', 'block_max_mean',
            'local_bald', 'local_bald_score']
 
@@ -122,14 +122,14 @@ def _clusters(d:Tensor, members_N_J_K:Tensor):
 def _entropy(p:Tensor)->Tensor: return -torch.xlogy(p, p).sum(-1)
 
 # %% ../../nbs/05g_acquisition.boxes.ipynb #0429a2e3
-REDUCTIONS = ('sum', 'mean', 'max')
+BOX_REDUCTIONS = ('sum', 'mean', 'max')
 
 def reduce_boxes(scores_N_J:Tensor, # Per-cluster scores `[N, J]`, >= 0
                  valid_N_J:Tensor, # Which clusters are real (the others are padding)
                  reduction:str='sum', # 'sum', 'mean' or 'max' over the image's clusters (0 for an image with none)
                 )->Tensor:
     "One score per image from the scores of its boxes"
-    if reduction not in REDUCTIONS: raise ValueError(f"expected reduction one of {REDUCTIONS}, got {reduction!r}")
+    if reduction not in BOX_REDUCTIONS: raise ValueError(f"expected reduction one of {BOX_REDUCTIONS}, got {reduction!r}")
     s = torch.where(valid_N_J, scores_N_J, torch.zeros_like(scores_N_J))
     if reduction == 'sum': return s.sum(1)
     if reduction == 'mean': return s.sum(1) / valid_N_J.sum(1).clamp_min(1).to(s.dtype)
@@ -146,8 +146,8 @@ def _refuse_k1(d:Tensor, name:str, k:str='K >= 2'):
 def _box_score(per_cluster:Callable, # `(probs [N, J, K, C+1], boxes [N, J, K, 4], present [N, J, K]) -> [N, J]`
                dets_N_K_M_F:Tensor, reduce:str|None, iou_threshold:float)->Tensor:
     "Match, gather, score each cluster and reduce: `[N]` (or `[N, J]` with `reduce=None`) in the detections' dtype"
-    if reduce is not None and reduce not in REDUCTIONS:
-        raise ValueError(f"expected reduce one of {REDUCTIONS} (or None for one score per cluster), got {reduce!r}")
+    if reduce is not None and reduce not in BOX_REDUCTIONS:
+        raise ValueError(f"expected reduce one of {BOX_REDUCTIONS} (or None for one score per cluster), got {reduce!r}")
     d = check_dets(dets_N_K_M_F).detach()
     members = _match(d, iou_threshold)
     probs, boxes, present = _clusters(d.to(_compute_dtype(d)), members)

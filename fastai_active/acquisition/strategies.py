@@ -17,7 +17,7 @@ from .selection import check_batch
 from .joint import *
 from .diversity_acquisition import *
 from .boxes import *
-from .boxes import REDUCTIONS
+from .boxes import BOX_REDUCTIONS
 
 # %% auto #0
 __all__ = ['as_acquisition', 'check_sampler', 'check_target_strategy', 'ClassBalanced']
@@ -41,7 +41,7 @@ def _box_strategy_score(score, reduction:str):
 _BOX_SCORES = dict(box_entropy=box_entropy, box_margin=box_margin, box_least_confidence=box_least_confidence,
                    box_bald=box_bald, localisation=localisation_disagreement, flip=flip_inconsistency)
 # name -> (score, reduce for the per-pixel scores of dense maps or None)
-_DETECTION = {f'{name}_{r}': (_box_strategy_score(score, r), None) for name, score in _BOX_SCORES.items() for r in REDUCTIONS}
+_DETECTION = {f'{name}_{r}': (_box_strategy_score(score, r), None) for name, score in _BOX_SCORES.items() for r in BOX_REDUCTIONS}
 _DETECTION.update(localisation=_DETECTION['localisation_sum'], flip=_DETECTION['flip_sum'], pixel_local_bald=(local_bald, None))
 _DETECTION.update({f'pixel_{name}_{r}': (_SCORES[name], r) for name in _PER_ELEMENT for r in ('mean', 'max', 'sum', 'topq')})
 
