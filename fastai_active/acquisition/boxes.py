@@ -294,6 +294,7 @@ def local_bald(log_probs:Tensor, # Dense maps: Bernoulli log-probs `[N, K, 2, C,
     H, W = max((s.shape[1:] for s in per_level), key=lambda hw: hw[0] * hw[1])
     per_pixel = sum(F.interpolate(s[:, None], size=(H, W), mode='nearest')[:, 0] for s in per_level)
     return (per_pixel if pool is None else block_max_mean(per_pixel, pool)).to(log_probs.dtype)
+local_bald.reads_maps = True   # a score of the dense maps, not of the boxes: the sampler gives maps for it
 
 def local_bald_score(levels:list|None=None, # `[(h, w), ...]` of the levels that flat maps hold
                      window:int=3, # Side of the neighbourhood (odd)
@@ -302,5 +303,5 @@ def local_bald_score(levels:list|None=None, # `[(h, w), ...]` of the levels that
     "`local_bald` with its settings fixed: a score `maps -> [N]` for `TopScores` or `StochasticAcquisition`"
     def score(log_probs:Tensor)->Tensor: return local_bald(log_probs, levels, window, pool)
     score.__name__ = score.__qualname__ = 'local_bald'
-    score.target = 'detection'
+    score.target, score.reads_maps = 'detection', True
     return score
