@@ -295,6 +295,7 @@ def local_bald(log_probs:Tensor, # Dense maps: Bernoulli log-probs `[N, K, 2, C,
     per_pixel = sum(F.interpolate(s[:, None], size=(H, W), mode='nearest')[:, 0] for s in per_level)
     return (per_pixel if pool is None else block_max_mean(per_pixel, pool)).to(log_probs.dtype)
 local_bald.reads_maps = True   # a score of the dense maps, not of the boxes: the sampler gives maps for it
+local_bald.needs_samples = True  # BALD: the disagreement of K >= 2 samples (one sample scores 0 everywhere)
 
 def local_bald_score(levels:list|None=None, # `[(h, w), ...]` of the levels that flat maps hold
                      window:int=3, # Side of the neighbourhood (odd)
@@ -303,5 +304,5 @@ def local_bald_score(levels:list|None=None, # `[(h, w), ...]` of the levels that
     "`local_bald` with its settings fixed: a score `maps -> [N]` for `TopScores` or `StochasticAcquisition`"
     def score(log_probs:Tensor)->Tensor: return local_bald(log_probs, levels, window, pool)
     score.__name__ = score.__qualname__ = 'local_bald'
-    score.target, score.reads_maps = 'detection', True
+    score.target, score.reads_maps, score.needs_samples = 'detection', True, True
     return score

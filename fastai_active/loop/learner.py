@@ -30,6 +30,8 @@ from ..acquisition.selection import Acquisition
 from ..acquisition.strategies import as_acquisition, check_sampler, check_target_strategy
 from ..data.targets import target_of, check_target, output_activation, samples_to_output
 from ..uncertainty.core import PosteriorSampler, SinglePass, train_ensemble
+from ..uncertainty.detection import DetectionSampler
+from ..detector import find_detector
 from .scorer import PoolScorer, InMemoryScorer, PoolRequest, PoolPick
 from .curves import plot_learning_curves
 import fastai_active.uncertainty.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
@@ -100,6 +102,7 @@ class ActiveLearner:
         self.target = None if target is None else check_target(target)
         self._acquisition_arg = acquisition   # a name is resolved again once the target is known (see `_set_target`)
         self.acquisition = as_acquisition(acquisition, self.target)
+        self._default_sampler = sampler is None   # a detector's target then gets `DetectionSampler()` (see `_check_target`)
         self.sampler = ifnone(sampler, SinglePass())
         if not isinstance(self.sampler, PosteriorSampler):
             raise TypeError(f"expected a PosteriorSampler as sampler, got {type(self.sampler).__name__}")
@@ -229,7 +232,18 @@ def _check_target(self:ActiveLearner, target:str)->str:
     "Resolve the strategy's name for `target` and refuse what cannot read its outputs; set and return `target`"
     acquisition = as_acquisition(self._acquisition_arg, target) if isinstance(self._acquisition_arg, str) else self.acquisition
     check_target_strategy(acquisition, target)
-    sampler = self.sampler.for_acquisition(acquisition)
+    sampler = self.sampler
+    if target == 'detection':
+        if self._default_sampler: sampler = DetectionSampler()
+        if not isinstance(sampler, DetectionSampler):
+            raise ValueError(f"the learner predicts boxes (a detection target), which {sampler!r} cannot sample: pass "
+                             "sampler=DetectionSampler(...) (n_samples=8 for MC dropout, flip=True, n_members=5 for an ensemble)")
+        if self.semi is not None:
+            raise ValueError(f"semi-supervised training ({self.semi!r}) takes classification outputs, got a detection target: pass semi=None")
+    elif isinstance(sampler, DetectionSampler):
+        raise ValueError(f"{sampler!r} samples a detector's boxes, but the learner predicts a {target} target: use "
+                         "MCDropout(), DeepEnsemble(), SinglePass() (the default), ...")
+    sampler = sampler.for_acquisition(acquisition)
     check_sampler(acquisition, sampler)
     if target == 'regression' and getattr(sampler, 'K', None) == 1 and acquisition.needs_preds:
         raise ValueError(f"{sampler!r} gives one point prediction per item of a regression target: every variance would "
@@ -259,9 +273,16 @@ class MeanOfMembers(nn.Module):
 def validate(self:ActiveLearner)->dict:
     "Validation loss and metrics, by name: of the learner, or of the members' mean predictive for an ensemble"
     learn = self.learn
+    if self.target == 'detection' and len(self.learns) > 1:  # boxes do not average: the members' metrics do
+        each = [self._validate(l) for l in self.learns]
+        return {k: float(np.mean([e[k] for e in each])) for k in each[0]}
     if len(self.learns) > 1:
         learn = Learner(self.dls, MeanOfMembers([l.model for l in self.learns], ifnone(self.target, 'classification')),
                         loss_func=learn.loss_func, metrics=learn.metrics)
+    return self._validate(learn)
+
+@patch
+def _validate(self:ActiveLearner, learn:Learner)->dict:
     with quiet_learner(learn): res = learn.validate()
     names = ['valid_loss'] + [getattr(m, 'name', str(m)) for m in learn.metrics]
     return {k: float(v) for k, v in zip(names, res)}
@@ -329,7 +350,27 @@ def _acquire(self:ActiveLearner, n:int, row:dict|None)->pd.DataFrame:
     if row is not None: row = {**row, 'score_s': self.times['score_s'], 'acquire_s': select_s}
     # one transaction: the requests, and the round's row; refused if another process moved on
     self.ledger.request(ds_idxs, batch.scores.tolist(), expect_round=this_round, history=row)
-    return self._requests_df(ds_idxs, batch.idxs, batch.scores.tolist(), this_round + 1)
+    df = self._requests_df(ds_idxs, batch.idxs, batch.scores.tolist(), this_round + 1)
+    if self.target == 'detection' and self.learns: df['prediction'] = self.predicted_boxes(ds_idxs)
+    return df
+
+@patch
+def predicted_boxes(self:ActiveLearner, ds_idxs, # The dataset indices of the images
+                    min_conf:float=0.3, # The least confidence of a box kept
+                   )->list:
+    "A detector's boxes for `ds_idxs`: `(boxes [x1, y1, x2, y2] in the image's own pixels, classes, scores)` each, for a person to correct"
+    self._check_fresh('predicted_boxes')
+    if self.target != 'detection': raise ValueError(f"predicted boxes need a detector, but the learner predicts a {self.target} target")
+    ds_idxs = as_idxs(ds_idxs, 'ds_idxs')
+    dl = self.split.pool_dl(self.dls, Pool(ds_idxs, self.split.items_at), bs=self.pool_bs)
+    with quiet_learner(self.learn): dets = self.learn.get_dets(dl)
+    out = []
+    for item, d in zip(self.split.items_at(ds_idxs), dets):
+        w, h = Image.open(item).size   # boxes are relative to the image: squished images map back exactly
+        d = d[d[:, 4] >= min_conf]
+        out.append(((d[:, :4] * torch.tensor([w, h, w, h])).tolist(), [self.split.vocab[i] for i in d[:, 5:].argmax(-1).tolist()],
+                    d[:, 4].tolist()))
+    return out
 
 @patch
 def _pick(self:ActiveLearner, pool:Pool, n:int, seed:int)->PoolPick:

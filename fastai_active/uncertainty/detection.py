@@ -16,7 +16,7 @@ from ..detector import FCOSDetector, find_detector
 from .core import PosteriorSampler
 
 # %% auto #0
-__all__ = ['DetectionSampler']
+__all__ = ['level_maps', 'DetectionSampler']
 
 # %% ../../nbs/04c_uncertainty.detection.ipynb #7d0d052a
 class _HeadMasks:
@@ -48,13 +48,24 @@ def _flip_boxes(dets:Tensor)->Tensor:
     out[..., 2] = torch.where(real, 1 - dets[..., 0], 0.)
     return out
 
-def _flip_maps(logits_B_A_C:Tensor, det:FCOSDetector, size:tuple[int, int])->Tensor:
-    "Per-location class logits of a mirrored image, mirrored back level by level"
+def level_maps(logits_B_A_C:Tensor, # Per-location class logits, the levels one after the other (as FCOS's head gives them)
+               det:FCOSDetector, # The detector (its levels' sizes)
+               size:tuple[int, int], # The images' `(height, width)`
+               flipped:bool=False, # The logits are of mirrored images: mirror each level back first
+              )->Tensor:
+    "The levels' class logits on the finest level's grid, stacked along the class axis: `[B, C x levels, h, w]`"
     out, start, B = [], 0, len(logits_B_A_C)
-    for h, w in det.level_sizes(*size):
-        out.append(logits_B_A_C[:, start:start + h * w].reshape(B, h, w, -1).flip(2).reshape(B, h * w, -1))
+    sizes = det.level_sizes(*size)
+    for h, w in sizes:
+        lvl = logits_B_A_C[:, start:start + h * w].reshape(B, h, w, -1).permute(0, 3, 1, 2)
+        if flipped: lvl = lvl.flip(-1)
+        out.append(F.interpolate(lvl, size=sizes[0], mode='nearest'))
         start += h * w
     return torch.cat(out, 1)
+
+def _reads_maps(acquisition)->bool:
+    "Whether `acquisition` scores dense maps (a per-element score with a `reduce`, or a score marked `reads_maps`)"
+    return bool(getattr(acquisition, 'dense', False) or getattr(getattr(acquisition, 'score', None), 'reads_maps', False))
 
 # %% ../../nbs/04c_uncertainty.detection.ipynb #b250bb26
 class DetectionSampler(PosteriorSampler):
@@ -74,6 +85,12 @@ class DetectionSampler(PosteriorSampler):
     @property
     def K(self)->int: return self.n_members * self.n_samples * (2 if self.flip else 1)
 
+    def for_acquisition(self, acquisition)->DetectionSampler:
+        "This sampler giving what `acquisition` reads: dense maps for a strategy of the maps, detections otherwise"
+        maps = _reads_maps(acquisition)
+        if maps == self.maps: return self
+        return DetectionSampler(self.n_samples, self.flip, maps, self.seed, self.n_members)
+
     def check_model(self, model:nn.Module):
         det = find_detector(model)
         if self.n_samples > 1 and not any(m.p > 0 for m in _head_dropout(det)):
@@ -81,14 +98,12 @@ class DetectionSampler(PosteriorSampler):
                              "would be the same. Build the detector with p_drop > 0, or use n_samples=1")
 
     def _sample(self, model, det, x:Tensor, masks:_HeadMasks, flipped:bool)->list[Tensor]:
-        "The samples of one model on one batch, each `[B, M, 5 + C]` (or `[B, A, C]` class logits with `maps`)"
+        "The samples of one model on one batch, each `[B, M, 5 + C]` (or class logits `[B, C x levels, h, w]` with `maps`)"
         out, size = [], tuple(x.shape[-2:])
         for k in range(self.n_samples):
             masks.k = k if self.n_samples > 1 else None
             raw = model(x.flip(-1) if flipped else x)
-            if self.maps:
-                logits = det.split(raw)['cls_logits'].float()
-                out.append(_flip_maps(logits, det, size) if flipped else logits)
+            if self.maps: out.append(level_maps(det.split(raw)['cls_logits'].float(), det, size, flipped))
             else:
                 dets = det.decode(raw, size)
                 out.append(_flip_boxes(dets) if flipped else dets)
@@ -117,8 +132,7 @@ class DetectionSampler(PosteriorSampler):
         if not out: raise ValueError("the pool's DataLoader gave no batch: there is nothing to score")
         samples = torch.cat(out)
         if not self.maps: return samples
-        logits = samples.flatten(2)   # [N, K, A*C]
-        return torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], 2)  # [N, K, 2, L]: absent, present
+        return torch.stack([F.logsigmoid(-samples), F.logsigmoid(samples)], 2)  # [N, K, 2, C x levels, h, w]: absent, present
 
     def __repr__(self):
         return (f"DetectionSampler(n_samples={self.n_samples}, flip={self.flip}, maps={self.maps}"
