@@ -313,7 +313,7 @@ def write_pages(nbs):
 
 
 # the package's layers (its folders, lowest first) as the API reference's groups; a top-level module is a group of its own
-LAYERS = {'core': 'core', 'datasets': 'datasets and models', 'models': 'datasets and models', 'data': 'data: ledger and splits',
+LAYERS = {'core': 'core', 'datasets': 'datasets and models', 'models': 'datasets and models', 'detector': 'datasets and models', 'data': 'data: ledger and splits',
           'uncertainty': 'uncertainty: posterior samples', 'acquisition': 'acquisition: scores and strategies',
           'semi': 'semi-supervised training', 'loop': 'loop: the ActiveLearner', 'scale': 'scale: chunked and Ray scoring',
           'interpret': 'interpret: uncertainty against error', 'people': 'people: answers, widget, Label Studio',
