@@ -44,6 +44,7 @@ from .interpret.correlation import *
 from .interpret.ood import *
 from .interpret.triage import *
 from .interpret.interpretation import *
+from .interpret.detection import *
 from .people.answers import *
 from .people.widgets import *
 from .people.label_studio import *
@@ -89,6 +90,7 @@ _MODULES = [
     'interpret.ood',
     'interpret.triage',
     'interpret.interpretation',
+    'interpret.detection',
     'people.answers',
     'people.widgets',
     'people.label_studio',
