@@ -10,6 +10,7 @@ import importlib as _importlib
 from .core import *
 from .datasets import *
 from .models import *
+from .detector import *
 from .data.ledger import *
 from .data.item_cache import *
 from .data.split import *
@@ -20,6 +21,7 @@ from .data.boxes import *
 from .uncertainty.core import *
 from .uncertainty.mc_dropout import *
 from .uncertainty.embeddings import *
+from .uncertainty.detection import *
 from .acquisition.scores import *
 from .acquisition.selection import *
 from .acquisition.joint import *
