@@ -180,7 +180,8 @@ def _skip_epoch_validation(learn:Learner):
 @patch
 def _fit_member(self:ActiveLearner, learn:Learner):
     "Train one member: the user's `fit`, or `fit_one_cycle(epochs, lr)` validating only if `epoch_validation`"
-    self.sampler.check_model(learn.model)  # before any training
+    self._check_target(ifnone(self.target, target_of(learn)))  # a sampler or strategy that cannot read its outputs: before any training
+    self.sampler.check_model(learn.model)
     if self.fit_fn is not None: return self.fit_fn(learn)
     if self.epoch_validation: return learn.fit_one_cycle(self.epochs, self.lr)
     with _skip_epoch_validation(learn): learn.fit_one_cycle(self.epochs, self.lr)

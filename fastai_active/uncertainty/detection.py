@@ -92,7 +92,10 @@ class DetectionSampler(PosteriorSampler):
         return DetectionSampler(self.n_samples, self.flip, maps, self.seed, self.n_members)
 
     def check_model(self, model:nn.Module):
-        det = find_detector(model)
+        try: det = find_detector(model)
+        except TypeError as e:  # e.g. a classifier's model: name the samplers it takes
+            raise TypeError(f"{self!r} samples a detector's boxes, but the learner is not a detector: {e}. Use it with "
+                            "`detection_learner`; for a classifier use MCDropout(), DeepEnsemble(), SinglePass() (the default), ...") from None
         if self.n_samples > 1 and not any(m.p > 0 for m in _head_dropout(det)):
             raise ValueError(f"{self!r} samples the detector's head dropout, but its dropout layers have p=0: every sample "
                              "would be the same. Build the detector with p_drop > 0, or use n_samples=1")
@@ -113,8 +116,8 @@ class DetectionSampler(PosteriorSampler):
         if len(learns) != self.n_members:
             raise ValueError(f"expected {self.n_members} trained member(s) for {self!r}, got {len(learns)}")
         models = [l.model for l in learns]
-        dets = [find_detector(m) for m in models]
         for m in models: self.check_model(m)
+        dets = [find_detector(m) for m in models]
         modes = [m.training for m in models]
         out = []
         try:
