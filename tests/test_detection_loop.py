@@ -1,0 +1,169 @@
+"""Object detection in the loop, the user's path (issue 27): a folder of images with a COCO boxes file read by a fastai
+`DataBlock` (`ImageBlock`, `BBoxBlock`, `BBoxLblBlock`), the small FCOS of `detector`, and `ActiveLearner` with each
+kind of detection strategy: the labels grow by the batch every round, the picks are the strategy's top scores, the
+boxes handed to people are the model's boxes in the image's own pixels, what cannot work is refused before anything is
+written, and a loop resumed from its ledger file acquires what an uninterrupted one does.
+
+Tiny on purpose (40 images of 96-128 px squished to 64, one epoch of 32 items a round): each test takes seconds."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
+from fastai.data.transforms import ColReader
+from fastai.vision.all import BBoxBlock, BBoxLblBlock, ImageBlock, Resize, get_image_files
+
+from fastai_active.acquisition.selection import top_k
+from fastai_active.data.boxes import coco_get_y
+from fastai_active.data.split import ActiveSplit, Pool
+from fastai_active.datasets import DETECTION_SHAPES, detection_folder
+from fastai_active.detector import detection_learner
+from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
+from fastai_active.uncertainty.detection import DetectionSampler
+from fastai_active.uncertainty.mc_dropout import MCDropout
+
+from _learners import ignore_id_learner, two_features_and_id
+
+N_INITIAL, N = 8, 4
+
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory):
+    "40 images of 96 to 128 px a side (most of them not square) with 0-6 shapes, and their COCO boxes file"
+    return detection_folder(tmp_path_factory.mktemp('det')/'shapes', 40, seed=0, min_size=96, max_size=128)
+
+
+def make_split(folder, path=None):
+    "The user's DataBlock over the folder, under `ActiveSplit` (a `BoxSplit`), with balanced initial labels"
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), get_items=get_image_files, n_inp=1,
+                       get_y=coco_get_y(folder/'annotations.json'), item_tfms=Resize(64, method='squish'))
+    split = ActiveSplit(dblock, folder/'images', path=path, vocab=DETECTION_SHAPES, min_epoch_items=32)
+    if split.ledger.n_labelled == 0: split.label_random(N_INITIAL, balanced=True, seed=0)
+    return split
+
+
+def make_al(split, acquisition='box_entropy_sum', sampler=None, epochs=1, **kwargs):
+    return ActiveLearner(split, lambda dls: detection_learner(dls), acquisition=acquisition, sampler=sampler,
+                         oracle=SimulatedOracle.from_split(split), epochs=epochs, lr=2e-3, bs=16,
+                         dl_kwargs=dict(num_workers=0), show_progress=False, **kwargs)
+
+
+STRATEGIES = {  # name -> (sampler, K of the posterior samples it gives)
+    'box_entropy_sum': (None, 1),                                # the default: one deterministic pass
+    'box_bald_sum': (DetectionSampler(n_samples=3), 3),          # MC dropout on the head, boxes matched across samples
+    'pixel_local_bald': (DetectionSampler(n_samples=3), 3),      # the same samples, as dense class maps
+    'flip': (DetectionSampler(flip=True), 2),                    # the image and its mirror
+}
+
+
+@pytest.mark.parametrize('name', list(STRATEGIES))
+def test_a_round_labels_the_top_scored_images(folder, name):
+    sampler, K = STRATEGIES[name]
+    split = make_split(folder)
+    al = make_al(split, name, sampler)
+    h = al.loop(rounds=1, n_per_round=N)
+    assert isinstance(al.sampler, DetectionSampler) and al.sampler.K == K
+    assert al.sampler.maps == (name == 'pixel_local_bald')
+    assert h['round'].tolist() == [0, 1] and h.n_labelled.tolist() == [N_INITIAL, N_INITIAL + N]
+    assert 'map50' in h and h.map50.between(0, 1).all()
+    labels = split.ledger.to_df()
+    assert (labels.groupby('round').size() == pd.Series({0: N_INITIAL, 1: N})).all()
+    assert (labels.loc[labels['round'] == 1, 'source'] == 'oracle').all()
+
+    # the next round's picks: the strategy's scores of the pool, highest first
+    log_probs = al.score()
+    assert log_probs.shape[:2] == (len(al.pool), K)
+    scores = al.acquisition.scores(log_probs)
+    best = top_k(scores, N)
+    picked = al.acquire(N)
+    assert picked.pool_idx.tolist() == best.idxs.tolist()
+    assert picked.ds_idx.tolist() == al.pool.to_ds(best.idxs).tolist()
+    np.testing.assert_allclose(picked.score, scores[best.idxs].numpy(), rtol=1e-6)
+    assert sorted(al.ledger.pending().ds_idx) == sorted(picked.ds_idx)
+    # each row carries the model's boxes for a person to correct
+    assert picked.prediction.tolist() == al.predicted_boxes(picked.ds_idx.tolist())
+
+
+def test_predicted_boxes_are_the_detections_in_the_image_s_own_pixels(folder):
+    split = make_split(folder)
+    al = make_al(split, epochs=3).fit()
+    sizes = {int(i): Image.open(f).size for i, f in zip(split.pool().ds_idxs, split.items_at(split.pool().ds_idxs))}
+    ds_idxs = [i for i, (w, h) in sizes.items() if w != h][:6]
+    assert len(ds_idxs) == 6
+    dets = al.learn.get_dets(al.dls.test_dl(split.items_at(torch.tensor(ds_idxs))))
+    conf = dets[..., 4][dets[..., 4] > 0]
+    assert len(conf) > 1, "the detector gives no box to compare"
+    min_conf = float(conf.median())  # some boxes kept, some left out
+    got = al.predicted_boxes(ds_idxs, min_conf=min_conf)
+    n_kept = 0
+    for i, d, (boxes, classes, confs) in zip(ds_idxs, dets, got):
+        w, h = sizes[i]
+        d = d[d[:, 4] >= min_conf]
+        np.testing.assert_allclose(np.array(boxes).reshape(-1, 4), (d[:, :4] * torch.tensor([w, h, w, h])).numpy(), rtol=1e-6)
+        assert classes == [DETECTION_SHAPES[c] for c in d[:, 5:].argmax(-1).tolist()]
+        np.testing.assert_allclose(confs, d[:, 4].numpy())
+        assert all(0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h for b in boxes)
+        n_kept += len(boxes)
+    assert 0 < n_kept < len(conf)
+    assert al.predicted_boxes(ds_idxs, min_conf=0.0) != got
+
+
+# --- refusals: each says what to pass instead, and leaves the user's ledger as it was ---------------------------
+
+def refused(split, make, match, exc=ValueError):
+    state = split.ledger.state_dict()
+    with pytest.raises(exc, match=match): make()
+    assert split.ledger.state_dict() == state
+
+
+def test_a_classification_sampler_on_a_detector_is_refused_before_training(folder, tmp_path):
+    split = make_split(folder, tmp_path/'labels.db')
+    trained = []
+    al = make_al(split, sampler=MCDropout(), fit=trained.append)
+    refused(split, lambda: al.loop(rounds=1, n_per_round=N),
+            r"predicts boxes \(a detection target\), which MCDropout\(.*\) cannot sample: pass sampler=DetectionSampler\(")
+    assert trained == [] and al.history.empty and split.ledger.pending().empty
+
+
+def test_a_strategy_the_detector_cannot_serve_is_refused(folder, tmp_path):
+    split = make_split(folder, tmp_path/'labels.db')
+    trained = []  # refused before any training
+    refused(split, lambda: make_al(split, 'batchbald', DetectionSampler(n_samples=3), fit=trained.append).loop(rounds=1, n_per_round=N),
+            r"BatchBALD.*a detector's image holds a varying number of boxes.*'powerbox_bald_sum'")
+    assert trained == []
+    # BALD of the boxes measures disagreement between samples: one deterministic pass (K=1) would score every image 0
+    refused(split, lambda: make_al(split, 'box_bald_sum'),
+            r"TopScores\(box_bald_sum\) measures the disagreement between posterior samples, but .* \(K=1\)")
+    refused(split, lambda: make_al(split, 'pixel_local_bald'), r"TopScores\(local_bald\) .* \(K=1\)")
+
+
+def test_a_detection_sampler_on_a_classifier_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({'x0': rng.normal(size=60), 'x1': rng.normal(size=60), 'id': np.arange(60)})
+    df['y'] = np.where(df.x0 > df.x1, 'a', 'b')
+    dblock = DataBlock(blocks=(TransformBlock, CategoryBlock), get_x=two_features_and_id, get_y=ColReader('y'))
+    split = ActiveSplit(dblock, df, path=tmp_path/'labels.db', vocab=['a', 'b'], valid_items=df.iloc[:20], min_epoch_items=32)
+    split.label_random(6, balanced=True, seed=0)
+    make = lambda: ActiveLearner(split, ignore_id_learner, sampler=DetectionSampler(), oracle=SimulatedOracle.from_split(split),
+                                 epochs=1, dl_kwargs=dict(num_workers=0), show_progress=False).loop(rounds=1, n_per_round=N)
+    refused(split, make, r"DetectionSampler\(.*\) samples a detector's boxes, but the learner is not a detector: expected a "
+                         r"model holding an FCOSDetector, got IgnoreId.*for a classifier use MCDropout\(\)", exc=TypeError)
+
+
+# --- resumed from the ledger file ----------------------------------------------------------------------------------
+
+def test_a_loop_resumed_from_its_ledger_acquires_what_an_uninterrupted_one_does(folder, tmp_path):
+    def run(path, rounds):
+        split = make_split(folder, path)
+        make_al(split).loop(rounds=rounds, n_per_round=N)  # `rounds` is the total: the run goes on where it stopped
+        return split
+    reference = run(tmp_path/'reference.db', 2)
+    run(tmp_path/'resumed.db', 1)
+    resumed = run(tmp_path/'resumed.db', 2)  # a new session: a new split and ActiveLearner on the same file
+    cols = ['ds_idx', 'key', 'label', 'source', 'round']
+    ref, res = reference.ledger.to_df()[cols], resumed.ledger.to_df()[cols]
+    assert len(ref) == N_INITIAL + 2 * N and ref['round'].max() == 2
+    pd.testing.assert_frame_equal(res.reset_index(drop=True), ref.reset_index(drop=True))
+    hist = ['round', 'n_labelled', 'map50']
+    pd.testing.assert_frame_equal(resumed.ledger.history()[hist], reference.ledger.history()[hist])
