@@ -81,3 +81,9 @@ def test_all_keeps_every_name_of_0_1():
     assert len(before) > 200
     assert not set(before) - set(a.__all__)
     assert all(hasattr(a, n) for n in before)
+
+
+def test_all_lists_every_module():
+    "`fastai_active.all` gives the names of every module (its `_MODULES` builds `__all__`), `demo` picked by name"
+    import fastai_active.all as everything
+    assert set(_modules()) - {'all', 'demo'} == set(everything._MODULES)

@@ -87,6 +87,11 @@ def check_sampler(acquisition, # An `Acquisition` or anything `as_acquisition` t
                          f"must be the same model for every item, but {sampler!r} draws them per item: use "
                          "MCDropout(consistent_masks=True) (its default), an ensemble, or a per-item strategy")
     if getattr(acquisition, 'needs_samples', False) and getattr(sampler, 'K', None) == 1:
+        if getattr(getattr(acquisition, 'score', None), 'target', None) == 'detection':
+            raise ValueError(f"{acquisition!r} measures the disagreement between posterior samples, but {sampler!r} gives "
+                             "one sample per image (K=1): every score would be 0. Pass DetectionSampler(n_samples=8) (MC "
+                             "dropout on the detector's head), DetectionSampler(flip=True) for 'flip', or "
+                             "DetectionSampler(n_members=5) for an ensemble; or a score of one pass, such as 'box_entropy_sum'")
         raise ValueError(f"{acquisition!r} measures the disagreement between posterior samples, but {sampler!r} gives "
                          "one sample per item (K=1): every score would be 0 and the batch the first items of the pool. "
                          f"Pass a sampler with K > 1: {SAMPLERS_FOR_K}; or a strategy of the predictive alone, "

@@ -129,14 +129,18 @@ class _CocoLabels:
             if label is not None: return label
         raise ValueError(f"image {os.fspath(o)} is not in the boxes file {self.fname}: expected one of its 'images' "
                          f"(by file_name, e.g. {next(iter(self.label_of), None)!r})")
-    def boxes(self, o)->list: return self.label(o)[0]
-    def classes(self, o)->list: return self.label(o)[1]
+
+class _CocoPart:
+    "Part `i` of an image's label in a boxes file (0: boxes, 1: classes); an object, as fastai's `Transform(f)` takes a method for one to register"
+    def __init__(self, labels:_CocoLabels, i:int): self.labels, self.i = labels, i
+    def __call__(self, o)->list: return self.labels.label(o)[self.i]
+    def __repr__(self): return f"coco_get_y({str(self.labels.fname)!r})[{self.i}]"
 
 def coco_get_y(fname:str|os.PathLike, # A COCO-style boxes file (see `read_coco`)
               )->list:
     "`get_y` of a `DataBlock` with `BBoxBlock` and `BBoxLblBlock`: an image's boxes and its classes, read from `fname` by file name"
     labels = _CocoLabels(fname)
-    return [labels.boxes, labels.classes]
+    return [_CocoPart(labels, 0), _CocoPart(labels, 1)]
 
 # %% ../../nbs/03g_data.boxes.ipynb #a5c3fbe8
 def _image_size(x)->tuple[int, int]:

@@ -129,7 +129,7 @@ class DetectionSampler(PosteriorSampler):
                         for m, det in zip(models, dets):
                             with _HeadMasks(_head_dropout(det), self.n_samples, self.seed) as masks:
                                 per += self._sample(m, det, x, masks, flipped)
-                    out.append(torch.stack(per, 1).cpu())
+                    out.append(torch.stack(per, 1).cpu().as_subclass(Tensor))  # plain tensors, not fastai's `TensorImage` of the inputs
         finally:
             for m, mode in zip(models, modes): m.train(mode)
         if not out: raise ValueError("the pool's DataLoader gave no batch: there is nothing to score")
