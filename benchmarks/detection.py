@@ -31,13 +31,11 @@ from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 from fastai_active.loop.curves import plot_learning_curves
 from benchmarks.label_efficiency import check_resume, area_under_curves, common_range, markdown_table
 
-# strategy name -> the sampler it reads (the same K for every strategy of one kind)
-def make_sampler(strategy:str, mc_samples:int)->DetectionSampler:
-    if strategy == 'random': return DetectionSampler()
-    if strategy.endswith('flip'): return DetectionSampler(flip=True)
-    if 'bald' in strategy or 'localisation' in strategy:
-        return DetectionSampler(n_samples=mc_samples, maps=strategy.startswith('pixel'))
-    return DetectionSampler(maps=strategy.startswith('pixel'))
+def make_sampler(strategy:str, mc_samples:int, min_conf:float)->DetectionSampler:
+    "The sampler a strategy reads: MC dropout for BALD and localisation, the flip for 'flip', one pass otherwise"
+    if strategy.endswith('flip'): return DetectionSampler(flip=True, min_conf=min_conf)
+    if 'bald' in strategy or 'localisation' in strategy: return DetectionSampler(n_samples=mc_samples, min_conf=min_conf)
+    return DetectionSampler(min_conf=min_conf)   # strategies of the dense maps get maps: `DetectionSampler.for_acquisition`
 
 
 def machine()->str:
@@ -66,7 +64,7 @@ def make_split(args, name:str, seed:int)->BoxSplit:
 
 def active_learner(args, split, strategy:str, seed:int)->ActiveLearner:
     return ActiveLearner(split, lambda dls: detection_learner(dls), acquisition=strategy,
-                         sampler=make_sampler(strategy, args.mc_samples), oracle=SimulatedOracle.from_split(split),
+                         sampler=make_sampler(strategy, args.mc_samples, args.min_conf), oracle=SimulatedOracle.from_split(split),
                          epochs=args.epochs, lr=args.lr, bs=args.bs, pool_bs=64, dl_kwargs=dict(num_workers=0), seed=seed,
                          show_progress=False)
 
@@ -74,7 +72,7 @@ def active_learner(args, split, strategy:str, seed:int)->ActiveLearner:
 def meta_of(args, strategy, seed)->dict:
     return dict(strategy=strategy, seed=seed, pool=args.pool, test=args.test, size=args.size, initial=args.initial,
                 per_round=args.per_round, epochs=args.epochs, epoch_items=args.epoch_items, lr=args.lr, bs=args.bs,
-                mc_samples=args.mc_samples)
+                mc_samples=args.mc_samples, min_conf=args.min_conf)
 
 
 def run(args):
@@ -172,6 +170,7 @@ def main(argv=None):
         r.add_argument('--lr', type=float, default=2e-3)
         r.add_argument('--bs', type=int, default=16)
         r.add_argument('--mc-samples', type=int, default=8)
+        r.add_argument('--min-conf', type=float, default=0.2, help="the least confidence of a box the box scores see")
         r.add_argument('--threads', type=int, default=1)
         r.add_argument('--data', default=str(Path.home()/'.cache'/'fastai_active'/'detection'), help="where the generated folders go")
         r.add_argument('--out', required=True)

@@ -75,8 +75,12 @@ class DetectionSampler(PosteriorSampler):
                  maps:bool=False, # Dense class maps as Bernoulli log-probs instead of detections
                  seed:int=0, # Seed of the dropout masks
                  n_members:int=1, # Trained members per round (an ensemble when > 1)
+                 min_conf:float=0.2, # The least confidence of a box the scores see (less confident slots are left empty)
                 ):
         self.n_samples, self.n_members = check_n(n_samples, 'n_samples'), check_n(n_members, 'n_members')
+        if isinstance(min_conf, bool) or not isinstance(min_conf, numbers.Real) or not 0 <= min_conf < 1:
+            raise ValueError(f"expected min_conf in [0, 1), got {min_conf!r}")
+        self.min_conf = float(min_conf)
         for name, v in (('flip', flip), ('maps', maps)):
             if not isinstance(v, bool): raise TypeError(f"expected {name} True or False, got {v!r}")
         if not isinstance(seed, numbers.Integral) or isinstance(seed, bool): raise TypeError(f"expected an int seed, got {seed!r}")
@@ -89,7 +93,7 @@ class DetectionSampler(PosteriorSampler):
         "This sampler giving what `acquisition` reads: dense maps for a strategy of the maps, detections otherwise"
         maps = _reads_maps(acquisition)
         if maps == self.maps: return self
-        return DetectionSampler(self.n_samples, self.flip, maps, self.seed, self.n_members)
+        return DetectionSampler(self.n_samples, self.flip, maps, self.seed, self.n_members, self.min_conf)
 
     def check_model(self, model:nn.Module):
         try: det = find_detector(model)
@@ -109,6 +113,7 @@ class DetectionSampler(PosteriorSampler):
             if self.maps: out.append(level_maps(det.split(raw)['cls_logits'].float(), det, size, flipped))
             else:
                 dets = det.decode(raw, size)
+                dets = dets * (dets[..., 4:5] >= self.min_conf)   # less confident slots empty: all zeros, as padding
                 out.append(_flip_boxes(dets) if flipped else dets)
         return out
 
@@ -139,4 +144,5 @@ class DetectionSampler(PosteriorSampler):
 
     def __repr__(self):
         return (f"DetectionSampler(n_samples={self.n_samples}, flip={self.flip}, maps={self.maps}"
-                + (f", n_members={self.n_members}" if self.n_members > 1 else "") + ")")
+                + (f", n_members={self.n_members}" if self.n_members > 1 else "")
+                + (f", min_conf={self.min_conf:g}" if self.min_conf != 0.2 else "") + ")")
