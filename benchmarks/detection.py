@@ -14,7 +14,7 @@ with random over seeds, the mAP at the end, the time per round, and the ceiling 
 `ceiling`).
 """
 from __future__ import annotations
-import argparse, json, math, os, platform, sqlite3, time
+import argparse, json, os, platform, time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from fastai_active.detector import detection_learner
 from fastai_active.uncertainty.detection import DetectionSampler
 from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 from fastai_active.loop.curves import plot_learning_curves
-from benchmarks.label_efficiency import check_resume, area_under_curves, common_range, markdown_table
+from benchmarks.label_efficiency import check_resume, run_histories, area_under_curves, common_range, markdown_table
 
 def make_sampler(strategy:str, mc_samples:int, min_conf:float)->DetectionSampler:
     "The sampler a strategy reads: MC dropout for BALD and localisation, the flip for 'flip', one pass otherwise"
@@ -112,23 +112,18 @@ def ceiling(args):
     pd.DataFrame(rows).to_csv(out/'ceiling.csv', index=False)
 
 
-def read_runs(out:Path)->pd.DataFrame:
-    rows = []
-    for meta_path in sorted((out/'runs').glob('*.json')):
-        meta = json.loads(meta_path.read_text())
-        con = sqlite3.connect(f"file:{meta_path.with_suffix('.db')}?mode=ro", uri=True)
-        try: hist = [json.loads(r[0]) for r in con.execute('SELECT record FROM history ORDER BY round')]
-        finally: con.close()
-        rows += [{**meta, **h} for h in hist]
-    if not rows: raise SystemExit(f"no runs under {out/'runs'}")
-    return pd.DataFrame(rows)
+def _machines(df:pd.DataFrame)->str:
+    "The machines of the runs and the range of their 1-minute load averages at the start of each run"
+    m = df.drop_duplicates(['strategy', 'seed']).machine.dropna().str.extract(r'^(.*), load average ([\d.]+)')
+    return (f"Machine: {'; '.join(sorted(set(m[0])))}; 1-minute load average at the start of a run "
+            f"{m[1].astype(float).min():.1f} to {m[1].astype(float).max():.1f}")
 
 
 def report(args):
     import matplotlib
     matplotlib.use('Agg')
     out = Path(args.out)
-    df = read_runs(out)
+    df = run_histories(out)
     df.drop(columns=[c for c in ('class_counts', 'machine') if c in df]).to_csv(out/'curves.csv', index=False)
     curves = {s: [r for _, r in g.groupby('seed')] for s, g in df.groupby('strategy', sort=False)}
     ax = plot_learning_curves(curves, metric='map50', x='n_acquired',
@@ -142,7 +137,7 @@ def report(args):
     table.to_csv(out/'auc.csv', index=False)
     text = (f"## Generated shapes: area under the mAP@0.5 curve (mean over rounds), vs random, paired over seeds\n\n"
             f"Up to {common_range(df)} acquired labels after {int(df.n_labelled.min())} initial; seconds per round are medians "
-            f"(fit, scoring the pool, whole round).\n\n" + markdown_table(table, 4) + "\n")
+            f"(fit, scoring the pool, whole round). {_machines(df)}.\n\n" + markdown_table(table, 4) + "\n")
     if (out/'ceiling.csv').exists():
         c = pd.read_csv(out/'ceiling.csv')
         text += (f"\nCeiling, every one of the {int(c.n_labelled.iloc[0])} pool images labelled: mAP@0.5 median "

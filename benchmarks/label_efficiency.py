@@ -440,8 +440,8 @@ def cold_report(out:Path):
 
 # --- report -------------------------------------------------------------------------------------------------
 
-def read_runs(out:Path)->pd.DataFrame:
-    "Every run's history, read from its ledger with a plain read-only connection"
+def run_histories(out:Path)->pd.DataFrame:
+    "Every run's settings (its `.json`) beside each round of its history, read from its ledger with a plain read-only connection"
     rows = []
     for meta_path in sorted((out/'runs').glob('*.json')):
         meta = json.loads(meta_path.read_text())
@@ -450,7 +450,12 @@ def read_runs(out:Path)->pd.DataFrame:
         finally: con.close()
         rows += [{**meta, **h} for h in hist]
     if not rows: raise SystemExit(f"no runs under {out/'runs'}")
-    df = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def read_runs(out:Path)->pd.DataFrame:
+    "Every run's history, strategies told apart by sampler, pseudo-labels, semi-supervised training and variant"
+    df = run_histories(out)
     # random ignores the model's uncertainty; other strategies are told apart by their sampler when several ran
     model_based = df.strategy != 'random'
     if df.loc[model_based, 'sampler'].nunique() > 1:
