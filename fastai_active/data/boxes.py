@@ -20,7 +20,7 @@ from ..core import check_n, derive_seed, torch_generator
 from .split import ActiveSplit, Labelled, _XGetter, _getter, _has_box_target
 
 # %% auto #0
-__all__ = ['check_box_label', 'read_coco', 'write_coco', 'coco_get_y', 'box_pad', 'BoxSplit']
+__all__ = ['check_box_label', 'read_coco', 'write_coco', 'coco_get_y', 'image_size', 'box_pad', 'BoxSplit']
 
 # %% ../../nbs/03g_data.boxes.ipynb #1f26c95a
 def _fmt(box)->str: return '[' + ', '.join(f'{v:g}' for v in box) + ']'
@@ -143,7 +143,7 @@ def coco_get_y(fname:str|os.PathLike, # A COCO-style boxes file (see `read_coco`
     return [_CocoPart(labels, 0), _CocoPart(labels, 1)]
 
 # %% ../../nbs/03g_data.boxes.ipynb #a5c3fbe8
-def _image_size(x)->tuple[int, int]:
+def image_size(x)->tuple[int, int]:
     "The `(width, height)` of what a `DataBlock`'s `get_x` gave: an image file (its header only), or what `PILImage` opens"
     if isinstance(x, (str, os.PathLike)):
         with Image.open(x) as im: return im.size
@@ -187,7 +187,7 @@ class BoxSplit(ActiveSplit, claims=_has_box_target):
 
     def _check_item_label(self, item, label, name)->tuple:
         "`label` of `item` by `check_box_label` against the image's size, or an error naming the item"
-        try: return check_box_label(label, self.vocab, _image_size(self.dblock.getters[0](item)))
+        try: return check_box_label(label, self.vocab, image_size(self.dblock.getters[0](item)))
         except (ValueError, TypeError) as e: raise type(e)(f"label of {name}: {e}") from None
 
     def _check_label(self, ds_idx:int|None, label)->tuple:
