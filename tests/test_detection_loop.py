@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 from fastai.data.block import CategoryBlock, DataBlock, TransformBlock
 from fastai.data.transforms import ColReader
-from fastai.vision.all import BBoxBlock, BBoxLblBlock, ImageBlock, Resize, get_image_files
+from fastai.vision.all import (BBoxBlock, BBoxLblBlock, ImageBlock, RandomCrop, RandomResizedCrop, RandomResizedCropGPU, Resize,
+                               aug_transforms, get_image_files)
 
 from fastai_active.acquisition.selection import top_k
 from fastai_active.data.boxes import coco_get_y
@@ -34,10 +35,10 @@ def folder(tmp_path_factory):
     return detection_folder(tmp_path_factory.mktemp('det')/'shapes', 40, seed=0, min_size=96, max_size=128)
 
 
-def make_split(folder, path=None):
+def make_split(folder, path=None, item_tfms=None):
     "The user's DataBlock over the folder, under `ActiveSplit` (a `BoxSplit`), with balanced initial labels"
     dblock = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), get_items=get_image_files, n_inp=1,
-                       get_y=coco_get_y(folder/'annotations.json'), item_tfms=Resize(64, method='squish'))
+                       get_y=coco_get_y(folder/'annotations.json'), item_tfms=item_tfms or Resize(64, method='squish'))
     split = ActiveSplit(dblock, folder/'images', path=path, vocab=DETECTION_SHAPES, min_epoch_items=32)
     if split.ledger.n_labelled == 0: split.label_random(N_INITIAL, balanced=True, seed=0)
     return split
@@ -107,6 +108,56 @@ def test_predicted_boxes_are_the_detections_in_the_image_s_own_pixels(folder):
         n_kept += len(boxes)
     assert 0 < n_kept < len(conf)
     assert al.predicted_boxes(ds_idxs, min_conf=0.0) != got
+
+
+def fastai_valid_boxes(image, boxes, resize):
+    "fastai's own validation pipeline (the forward direction): boxes in the image's pixels -> [0, 1] of the model's input"
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), n_inp=1, get_items=lambda _: [0], get_x=lambda _: image,
+                       get_y=[lambda _: boxes, lambda _: ['circle'] * len(boxes)], splitter=lambda o: ([0], [0]), item_tfms=resize)
+    _, got, _ = dblock.dataloaders(None, bs=1, num_workers=0).valid.one_batch()
+    return (got[0].as_subclass(torch.Tensor) + 1) / 2
+
+
+def test_predicted_boxes_under_a_crop_resize_go_back_where_fastai_s_crop_took_them(folder):
+    "fastai's default `Resize` crops the centre: a predicted box, pushed forward again by fastai, is the detector's box"
+    split = make_split(folder, item_tfms=Resize(64))   # method 'crop', fastai's default
+    al = make_al(split, epochs=1).fit()
+    pool = split.pool().ds_idxs
+    files = split.items_at(pool)
+    aspect = [max(Image.open(f).size) / min(Image.open(f).size) for f in files]
+    ds_idxs = [int(pool[j]) for j in np.argsort(aspect)[::-1][:4]]   # the least square images: the crop cuts most there
+    assert min(aspect[j] for j in np.argsort(aspect)[::-1][:4]) > 1.15
+    dets = al.learn.get_dets(al.dls.test_dl(split.items_at(torch.tensor(ds_idxs))))
+    got = al.predicted_boxes(ds_idxs, min_conf=0.0)
+    n = 0
+    for i, d, (boxes, classes, confs) in zip(ds_idxs, dets, got):
+        f = split.items_at(torch.tensor([i]))[0]
+        w, h = Image.open(f).size
+        d = d[d[:, 4] >= 0.0]
+        d = d[(d[:, 2] > d[:, 0]) & (d[:, 3] > d[:, 1])]   # the empty slots (all zeros) have no area: left out
+        assert len(boxes) == len(d) == len(confs)
+        assert all(0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h for b in boxes)
+        # a squish would have stretched the boxes over the whole image: the crop's window is a square of the short side
+        assert max(b[3] - b[1] for b in boxes) <= min(w, h) + 1e-3 and max(b[2] - b[0] for b in boxes) <= min(w, h) + 1e-3
+        np.testing.assert_allclose(fastai_valid_boxes(f, boxes, Resize(64)).numpy(), d[:, :4].numpy(), atol=1e-4)
+        n += len(boxes)
+    assert n > 0
+
+
+@pytest.mark.parametrize('item_tfms, what', [(RandomResizedCrop(64), 'RandomResizedCrop in item_tfms'),
+                                             ([Resize(80), RandomCrop(64)], 'RandomCrop in item_tfms')])
+def test_a_resize_whose_crop_cannot_be_mapped_back_is_refused_before_the_ledger_opens(folder, tmp_path, item_tfms, what):
+    with pytest.raises(ValueError, match=f"expected the images' size set by one `Resize`.*got {what}"):
+        make_split(folder, path=tmp_path/'boxes.db', item_tfms=item_tfms)
+    assert not (tmp_path/'boxes.db').exists()
+    batch = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), get_items=get_image_files, n_inp=1, item_tfms=Resize(64),
+                      get_y=coco_get_y(folder/'annotations.json'), batch_tfms=RandomResizedCropGPU(48))
+    with pytest.raises(ValueError, match="got RandomResizedCropGPU in batch_tfms"):
+        ActiveSplit(batch, folder/'images', path=tmp_path/'b.db', vocab=DETECTION_SHAPES)
+    # resizing the whole input at validation (aug_transforms' size) keeps relative boxes: taken
+    ok = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), get_items=get_image_files, n_inp=1, item_tfms=Resize(64),
+                   get_y=coco_get_y(folder/'annotations.json'), batch_tfms=aug_transforms(size=48))
+    ActiveSplit(ok, folder/'images', path=tmp_path/'c.db', vocab=DETECTION_SHAPES)
 
 
 # --- refusals: each says what to pass instead, and leaves the user's ledger as it was ---------------------------

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03g_data.boxes.ipynb #edf51b9e
 from __future__ import annotations
-import json, math, numbers, os
+import json, math, numbers, operator, os
 from pathlib import Path
 from typing import Sequence
 
@@ -13,14 +13,17 @@ import torch
 from fastcore.basics import ifnone
 from fastai.data.transforms import CategoryMap, MultiCategorize
 from fastai.vision.core import PILImage, TensorBBox
+from torch import Tensor
 from fastai.vision.data import bb_pad
+from fastai.vision.augment import CropPad, RandomCrop, RandomResizedCrop, RandomResizedCropGPU, RatioResize, Resize, ResizeMethod
 from PIL import Image
 
 from ..core import check_n, derive_seed, torch_generator
 from .split import ActiveSplit, Labelled, _XGetter, _getter, _has_box_target
 
 # %% auto #0
-__all__ = ['check_box_label', 'read_coco', 'write_coco', 'coco_get_y', 'image_size', 'box_pad', 'BoxSplit']
+__all__ = ['check_box_label', 'read_coco', 'write_coco', 'coco_get_y', 'image_size', 'box_pad', 'validation_resize',
+           'resize_window', 'input_to_image_boxes', 'BoxSplit']
 
 # %% ../../nbs/03g_data.boxes.ipynb #1f26c95a
 def _fmt(box)->str: return '[' + ', '.join(f'{v:g}' for v in box) + ']'
@@ -168,6 +171,47 @@ def box_pad(samples:list, pad_idx:int=0)->list:
     return bb_pad(samples, pad_idx)
 
 # %% ../../nbs/03g_data.boxes.ipynb #96be93e2
+_UNMAPPED_ITEM = (RandomResizedCrop, RandomCrop, CropPad, RatioResize)
+_UNMAPPED_BATCH = (Resize, RandomResizedCropGPU, *_UNMAPPED_ITEM)
+
+def validation_resize(dblock)->Resize|None:
+    "The `Resize` of `dblock`'s `item_tfms` (or `None`), refusing transforms whose validation crop cannot be mapped back"
+    item, batch = list(dblock.item_tfms), list(dblock.batch_tfms)
+    bad = ([f"{type(t).__name__} in item_tfms" for t in item if isinstance(t, _UNMAPPED_ITEM)] +
+           [f"{type(t).__name__} in batch_tfms" for t in batch if isinstance(t, _UNMAPPED_BATCH)])
+    resizes = [t for t in item if isinstance(t, Resize)]
+    if len(resizes) > 1: bad.append(f"{len(resizes)} Resize transforms in item_tfms")
+    if bad:
+        raise ValueError(f"expected the images' size set by one `Resize` in item_tfms (method 'squish', 'crop' or 'pad'), "
+                         f"whose validation crop maps a predicted box back to the image file; got {', '.join(bad)}. Use "
+                         "item_tfms=Resize(size, method='squish') (the whole image, nothing cut), and random crops "
+                         "only among the training augmentations of batch_tfms (`aug_transforms`)")
+    return resizes[0] if resizes else None
+
+def resize_window(size:tuple[int, int], # The image's `(width, height)`
+                  resize:Resize|None, # The validation `Resize` (`None`: the image as it is)
+                 )->tuple[tuple[int, int], tuple[int, int]]:
+    "The image's window `(left, top), (width, height)` in pixels that becomes the model's input at validation (fastai's `Resize`)"
+    w, h = size
+    if resize is None or resize.method == ResizeMethod.Squish: return (0, 0), (w, h)
+    op = operator.gt if resize.method == ResizeMethod.Pad else operator.lt
+    m = w / resize.size[0] if op(w / resize.size[0], h / resize.size[1]) else h / resize.size[1]
+    cw, ch = int(m * resize.size[0]), int(m * resize.size[1])
+    return (int(0.5 * (w - cw)), int(0.5 * (h - ch))), (cw, ch)   # the centre, as fastai's validation `Resize`
+
+def input_to_image_boxes(boxes_M_4, # Boxes `[x1, y1, x2, y2]` relative to the model's input, in [0, 1]
+                         size:tuple[int, int], # The image's `(width, height)` in pixels
+                         resize:Resize|None=None, # The validation `Resize` (`validation_resize`)
+                        )->tuple[Tensor, Tensor]:
+    "Boxes in the image's pixels, clipped to it, and a mask of those that kept an area (a box wholly in the padding has none)"
+    boxes = torch.as_tensor(boxes_M_4, dtype=torch.float32).reshape(-1, 4)
+    (left, top), (cw, ch) = resize_window(size, resize)
+    w, h = size
+    px = boxes * torch.tensor([cw, ch, cw, ch]) + torch.tensor([left, top, left, top])
+    px = torch.minimum(px.clamp(min=0), torch.tensor([w, h, w, h], dtype=torch.float32))
+    return px, (px[:, 2] > px[:, 0]) & (px[:, 3] > px[:, 1])
+
+# %% ../../nbs/03g_data.boxes.ipynb #5d0083b5
 class BoxSplit(ActiveSplit, claims=_has_box_target):
     "`ActiveSplit` of an object-detection `DataBlock` (`ImageBlock`, `BBoxBlock`, `BBoxLblBlock`): a label is an image's `(boxes, classes)`"
     def _check_targets(self):
@@ -177,6 +221,14 @@ class BoxSplit(ActiveSplit, claims=_has_box_target):
             raise ValueError(f"expected a DataBlock with two targets, a BBoxBlock then a BBoxLblBlock (e.g. `DataBlock(blocks="
                              f"(ImageBlock, BBoxBlock, BBoxLblBlock), n_inp=1, get_y=[get_boxes, get_classes])`), got "
                              f"{len(tfms) - n_inp} targets: {[[type(t).__name__ for t in tt] for tt in tfms[n_inp:]]}")
+
+        self._resize = validation_resize(self.dblock)
+
+    def image_boxes(self, boxes_M_4, # Boxes `[x1, y1, x2, y2]` relative to the model's input, in [0, 1] (`FCOSDetector.decode`)
+                    item, # The item the boxes were predicted for (as `items_at` gives it)
+                   )->tuple[Tensor, Tensor]:
+        "`boxes_M_4` in `item`'s own pixels through the validation `Resize`, clipped to the image, and which boxes kept an area"
+        return input_to_image_boxes(boxes_M_4, image_size(self.dblock.getters[0](item)), self._resize)
 
     def _find_vocab(self, vocab):
         "The object classes (the `BBoxLblBlock`'s own vocab starts with the padding class '#na#', left out here)"

@@ -32,7 +32,7 @@ from ..data.targets import target_of, check_target, output_activation, samples_t
 from ..uncertainty.core import PosteriorSampler, SinglePass, train_ensemble
 from ..uncertainty.detection import DetectionSampler
 from ..detector import find_detector
-from ..data.boxes import image_size
+import fastai_active.data.boxes  # `BoxSplit` claims detection DataBlocks
 from .scorer import PoolScorer, InMemoryScorer, PoolRequest, PoolPick
 from .curves import plot_learning_curves
 import fastai_active.uncertainty.mc_dropout  # registers `Learner.get_mc_preds` (the `MCDropout` sampler)
@@ -368,10 +368,10 @@ def predicted_boxes(self:ActiveLearner, ds_idxs, # The dataset indices of the im
     with quiet_learner(self.learn): dets = self.learn.get_dets(dl)
     out = []
     for item, d in zip(self.split.items_at(ds_idxs), dets):
-        w, h = image_size(item)   # boxes are relative to the image: squished images map back exactly
         d = d[d[:, 4] >= min_conf]
-        out.append(((d[:, :4] * torch.tensor([w, h, w, h])).tolist(), [self.split.vocab[i] for i in d[:, 5:].argmax(-1).tolist()],
-                    d[:, 4].tolist()))
+        boxes, kept = self.split.image_boxes(d[:, :4], item)   # through the validation `Resize`, clipped to the image
+        d = d[kept]
+        out.append((boxes[kept].tolist(), [self.split.vocab[i] for i in d[:, 5:].argmax(-1).tolist()], d[:, 4].tolist()))
     return out
 
 @patch

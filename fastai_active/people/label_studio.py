@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from ..core import write_png
-from ..data.boxes import check_box_label
+from ..data.boxes import check_box_label, image_size
 from ..data.split import ActiveSplit
 from ..loop.learner import ActiveLearner
 from .answers import (_split_of, _target_kind, _as_image, _boxes_batch, review_batch, item_keys, ds_idxs_of_keys,
@@ -142,9 +142,8 @@ def _brush_results(mask:np.ndarray, vocab, data:str, background:int|None, size:t
             for c in np.unique(mask).tolist() if c != background]
 
 def _image_size(item)->tuple[int, int]:
-    "`(width, height)` of an image item (a file is opened for its header only)"
-    if isinstance(item, (str, os.PathLike)):
-        with Image.open(item) as im: return im.size
+    "`(width, height)` of an image item (a file is opened for its header only), or a `TypeError` naming what came"
+    if isinstance(item, (str, os.PathLike)): return image_size(item)
     img = _as_image(item)
     if img is None: raise TypeError(f"expected an image item (a file, an array, a PIL image) for boxes, got {type(item).__name__}")
     return img.size
