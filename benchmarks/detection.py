@@ -152,7 +152,8 @@ def main(argv=None):
     for name in ('run', 'ceiling'):
         r = sub.add_parser(name)
         r.add_argument('--strategies', nargs='+', default=['random', 'box_entropy_sum', 'box_entropy_mean', 'box_entropy_max',
-                                                          'box_bald_sum', 'pixel_local_bald', 'flip', 'powerbox_entropy_sum'])
+                                                          'box_bald_sum', 'pixel_local_bald', 'flip', 'powerbox_entropy_sum',
+                                                          'diverse_box_entropy_sum'])
         r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
         r.add_argument('--pool', type=int, default=600, help="images in the pool")
         r.add_argument('--test', type=int, default=200, help="images in the fixed test set")

@@ -19,7 +19,9 @@ from fastai_active.acquisition.selection import top_k
 from fastai_active.data.boxes import coco_get_y
 from fastai_active.data.split import ActiveSplit, Pool
 from fastai_active.datasets import DETECTION_SHAPES, detection_folder
-from fastai_active.detector import detection_learner
+from fastai_active.core import derive_seed
+from fastai_active.acquisition.strategies import as_acquisition
+from fastai_active.detector import detection_learner, find_detector
 from fastai_active.loop.learner import ActiveLearner, SimulatedOracle
 from fastai_active.uncertainty.detection import DetectionSampler
 from fastai_active.uncertainty.mc_dropout import MCDropout
@@ -218,3 +220,52 @@ def test_a_loop_resumed_from_its_ledger_acquires_what_an_uninterrupted_one_does(
     pd.testing.assert_frame_equal(res.reset_index(drop=True), ref.reset_index(drop=True))
     hist = ['round', 'n_labelled', 'map50']
     pd.testing.assert_frame_equal(resumed.ledger.history()[hist], reference.ledger.history()[hist])
+
+
+@pytest.mark.parametrize('name', ['diverse_box_entropy_sum', 'coreset'])
+def test_diversity_on_a_detector_reads_each_image_s_deepest_features(folder, name):
+    "The pool's embeddings are the body's deepest map averaged over positions, and the picks the strategy's on them"
+    split = make_split(folder)
+    al = make_al(split, name).fit()
+    log_probs = al.score()
+    emb = al.embeddings
+    assert emb.shape == (len(al.pool), 96)
+    # independently: the detector's body run by hand on the pool's images, as the pool's loader gives them
+    det = find_detector(al.learn.model).eval()
+    body = det.fcos.backbone
+    xb = torch.cat([b[0].as_subclass(torch.Tensor) for b in split.pool_dl(al.dls, al.pool)])
+    with torch.no_grad(): deepest = body.s32(body.s16(body.stem((xb - det.mean) / det.std))).mean((2, 3))
+    np.testing.assert_allclose(emb.numpy(), deepest.numpy(), rtol=1e-4, atol=1e-5)
+    kw = dict(embeddings=emb)
+    if al.acquisition.needs_labelled: kw['labelled_embeddings'] = al.labelled_embeddings()
+    expected = al.acquisition(log_probs, N, seed=derive_seed(al.seed, 'acquire', al.round), **kw)
+    picked = al.acquire(N)
+    assert picked.pool_idx.tolist() == expected.idxs.tolist()
+    if name.startswith('diverse_'):   # the box score ranks the diverse candidates
+        scores = as_acquisition('box_entropy_sum').scores(log_probs)
+        np.testing.assert_allclose(picked.score, scores[picked.pool_idx.tolist()].numpy(), rtol=1e-6)
+        assert sorted(picked.score, reverse=True) == list(picked.score)
+
+
+def test_a_detector_s_pool_in_chunks_picks_what_the_in_memory_pass_picks(folder):
+    "The chunked scorer against the reference in-memory pass, item by item, over chunk sizes that do and do not divide the pool"
+    from fastai_active.scale.chunked import ChunkedScorer
+    split = make_split(folder)
+    for name, sampler in [('box_entropy_sum', DetectionSampler(min_conf=0.05)), ('powerbox_bald_sum', DetectionSampler(n_samples=3, min_conf=0.05))]:
+        al = make_al(split, name, sampler).fit()
+        ref = al.acquire(N)
+        al.ledger.cancel_requests()
+        assert ref.score.nunique() == N, "the detector's scores tie: the comparison would say little"
+        for chunk_size in (1, 7, len(split.pool())):
+            al.scorer = ChunkedScorer(chunk_size=chunk_size)
+            got = al.acquire(N)
+            al.ledger.cancel_requests()
+            assert got.pool_idx.tolist() == ref.pool_idx.tolist() and got.ds_idx.tolist() == ref.ds_idx.tolist()
+            np.testing.assert_allclose(got.score, ref.score, rtol=1e-5)
+        al.scorer = None
+    # a diversity strategy reads embeddings the chunks cannot record on a detector: refused when the target is known
+    al = make_al(split, 'diverse_box_entropy_sum', scorer=ChunkedScorer(chunk_size=7))
+    state = split.ledger.state_dict()
+    with pytest.raises(ValueError, match="score a detector's pool in memory"): al.fit()   # before any training
+    assert al.learns == [] and split.ledger.state_dict() == state
+    with pytest.raises(ValueError, match="score a detector's pool in memory"): make_al(split, 'coreset').fit().scorer = ChunkedScorer()

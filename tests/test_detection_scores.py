@@ -246,7 +246,7 @@ def test_strategies_and_targets():
         check_target_strategy(acq, 'detection')
         assert len(acq(dets, 2, seed=0)) == 2
     check_target_strategy(as_acquisition('flip'), 'detection')
-    for name in ('batchbald', 'badge', 'coreset', 'entropy', 'powerbald', 'variance', 'expected_iou_loss'):
+    for name in ('batchbald', 'badge', 'probcover', 'entropy', 'powerbald', 'variance', 'expected_iou_loss'):
         with pytest.raises(ValueError, match='box_entropy_sum|powerbox_bald_sum'):
             check_target_strategy(as_acquisition(name, target='detection'), 'detection')
     for target in ('classification', 'multilabel', 'regression', 'gaussian'):

@@ -110,9 +110,14 @@ _DETECTION_HINT = (f"use a score of the boxes or of the dense maps by name ({_DE
 
 def _check_detection_strategy(acquisition, score):
     "Refuse a strategy that cannot read a detector's outputs: boxes `[N, K, M, 5 + C]` or dense maps `[N, K, 2, L]`"
+    if isinstance(acquisition, DiverseCandidates):  # diverse candidates by the images' embeddings, then the inner strategy
+        return _check_detection_strategy(acquisition.inner, getattr(acquisition.inner, 'score', None))
+    if isinstance(acquisition, (CoreSet, TypiClust)): return   # the images' embeddings alone (the detector's deepest map)
     if getattr(acquisition, 'needs_embeddings', False):
-        raise ValueError(f"{acquisition!r} is a diversity strategy built and tested on classifiers' embeddings and "
-                         f"log-probs [N, K, C]; the learner's outputs are detections: {_DETECTION_HINT}")
+        raise ValueError(f"{acquisition!r} reads the outputs as log-probs of classes [N, K, C] beside the embeddings; the "
+                         f"learner's outputs are detections. For diversity on a detector use 'coreset' or 'typiclust' (the "
+                         f"images' embeddings alone), or 'diverse_' before a box score (e.g. 'diverse_box_entropy_sum'); "
+                         f"or {_DETECTION_HINT}")
     if isinstance(acquisition, BatchBALDAcquisition) or getattr(acquisition, 'joint', False):
         raise ValueError(f"{acquisition!r} computes a joint mutual information over one class distribution per item, "
                          f"but a detector's image holds a varying number of boxes (and its dense maps L dependent "

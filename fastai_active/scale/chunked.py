@@ -454,6 +454,12 @@ class ChunkedScorer(PoolScorer):
         if getattr(sampler, 'path', None) is not None:
             raise ValueError(f"{sampler!r} writes its log-probs to a file of its own, which every chunk would overwrite: "
                              f"pass a sampler without `path` with {self!r}")
+        if hasattr(sampler, 'sample_with_embeddings') and (getattr(acquisition, 'needs_embeddings', False) or getattr(acquisition, 'joint', False)):
+            raise ValueError(f"{acquisition!r} picks from candidates that {self!r} chooses by `candidate_score` (BALD or "
+                             f"entropy over classes) and from embeddings it records through fastai's callbacks, but "
+                             f"{sampler!r} gives a detector's boxes and records its own embeddings: score a detector's pool "
+                             f"in memory (`scorer=None`, `InMemoryScorer()`) for this strategy, or pick with a per-image "
+                             f"strategy ('box_entropy_sum', 'powerbox_entropy_sum', ...) in chunks")
 
     def pick(self, req:PoolRequest)->PoolPick:
         "`ActiveLearner`'s round: the pool's items through the split (`PoolItems`), chunk by chunk"

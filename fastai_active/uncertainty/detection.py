@@ -5,6 +5,7 @@
 # %% ../../nbs/04c_uncertainty.detection.ipynb #41fc7e7e
 from __future__ import annotations
 import numbers
+from contextlib import ExitStack
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +15,7 @@ from fastai.learner import Learner
 from ..core import *
 from ..detector import FCOSDetector, find_detector
 from .core import PosteriorSampler
+from .embeddings import penultimate_layer
 
 # %% auto #0
 __all__ = ['level_maps', 'DetectionSampler']
@@ -117,30 +119,58 @@ class DetectionSampler(PosteriorSampler):
                 out.append(_flip_boxes(dets) if flipped else dets)
         return out
 
-    def __call__(self, learns:list[Learner], dl)->Tensor:
+    def __call__(self, learns:list[Learner], dl)->Tensor: return self._run(learns, dl)[0]
+
+    def sample_with_embeddings(self, learns:list[Learner], # The round's trained members (the first one is recorded)
+                               dl, # The pool's `DataLoader` (not shuffled)
+                               layer:nn.Module|None=None, # Module of the first member's model (default: `penultimate_layer`, the deepest map)
+                               output:bool=False, # Record the module's output rather than its input
+                               dtype:torch.dtype=torch.float32, # Storage dtype of the embeddings
+                              )->tuple[Tensor, Tensor]:
+        "The samples and the embeddings `[N, D]` of `layer` (maps averaged over positions), from the first member's first, unflipped pass of each batch"
+        if not dtype.is_floating_point: raise TypeError(f"expected a floating point dtype, got {dtype}")
+        layer = layer if layer is not None else penultimate_layer(learns[0].model)
+        samples, emb = self._run(learns, dl, (layer, output))
+        return samples, emb.to(dtype)
+
+    def _run(self, learns:list[Learner], dl, record:tuple|None=None)->tuple[Tensor, Tensor|None]:
+        "The samples `[N, K, ...]`, and with `record=(layer, output)` the layer's features `[N, D]`"
         if len(learns) != self.n_members:
             raise ValueError(f"expected {self.n_members} trained member(s) for {self!r}, got {len(learns)}")
         models = [l.model for l in learns]
         for m in models: self.check_model(m)
         dets = [find_detector(m) for m in models]
+        if len({id(d) for d in dets}) < len(dets): raise ValueError(f"expected {len(dets)} distinct trained members, got the same detector twice")
         modes = [m.training for m in models]
-        out = []
-        try:
-            for m in models: m.eval()
-            with torch.no_grad():
-                for b in dl:
-                    x, per = b[0], []
-                    for flipped in ((False, True) if self.flip else (False,)):  # every model unflipped, then flipped
-                        for m, det in zip(models, dets):
-                            with _HeadMasks(_head_dropout(det), self.n_samples, self.seed) as masks:
-                                per += self._sample(m, det, x, masks, flipped)
-                    out.append(torch.stack(per, 1).cpu().as_subclass(Tensor))  # plain tensors, not fastai's `TensorImage` of the inputs
-        finally:
-            for m, mode in zip(models, modes): m.train(mode)
+        out, feats, armed = [], [], [False]
+        def grab(module, inputs, output):   # the first call of a batch: the first member, unflipped, sample 0
+            if not armed[0]: return
+            x = output if record[1] else inputs[0]
+            if not isinstance(x, Tensor): raise TypeError(f"expected a Tensor at the recorded layer, got {type(x).__name__}")
+            feats.append((x.float().flatten(2).mean(2) if x.ndim > 2 else x.float()).reshape(len(x), -1).cpu())
+            armed[0] = False
+        masks = [_HeadMasks(_head_dropout(det), self.n_samples, self.seed) for det in dets]   # one draw for the whole pool
+        with ExitStack() as stack:
+            for mk in masks: stack.enter_context(mk)
+            if record is not None: stack.callback(record[0].register_forward_hook(grab).remove)
+            try:
+                for m in models: m.eval()
+                with torch.no_grad():
+                    for b in dl:
+                        x, per = b[0], []
+                        armed[0] = record is not None
+                        for flipped in ((False, True) if self.flip else (False,)):  # every model unflipped, then flipped
+                            for m, det, mk in zip(models, dets, masks): per += self._sample(m, det, x, mk, flipped)
+                        if record is not None and len(feats) != len(out) + 1:
+                            raise RuntimeError(f"the recorded layer {record[0]!r} did not run in the first member's forward pass: "
+                                               "pass `layer=` a module of its model")
+                        out.append(torch.stack(per, 1).cpu().as_subclass(Tensor))  # plain tensors, not fastai's `TensorImage` of the inputs
+            finally:
+                for m, mode in zip(models, modes): m.train(mode)
         if not out: raise ValueError("the pool's DataLoader gave no batch: there is nothing to score")
         samples = torch.cat(out)
-        if not self.maps: return samples
-        return torch.stack([F.logsigmoid(-samples), F.logsigmoid(samples)], 2)  # [N, K, 2, C x levels, h, w]: absent, present
+        if self.maps: samples = torch.stack([F.logsigmoid(-samples), F.logsigmoid(samples)], 2)  # [N, K, 2, C x levels, h, w]: absent, present
+        return samples, (torch.cat(feats) if record is not None else None)
 
     def __repr__(self):
         return (f"DetectionSampler(n_samples={self.n_samples}, flip={self.flip}, maps={self.maps}"

@@ -17,6 +17,7 @@ from fastcore.basics import patch, store_attr
 from ..core import *
 from torch.nn.modules.dropout import _DropoutNd
 from .core import PosteriorSampler
+from ..detector import FCOSDetector
 from .mc_dropout import flat_chain
 
 # %% auto #0
@@ -24,7 +25,9 @@ __all__ = ['penultimate_layer', 'EmbeddingRecorder', 'sample_with_embeddings']
 
 # %% ../../nbs/04b_uncertainty.embeddings.ipynb #73260b2c
 def penultimate_layer(model:nn.Module)->nn.Module:
-    "The module whose input are the penultimate features: the last `nn.Linear`, or the dropout layers right before it"
+    "The module whose input are the penultimate features: the last `nn.Linear`, or the dropout layers right before it; for a detector, the block reading its deepest feature map"
+    det = next((m for m in model.modules() if isinstance(m, FCOSDetector)), None)
+    if det is not None: return det.fcos.backbone.fpn.inner_blocks[-1]   # `TinyBody`'s stride-32 map, the image's embedding
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"{type(model).__name__} has no nn.Linear layer: pass `layer=` (the module whose input, or "
@@ -120,6 +123,8 @@ def sample_with_embeddings(sampler:PosteriorSampler, # Any posterior sampler (`S
     "`sampler(learns, dl)`'s log-probs `[N, K, C]` and the embeddings `[N, D]` recorded during the same pass"
     if not isinstance(sampler, PosteriorSampler): raise TypeError(f"expected a PosteriorSampler, got {type(sampler).__name__}")
     if getattr(dl, 'shuffle', False): raise ValueError("expected the pool's DataLoader in order (shuffle=False), got a shuffled one")
+    if hasattr(sampler, 'sample_with_embeddings'):  # a sampler that runs the models itself (`DetectionSampler`) records them in its pass
+        return sampler.sample_with_embeddings(learns, dl, layer=layer, output=output, dtype=dtype)
     cb = EmbeddingRecorder(layer if layer is not None else penultimate_layer(learns[0].model), output=output, dtype=dtype)
     learns[0].add_cb(cb)
     try: log_probs = sampler(learns, dl)
