@@ -235,7 +235,7 @@ class BoxSplit(ActiveSplit, claims=_has_box_target):
         return [v for v in super()._find_vocab(vocab) if v != '#na#']
 
     def _label_getter(self): return _BoxLabel(*self.dblock.getters[self.dblock.n_inp:])
-    def _ledger_checks(self)->dict: return dict(check_label=self._check_label, classes_of=_box_classes)
+    def _ledger_checks(self)->dict: return dict(check_label=self._check_label, classes_of=_box_classes, label_kind='boxes')
 
     def _check_item_label(self, item, label, name)->tuple:
         "`label` of `item` by `check_box_label` against the image's size, or an error naming the item"

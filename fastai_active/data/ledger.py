@@ -21,7 +21,7 @@ from ..core import *
 from ..core import as_idxs, check_n, check_scores
 
 # %% auto #0
-__all__ = ['LABEL_SOURCES', 'SCHEMA_VERSION', 'ANSWER_ACTIONS', 'items_fingerprint', 'ItemsReport', 'LabelLedger',
+__all__ = ['LABEL_SOURCES', 'SCHEMA_VERSION', 'ANSWER_ACTIONS', 'LABEL_KINDS', 'items_fingerprint', 'ItemsReport', 'LabelLedger',
            'check_annotator']
 
 # %% ../../nbs/03_data.ledger.ipynb #d5271920
@@ -29,6 +29,9 @@ LABEL_SOURCES = ('initial', 'oracle', 'human')
 # 1: fastai_active 0.1.0 (items numbered by position); 2: stable keys, provenance, corrections; 3: the answers log
 SCHEMA_VERSION = 3
 ANSWER_ACTIONS = ('label', 'correct', 'confirm', 'undo', 'withdraw', 'reject')
+# what a ledger's labels are, recorded in `meta` as 'label_kind': 'plain' (a class, a list of classes, or a JSON value
+# read as it is) or 'boxes' (an image's `[boxes, classes]`, as `BoxSplit` stores them)
+LABEL_KINDS = ('plain', 'boxes')
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (ds_idx INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, digest TEXT, time REAL NOT NULL);
@@ -158,6 +161,39 @@ def _check_vocab(vocab)->list|None:
     if len({json.dumps(v) for v in vocab}) != len(vocab): raise ValueError(f"expected distinct classes in vocab, got {vocab}")
     return vocab
 
+def _check_label_kind(kind)->str:
+    if kind not in LABEL_KINDS: raise ValueError(f"expected label_kind in {LABEL_KINDS}, got {kind!r}")
+    return kind
+
+_KIND_TEXT = {'plain': "one class or value per item", 'boxes': "an image's boxes per item ([boxes, classes], as BoxSplit writes them)"}
+def _kind_text(kind)->str: return f"{_KIND_TEXT.get(kind, 'labels')} (label kind {kind!r})"
+
+def _is_box_label(label)->bool:
+    "`label` (as stored) is `[boxes, classes]`: boxes a list of `[x1, y1, x2, y2]` numbers, one class per box"
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    return (isinstance(label, list) and len(label) == 2 and all(isinstance(part, list) for part in label)
+            and len(label[0]) == len(label[1]) and all(isinstance(b, list) and len(b) == 4 and all(map(num, b)) for b in label[0]))
+
+def _held_kind(meta:dict, labels:Callable, expected:str, where:str)->tuple[str, bool]:
+    "The kind of labels a file (or state dict) holds and whether it was read off `labels()` (the stored label texts): `meta` has no kind"
+    if 'label_kind' in meta: return meta['label_kind'], False
+    texts = labels()
+    if not texts: return expected, True
+    boxes = [json.loads(t) for t in texts]
+    n_box = sum(map(_is_box_label, boxes))
+    if n_box == len(texts): return 'boxes', True
+    if n_box == 0: return 'plain', True
+    other = next(l for l in boxes if not _is_box_label(l))
+    raise ValueError(f"{where} was written before ledgers recorded their kind of labels, and its labels are of both "
+                     f"kinds ({n_box} [boxes, classes] pairs and {len(texts) - n_box} others, e.g. {other!r}), so what "
+                     "it holds cannot be told: pass a new path")
+
+def _check_held_kind(held:str, inferred:bool, expected:str, where:str, todo:str):
+    if held == expected: return
+    old = ", read off its labels (it was written before ledgers recorded their kind)" if inferred else ""
+    raise ValueError(f"{where} holds {_kind_text(held)}{old}, expected {_kind_text(expected)}: a ledger holds one kind "
+                     f"of label, and reading one as the other would give wrong labels; {todo}")
+
 # %% ../../nbs/03_data.ledger.ipynb #dbeab2f6
 class LabelLedger:
     "Label state of items with stable keys, in SQLite at `path` (in memory if `None`): label, provenance and round of each"
@@ -171,6 +207,7 @@ class LabelLedger:
                  fingerprint:str|Callable[[], str]='', # `items_fingerprint` of the items: read only to upgrade a schema-1 file
                  check_label:Callable|None=None, # `(ds_idx, label) -> label` as stored, for labels that hold classes of `vocab` rather than being one (an image's boxes); `ds_idx` is `None` for a label of no ledger item
                  classes_of:Callable|None=None, # The classes one such label holds, a class once per object, for `class_counts`
+                 label_kind:str='plain', # What the labels are, one of `LABEL_KINDS`: recorded in a new file, checked when opening one
                 ):
         if keys is None and n_items is not None: keys = range(check_n(n_items, 'n_items', lo=0))
         keys = None if keys is None else list(keys)
@@ -181,6 +218,7 @@ class LabelLedger:
         # numbers in the vocabulary by value, so that 2.0 (an int upcast by pandas) is the class 2, and 1 is the class 1.0
         self._vocab_num = {} if self.vocab is None else {float(v): v for v in self.vocab if isinstance(v, (int, float))}
         self.check_label, self.classes_of = check_label, classes_of
+        self.label_kind = _check_label_kind(label_kind)
         try:
             self.conn = _connect(self.path)
             with self._transaction() as cur:
@@ -189,7 +227,7 @@ class LabelLedger:
                     if keys is None: raise ValueError("expected `n_items` or `keys` to make a new ledger")
                     _create_tables(cur)
                     cur.executemany('INSERT INTO meta VALUES (?, ?)', [('schema', str(SCHEMA_VERSION)),
-                                    ('vocab', json.dumps(self.vocab)), ('n_items', '0')])
+                                    ('vocab', json.dumps(self.vocab)), ('n_items', '0'), ('label_kind', self.label_kind)])
                 elif version > SCHEMA_VERSION:
                     raise ValueError(f"the ledger file {self.path} has schema {version}, written by a newer fastai_active; "
                                      f"this version reads schema {SCHEMA_VERSION} and older: upgrade fastai_active to "
@@ -199,6 +237,7 @@ class LabelLedger:
                 if stored != json.dumps(self.vocab):
                     raise ValueError(f"the ledger file {self.path} belongs to other data: its vocab is {stored}, expected "
                                      f"{json.dumps(self.vocab)}; pass a new path, or the same vocab as before")
+                self._check_kind(cur)
                 report, present = self._sync(cur, keys, digests, accept_changed, accept_new_items)
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError): raise
@@ -232,6 +271,16 @@ class LabelLedger:
     def __len__(self): return self.n_items
 
 # %% ../../nbs/03_data.ledger.ipynb #3fa362a6
+@patch
+def _check_kind(self:LabelLedger, cur):
+    "Refuse a file of another kind of labels than `label_kind`; a file with none recorded gets the kind read off its labels (`label_kind` if it holds none)"
+    where = f"the ledger file {self.path}"
+    meta = dict(cur.execute("SELECT key, value FROM meta WHERE key = 'label_kind'").fetchall())
+    labels = lambda: [r[0] for t in ('labels', 'superseded', 'pseudo') for r in cur.execute(f'SELECT label FROM {t}')]
+    held, inferred = _held_kind(meta, labels, self.label_kind, where)
+    _check_held_kind(held, inferred, self.label_kind, where, "pass a new path for these labels (the file is left as it is)")
+    if inferred: cur.execute("INSERT INTO meta VALUES ('label_kind', ?)", (held,))
+
 @patch
 def _sync(self:LabelLedger, cur, keys, digests, accept_changed:bool, accept_new_items:bool=False):
     "Append new keys, find missing and changed ones; returns the report and the mask of items present"
@@ -480,6 +529,9 @@ def load_state_dict(self:LabelLedger, sd:dict):
               'requests': [[None, *r, 'pending'] for r in sd.get('requests', [])]}
     if sd['meta'].get('vocab') != json.dumps(self.vocab):
         raise ValueError(f"the state dict belongs to other data: its vocab is {sd['meta'].get('vocab')}, expected {json.dumps(self.vocab)}")
+    labels = lambda: [r[1] for t in ('labels', 'superseded', 'pseudo') for r in sd.get(t, [])]
+    held, inferred = _held_kind(sd['meta'], labels, self.label_kind, "the state dict")
+    _check_held_kind(held, inferred, self.label_kind, "the state dict", "load it into a ledger of its own kind")
     with self._transaction() as cur:
         for t, n in _TABLES.items():
             cur.execute(f'DELETE FROM {t}')
