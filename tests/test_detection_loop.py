@@ -5,6 +5,7 @@ boxes handed to people are the model's boxes in the image's own pixels, what can
 written, and a loop resumed from its ledger file acquires what an uninterrupted one does.
 
 Tiny on purpose (40 images of 96-128 px squished to 64, one epoch of 32 items a round): each test takes seconds."""
+import warnings
 import numpy as np
 import pandas as pd
 import pytest
@@ -269,3 +270,17 @@ def test_a_detector_s_pool_in_chunks_picks_what_the_in_memory_pass_picks(folder)
     with pytest.raises(ValueError, match="score a detector's pool in memory"): al.fit()   # before any training
     assert al.learns == [] and split.ledger.state_dict() == state
     with pytest.raises(ValueError, match="score a detector's pool in memory"): make_al(split, 'coreset').fit().scorer = ChunkedScorer()
+
+
+def test_picks_a_weak_detector_scored_zero_are_said_to_follow_pool_order(folder):
+    "A detector whose boxes stay under min_conf scores images 0: the picks among those are pool order, and the user is told"
+    split = make_split(folder)
+    al = make_al(split, 'box_entropy_sum', epochs=1).fit()   # one epoch: no box reaches the default min_conf of 0.2
+    with pytest.warns(UserWarning, match=r"of the 4 images picked have a score of 0: .* min_conf=0.2 .* pool order"):
+        picked = al.acquire(N)
+    assert (picked.score == 0).any()
+    al.ledger.cancel_requests()
+    al = make_al(split, 'box_entropy_sum', DetectionSampler(min_conf=0.05), epochs=1).fit()
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', message='.*have a score of 0')
+        assert (al.acquire(N).score > 0).all()

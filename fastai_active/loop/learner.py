@@ -326,6 +326,15 @@ def acquire(self:ActiveLearner, n:int)->pd.DataFrame:
     row = self._evaluation if self._evaluation is not None and self._evaluation['round'] == self.round else None
     return self._acquire(n, row)
 
+def _warn_empty_picks(batch, n:int, sampler):
+    "Warn when a detector's picks include images it scored 0 (no box at the sampler's `min_conf`): those follow pool order"
+    zero = int((batch.scores == 0).sum())
+    if not zero: return
+    warnings.warn(f"{zero} of the {n} images picked have a score of 0: no box of theirs reaches {sampler!r}'s min_conf="
+                  f"{getattr(sampler, 'min_conf', 0.2):g} in any sample, so they are the first such images in pool order, "
+                  "not chosen by the strategy. The detector is still weak: train it longer (epochs, min_epoch_items) or "
+                  "lower min_conf (e.g. DetectionSampler(min_conf=0.05))")
+
 @patch
 def _acquire(self:ActiveLearner, n:int, row:dict|None)->pd.DataFrame:
     "`acquire`, writing `row` (with the times of scoring and picking) as the round's row of `history` with the requests"
@@ -348,6 +357,7 @@ def _acquire(self:ActiveLearner, n:int, row:dict|None)->pd.DataFrame:
         batch = self.acquisition(len(pool), n, seed=seed)
         self.times['score_s'], select_s = 0., time.perf_counter() - start
     ds_idxs = pool.to_ds(batch.idxs)
+    if self.target == 'detection' and self.acquisition.needs_preds: _warn_empty_picks(batch, n, self.sampler)
     self.times['acquire_s'] = select_s
     if row is not None: row = {**row, 'score_s': self.times['score_s'], 'acquire_s': select_s}
     # one transaction: the requests, and the round's row; refused if another process moved on
