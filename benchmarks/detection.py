@@ -109,7 +109,9 @@ def ceiling(args):
         rows.append(dict(seed=seed, n_labelled=split.ledger.n_labelled, **al.validate(),
                          fit_s=time.perf_counter() - start, machine=machine()))
         print(rows[-1], flush=True)
-    pd.DataFrame(rows).to_csv(out/'ceiling.csv', index=False)
+        done = pd.read_csv(out/'ceiling.csv') if (out/'ceiling.csv').exists() else pd.DataFrame(columns=['seed'])
+        both = pd.concat([done[done.seed != seed], pd.DataFrame(rows[-1:])]).sort_values('seed')   # other seeds' rows kept
+        both.to_csv(out/'ceiling.csv', index=False)
 
 
 def _machines(df:pd.DataFrame)->str:

@@ -127,7 +127,8 @@ DETECTION_ROWS = {'random': 'random', 'box_entropy_sum': 'box entropy, summed ov
                   'box_entropy_mean': 'box entropy, mean over boxes', 'box_entropy_max': 'box entropy, max over boxes',
                   'powerbox_entropy_sum': 'box entropy summed, power batch', 'box_bald_sum': 'box BALD summed, MC dropout (K=8)',
                   'pixel_local_bald': 'pixel-level local BALD (Aghdam et al.), MC dropout (K=8)',
-                  'flip': 'flip inconsistency, summed'}
+                  'flip': 'flip inconsistency, summed',
+                  'diverse_box_entropy_sum': 'box entropy summed among 5n k-means candidates of the embeddings (diversity hybrid)'}
 
 @figure(BENCH_README, 'detection_auc', 'detection/auc.csv', 'detection/ceiling.csv', block=True)
 def detection_auc(root:Path)->str:
