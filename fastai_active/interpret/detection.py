@@ -23,10 +23,12 @@ from ..acquisition.strategies import as_acquisition, check_target_strategy
 from ..uncertainty.detection import DetectionSampler
 from .correlation import Correlation, spearman, _check_conf
 from .triage import triage
+from .ood import Mahalanobis, knn_distance, _check_embs
 from .interpretation import _unshuffled
 
 # %% auto #0
-__all__ = ['box_counts', 'image_error', 'image_ap', 'DetectionErrorAnalysis', 'detection_uncertainty_vs_error']
+__all__ = ['box_counts', 'image_error', 'image_ap', 'DetectionErrorAnalysis', 'detection_uncertainty_vs_error',
+           'feature_distances']
 
 # %% ../../nbs/09e_interpret.detection.ipynb #5768dae6
 def _as_tensor(x, name:str, dtype)->Tensor:
@@ -174,10 +176,15 @@ class DetectionErrorAnalysis:
     iou:float
     conf:float
     notes:list = field(default_factory=list)
+    distances:Tensor|None = None # Distance of each image to the reference images `[N]` (`feature_distances`), or None
+    ref_distances:Tensor|None = None # Distances of held-out in-distribution images, fixing the `ood` quantile, or None
 
     def __repr__(self):
         s = (f"{type(self).__name__}({len(self.table)} images, {self.score_name}; iou={self.iou}, conf={self.conf})\n"
              f"  vs 1 - F1: {self.spearman!r}\n  vs 1 - AP: {self.spearman_ap!r}")
+        if self.distances is not None:
+            s += (f"\n  distances to the reference images" + (f", ood threshold from {len(self.ref_distances)} in-distribution "
+                  "images" if self.ref_distances is not None else ""))
         return s + ''.join(f"\n  note: {n}" for n in self.notes)
 
     def correlations(self)->pd.DataFrame:
@@ -188,12 +195,13 @@ class DetectionErrorAnalysis:
 
     def triage(self, annotate:float|None=0.9, # Scores at or above this go to a person
                pseudo:float|None=0.1, # Scores at or below this (and not far) can be pseudo-labelled
-               distances=None, # Distance of each image to the labelled data `[N]`, or None (no out-of-distribution group)
+               distances=None, # Distance of each image to the labelled data `[N]`; None: the analysis' `distances` (none: no out-of-distribution group)
                ood:float|None=0.95, # Distances at or above this are out of distribution
                by:str='quantile', # 'quantile' or 'value' (`interpret.triage.triage`)
-               ref_distances=None, # In-distribution distances that fix the `ood` quantile
+               ref_distances=None, # In-distribution distances that fix the `ood` quantile; None: the analysis' own with its distances
               )->pd.DataFrame:
         "`interpret.triage.triage` of the images by score (and distance), with their error, AP and counts beside"
+        if distances is None: distances, ref_distances = self.distances, (self.ref_distances if ref_distances is None else ref_distances)
         df = triage(self.table['score'].to_numpy(), distances, annotate=annotate, pseudo=pseudo, ood=ood, by=by,
                     ref_distances=ref_distances, score_name=self.score_name, index=self.table.index)
         out = df.join(self.table.drop(columns='score'))
@@ -201,6 +209,16 @@ class DetectionErrorAnalysis:
         return out
 
 # %% ../../nbs/09e_interpret.detection.ipynb #99da3fa1
+def _check_distances(distances, ref_distances, N:int)->tuple[Tensor|None, Tensor|None]:
+    "`distances` `[N]` and `ref_distances` `[L]` as float64 CPU tensors (or None), or a clear error"
+    if distances is None:
+        if ref_distances is not None: raise ValueError("ref_distances set the ood threshold of `distances`: pass distances too")
+        return None, None
+    d = check_scores(distances, 'distances').detach().cpu().double()
+    if len(d) != N: raise ValueError(f"expected one distance per image, {N}, got {len(d)}")
+    ref = None if ref_distances is None else check_scores(ref_distances, 'ref_distances').detach().cpu().double()
+    return d, ref
+
 def _spearman_or_nan(x:np.ndarray, y:np.ndarray, what:str, notes:list, **kwargs)->Correlation:
     keep = np.isfinite(y)
     try: return spearman(x[keep], y[keep], **kwargs)
@@ -219,6 +237,8 @@ def detection_uncertainty_vs_error(dets_N_K_M_F:Tensor, # Posterior samples of t
                                    ci:float=0.95, # Confidence level of the bootstrap intervals
                                    n_resamples:int=2000, # Bootstrap resamples
                                    seed:int|None=0, # Seed of the resamples
+                                   distances=None, # Distance of each image to the reference images `[N]` (`feature_distances`), for `triage`
+                                   ref_distances=None, # Distances of held-out in-distribution images, fixing `triage`'s `ood` quantile
                                   )->DetectionErrorAnalysis:
     "Spearman (bootstrap CI) of an image score of `dets_N_K_M_F` against each image's `image_error` and `1 - image_ap`"
     dets = check_dets(dets_N_K_M_F)
@@ -233,6 +253,7 @@ def detection_uncertainty_vs_error(dets_N_K_M_F:Tensor, # Posterior samples of t
     if isinstance(targets, (list, tuple)) and len(targets) != N:
         raise ValueError(f"expected one target per image, got {len(targets)} targets for {N} images")
     name, scores = _image_scores(dets, score)
+    distances, ref_distances = _check_distances(distances, ref_distances, N)
     pred_dicts = dets_to_dicts(preds.detach().cpu().double(), tuple(size))
     counts = box_counts(pred_dicts, targets, iou, conf)
     error = _error_of_counts(counts)
@@ -244,9 +265,31 @@ def detection_uncertainty_vs_error(dets_N_K_M_F:Tensor, # Posterior samples of t
     x = table.score.to_numpy()
     rho = _spearman_or_nan(x, table.error.to_numpy(), '1 - F1', notes, **kw)
     rho_ap = _spearman_or_nan(x, 1 - table.ap.to_numpy(), '1 - AP', notes, **kw)
-    return DetectionErrorAnalysis(name, table, rho, rho_ap, iou, conf, notes)
+    return DetectionErrorAnalysis(name, table, rho, rho_ap, iou, conf, notes, distances, ref_distances)
 
 # %% ../../nbs/09e_interpret.detection.ipynb #966edacc
+def feature_distances(embs_N_D:Tensor, # Embeddings of the images to place (`DetectionSampler.sample_with_embeddings`)
+                      ref_embs_M_D:Tensor, # Embeddings of the reference (training) images
+                      id_embs_L_D:Tensor|None=None, # Embeddings of held-out in-distribution images, or None
+                      ood:str='mahalanobis', # 'mahalanobis' (one Gaussian, `Mahalanobis`) or 'knn' (`knn_distance`)
+                      shrinkage:float=0.1, # `Mahalanobis` covariance shrinkage
+                      k:int=1, # `knn_distance`: distance to the `k`-th nearest reference image
+                      metric:str='cosine', # `knn_distance`: 'cosine' or 'euclidean'
+                     )->tuple[Tensor, Tensor|None]:
+    "Distances `[N]` of `embs_N_D` to the reference images, and `[L]` of `id_embs_L_D` (None without them)"
+    if ood not in ('mahalanobis', 'knn'): raise ValueError(f"expected ood='mahalanobis' or 'knn', got {ood!r}")
+    named = {'embs_N_D': embs_N_D, 'ref_embs_M_D': ref_embs_M_D}
+    if id_embs_L_D is not None: named['id_embs_L_D'] = id_embs_L_D
+    embs = {n: _check_embs(e, n) for n, e in named.items()}
+    if len({e.shape[1] for e in embs.values()}) > 1:
+        raise ValueError("expected embeddings of one width D, got " + ", ".join(f"{n} {tuple(e.shape)}" for n, e in embs.items()))
+    ref = embs['ref_embs_M_D']
+    if len(ref) < 2: raise ValueError(f"expected at least 2 reference images to measure distances to, got {len(ref)}")
+    if ood == 'mahalanobis': dist_fn = Mahalanobis(shrinkage).fit(ref)
+    else: dist_fn = lambda e: knn_distance(e, ref, k=k, metric=metric)
+    return dist_fn(embs['embs_N_D']), (dist_fn(embs['id_embs_L_D']) if 'id_embs_L_D' in embs else None)
+
+# %% ../../nbs/09e_interpret.detection.ipynb #1f6b29b7
 def _dl_targets(dl)->tuple[list[dict], tuple[int, int]]:
     "The true boxes of a `DataLoader` of `(images, boxes, classes)` batches, in pixels, and the images' common size"
     targets, sizes = [], set()
@@ -259,15 +302,37 @@ def _dl_targets(dl)->tuple[list[dict], tuple[int, int]]:
     if len(sizes) != 1: raise ValueError(f"expected images of one size, got sizes {sorted(sizes)}: resize them (item_tfms=Resize)")
     return targets, sizes.pop()
 
+def _dl_embeddings(learn:Learner, dl, name:str)->Tensor:
+    "The embeddings `[N, D]` of `dl`'s images, recorded as `DetectionSampler.sample_with_embeddings` records them"
+    dl = _unshuffled(dl)
+    if len(dl) == 0: raise ValueError(f"expected {name} to give batches of images, got a DataLoader of no batch (0 items)")
+    return DetectionSampler().sample_with_embeddings([learn], dl)[1]
+
 @patch
 def detection_uncertainty_vs_error(self:Learner, dl=None, # A labelled `DataLoader` (default: the validation set)
                                    score='box_entropy_sum', # A strategy name, a function `dets -> [N]`, or scores `[N]`
                                    sampler:DetectionSampler|None=None, # Posterior samples for the score (default: one pass)
+                                   ref_dl=None, # Reference (training) images: each image's distance to them goes to `triage`
+                                   id_dl=None, # Held-out in-distribution images: their distances fix `triage`'s `ood` quantile
+                                   ood:str='mahalanobis', # 'mahalanobis' or 'knn' (`feature_distances`)
+                                   shrinkage:float=0.1, # `Mahalanobis` covariance shrinkage
+                                   k:int=1, # `knn_distance`: distance to the `k`-th nearest reference image
+                                   metric:str='cosine', # `knn_distance`: 'cosine' or 'euclidean'
                                    **kwargs, # Passed to `detection_uncertainty_vs_error`: iou, conf, ci, n_resamples, seed
                                   )->DetectionErrorAnalysis:
-    "`detection_uncertainty_vs_error` of this detector on `dl`"
+    "`detection_uncertainty_vs_error` of this detector on `dl`, with each image's distance to `ref_dl`'s images given one"
+    if id_dl is not None and ref_dl is None: raise ValueError("`id_dl` sets the ood threshold of distances to `ref_dl`: pass `ref_dl` too")
+    if ref_dl is not None and ('distances' in kwargs or 'ref_distances' in kwargs):
+        raise ValueError("expected either ref_dl (distances measured here) or distances, got both")
+    if ood not in ('mahalanobis', 'knn'): raise ValueError(f"expected ood='mahalanobis' or 'knn', got {ood!r}")
     dl = _unshuffled(self.dls.valid if dl is None else dl)
     sampler = DetectionSampler() if sampler is None else sampler
     targets, size = _dl_targets(dl)
-    samples = sampler([self], dl)
+    if ref_dl is None: samples = sampler([self], dl)
+    else:
+        ref_embs = _dl_embeddings(self, ref_dl, 'ref_dl')
+        id_embs = None if id_dl is None else _dl_embeddings(self, id_dl, 'id_dl')
+        samples, embs = sampler.sample_with_embeddings([self], dl)
+        assert len(embs) == len(samples), (len(embs), len(samples))
+        kwargs['distances'], kwargs['ref_distances'] = feature_distances(embs, ref_embs, id_embs, ood, shrinkage, k, metric)
     return detection_uncertainty_vs_error(samples, targets, size, score, preds=self.get_dets(dl), **kwargs)
