@@ -313,7 +313,7 @@ def test_bad_distance_inputs_are_refused(det_learn):
     with pytest.raises(ValueError, match=r"one width D, got embs_N_D \(6, 8\), ref_embs_M_D \(10, 5\)"):
         feature_distances(embs, torch.randn(10, 5))
     with pytest.raises(ValueError, match=r"id_embs_L_D \(4, 3\)"): feature_distances(embs, torch.randn(10, 8), torch.randn(4, 3))
-    with pytest.raises(ValueError, match="at least 2 reference images to measure distances to, got 1"):
+    with pytest.raises(ValueError, match="at least 2 reference items to measure distances to, got 1"):
         feature_distances(embs, torch.randn(1, 8))
     with pytest.raises(ValueError, match=r"expected embs_N_D of shape \[N, D\], got \(8,\)"): feature_distances(embs[0], torch.randn(10, 8))
     dets = torch.zeros(6, 1, 2, 7)

@@ -23,12 +23,11 @@ from ..acquisition.strategies import as_acquisition, check_target_strategy
 from ..uncertainty.detection import DetectionSampler
 from .correlation import Correlation, spearman, _check_conf
 from .triage import triage
-from .ood import Mahalanobis, knn_distance, _check_embs
+from .ood import feature_distances
 from .interpretation import _unshuffled
 
 # %% auto #0
-__all__ = ['box_counts', 'image_error', 'image_ap', 'DetectionErrorAnalysis', 'detection_uncertainty_vs_error',
-           'feature_distances']
+__all__ = ['box_counts', 'image_error', 'image_ap', 'DetectionErrorAnalysis', 'detection_uncertainty_vs_error']
 
 # %% ../../nbs/09e_interpret.detection.ipynb #5768dae6
 def _as_tensor(x, name:str, dtype)->Tensor:
@@ -266,28 +265,6 @@ def detection_uncertainty_vs_error(dets_N_K_M_F:Tensor, # Posterior samples of t
     rho = _spearman_or_nan(x, table.error.to_numpy(), '1 - F1', notes, **kw)
     rho_ap = _spearman_or_nan(x, 1 - table.ap.to_numpy(), '1 - AP', notes, **kw)
     return DetectionErrorAnalysis(name, table, rho, rho_ap, iou, conf, notes, distances, ref_distances)
-
-# %% ../../nbs/09e_interpret.detection.ipynb #966edacc
-def feature_distances(embs_N_D:Tensor, # Embeddings of the images to place (`DetectionSampler.sample_with_embeddings`)
-                      ref_embs_M_D:Tensor, # Embeddings of the reference (training) images
-                      id_embs_L_D:Tensor|None=None, # Embeddings of held-out in-distribution images, or None
-                      ood:str='mahalanobis', # 'mahalanobis' (one Gaussian, `Mahalanobis`) or 'knn' (`knn_distance`)
-                      shrinkage:float=0.1, # `Mahalanobis` covariance shrinkage
-                      k:int=1, # `knn_distance`: distance to the `k`-th nearest reference image
-                      metric:str='cosine', # `knn_distance`: 'cosine' or 'euclidean'
-                     )->tuple[Tensor, Tensor|None]:
-    "Distances `[N]` of `embs_N_D` to the reference images, and `[L]` of `id_embs_L_D` (None without them)"
-    if ood not in ('mahalanobis', 'knn'): raise ValueError(f"expected ood='mahalanobis' or 'knn', got {ood!r}")
-    named = {'embs_N_D': embs_N_D, 'ref_embs_M_D': ref_embs_M_D}
-    if id_embs_L_D is not None: named['id_embs_L_D'] = id_embs_L_D
-    embs = {n: _check_embs(e, n) for n, e in named.items()}
-    if len({e.shape[1] for e in embs.values()}) > 1:
-        raise ValueError("expected embeddings of one width D, got " + ", ".join(f"{n} {tuple(e.shape)}" for n, e in embs.items()))
-    ref = embs['ref_embs_M_D']
-    if len(ref) < 2: raise ValueError(f"expected at least 2 reference images to measure distances to, got {len(ref)}")
-    if ood == 'mahalanobis': dist_fn = Mahalanobis(shrinkage).fit(ref)
-    else: dist_fn = lambda e: knn_distance(e, ref, k=k, metric=metric)
-    return dist_fn(embs['embs_N_D']), (dist_fn(embs['id_embs_L_D']) if 'id_embs_L_D' in embs else None)
 
 # %% ../../nbs/09e_interpret.detection.ipynb #1f6b29b7
 def _dl_targets(dl)->tuple[list[dict], tuple[int, int]]:

@@ -14,7 +14,7 @@ from ..core import *
 from ..core import check_tensor, check_n
 
 # %% auto #0
-__all__ = ['Mahalanobis', 'knn_distance']
+__all__ = ['Mahalanobis', 'knn_distance', 'feature_distances']
 
 # %% ../../nbs/09b_interpret.ood.ipynb #85a951b3
 def _check_embs(embs, name:str='embs_N_D')->Tensor:
@@ -95,3 +95,25 @@ def knn_distance(embs_N_D:Tensor, # Embeddings of the items to score
             best = d.topk(min(k, d.shape[1]), dim=1, largest=False).values
         out.append(best.max(1).values)
     return torch.cat(out)
+
+# %% ../../nbs/09b_interpret.ood.ipynb #0faeed3f
+def feature_distances(embs_N_D:Tensor, # Embeddings of the items to place (`get_embeddings`, `DetectionSampler.sample_with_embeddings`)
+                      ref_embs_M_D:Tensor, # Embeddings of the reference (training) items
+                      id_embs_L_D:Tensor|None=None, # Embeddings of held-out in-distribution items, or None
+                      ood:str='mahalanobis', # 'mahalanobis' (one Gaussian, `Mahalanobis`) or 'knn' (`knn_distance`)
+                      shrinkage:float=0.1, # `Mahalanobis` covariance shrinkage
+                      k:int=1, # `knn_distance`: distance to the `k`-th nearest reference item
+                      metric:str='cosine', # `knn_distance`: 'cosine' or 'euclidean'
+                     )->tuple[Tensor, Tensor|None]:
+    "Distances `[N]` of `embs_N_D` to the reference images, and `[L]` of `id_embs_L_D` (None without them)"
+    if ood not in ('mahalanobis', 'knn'): raise ValueError(f"expected ood='mahalanobis' or 'knn', got {ood!r}")
+    named = {'embs_N_D': embs_N_D, 'ref_embs_M_D': ref_embs_M_D}
+    if id_embs_L_D is not None: named['id_embs_L_D'] = id_embs_L_D
+    embs = {n: _check_embs(e, n) for n, e in named.items()}
+    if len({e.shape[1] for e in embs.values()}) > 1:
+        raise ValueError("expected embeddings of one width D, got " + ", ".join(f"{n} {tuple(e.shape)}" for n, e in embs.items()))
+    ref = embs['ref_embs_M_D']
+    if len(ref) < 2: raise ValueError(f"expected at least 2 reference items to measure distances to, got {len(ref)}")
+    if ood == 'mahalanobis': dist_fn = Mahalanobis(shrinkage).fit(ref)
+    else: dist_fn = lambda e: knn_distance(e, ref, k=k, metric=metric)
+    return dist_fn(embs['embs_N_D']), (dist_fn(embs['id_embs_L_D']) if 'id_embs_L_D' in embs else None)
