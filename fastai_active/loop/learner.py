@@ -331,7 +331,7 @@ def _warn_empty_picks(batch, n:int, sampler):
     zero = int((batch.scores == 0).sum())
     if not zero: return
     warnings.warn(f"{zero} of the {n} images picked have a score of 0: no box of theirs reaches {sampler!r}'s min_conf="
-                  f"{getattr(sampler, 'min_conf', 0.2):g} in any sample, so they are the first such images in pool order, "
+                  f"{sampler.min_conf:g} in any sample, so they are the first such images in pool order, "
                   "not chosen by the strategy. The detector is still weak: train it longer (epochs, min_epoch_items) or "
                   "lower min_conf (e.g. DetectionSampler(min_conf=0.05))")
 

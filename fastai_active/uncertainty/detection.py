@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from ..core import *
 from ..detector import FCOSDetector, find_detector
 from .core import PosteriorSampler
-from .embeddings import penultimate_layer
+from .embeddings import penultimate_layer, _item_features
 
 # %% auto #0
 __all__ = ['level_maps', 'DetectionSampler']
@@ -147,7 +147,7 @@ class DetectionSampler(PosteriorSampler):
             if not armed[0]: return
             x = output if record[1] else inputs[0]
             if not isinstance(x, Tensor): raise TypeError(f"expected a Tensor at the recorded layer, got {type(x).__name__}")
-            feats.append((x.float().flatten(2).mean(2) if x.ndim > 2 else x.float()).reshape(len(x), -1).cpu())
+            feats.append(_item_features([x], len(x)).cpu())   # maps averaged over positions, as `EmbeddingRecorder` does
             armed[0] = False
         masks = [_HeadMasks(_head_dropout(det), self.n_samples, self.seed) for det in dets]   # one draw for the whole pool
         with ExitStack() as stack:
