@@ -16,7 +16,9 @@ correct empty masks among all scores, and their mean scores.
 
     python -m benchmarks.empty_masks --seeds 0 1 2 --threads 1 --out benchmarks/results/empty_masks_rules
 
-`--cache DIR` keeps each seed's log-probs (`DIR/seed<N>.pt`), so the rules can be scored again without training.
+`--cache DIR` keeps each seed's log-probs (`DIR/<setting>-seed<N>.pt`), so the rules can be scored again without
+training. Once the four settings are written, `--choose benchmarks/results/empty_masks_rules` picks the default rule
+from 'mixed' and 'short' (seeds 0-2) and counts the same goals on the held-out seeds (`choice.md`).
 """
 from __future__ import annotations
 import argparse, math, os, platform, tempfile, time
@@ -32,6 +34,7 @@ from benchmarks.label_efficiency import markdown_table
 
 POOL, POOL_EMPTY, POOL_FAINT = 300, 1 / 6, 0.2
 TRAIN = 160
+AREAS = (16, 64, 96, 128, 160, 192, 224, 256, 384, 512)  # the fixed correlation areas compared (pixels)
 CONFIDENT = 0.25  # a correct empty mask is "confident" when no pixel's predictive foreground probability reaches this
 
 
@@ -78,7 +81,7 @@ def rules_for(lp_valid, targs_valid, K:int)->dict:
     from fastai_active.acquisition.scores import fit_empty_area
     rules = {'nested': 'nested', 'independent': 'independent'}
     if K > 1: rules['samples'] = 'samples'
-    for a in (16, 64, 128, 256, 512): rules[f"area {a}"] = float(a)
+    for a in AREAS: rules[f"area {a}"] = float(a)
     if (targs_valid.flatten(1) == 0).all(1).any():   # the fit needs empty labels among the validation images
         rules['fitted area'] = fit_empty_area(lp_valid, targs_valid)
     return rules
@@ -122,6 +125,33 @@ def evaluate(post:dict, seed:int, setting:str)->pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SEPARATORS = {'largest foreground probability': lambda fg: fg.flatten(1).amax(1),
+              'sum of foreground probabilities': lambda fg: fg.flatten(1).sum(1),
+              'mean of the 10 largest': lambda fg: fg.flatten(1).topk(10, 1).values.mean(1),
+              'largest 5 x 5 mean (spatially pooled)': lambda fg: torch.nn.functional.avg_pool2d(
+                  fg[:, None], 5, 1, 2, count_include_pad=False).flatten(1).amax(1)}
+
+def separability(post:dict, seed:int, setting:str)->pd.DataFrame:
+    "AUROC of statistics of the predictive foreground probabilities for 'complete miss' against 'correct empty', among the empty predictions"
+    from sklearn.metrics import roc_auc_score
+    from fastai_active.interpret.metrics import iou
+    targs = post['pool_targs']
+    truth_empty = (targs.flatten(1).sum(1) == 0).numpy()
+    rows = []
+    for name, lp in post['pool'].items():
+        p = lp.double().exp().mean(1)
+        pred = p.argmax(1)
+        pred_empty = (pred.flatten(1).sum(1) == 0).numpy()
+        miss = ~truth_empty & pred_empty & (iou(pred == 1, targs == 1).numpy() == 0)
+        sel = pred_empty & (miss | truth_empty)
+        row = dict(setting=setting, seed=seed, posterior=name, misses=int(miss.sum()), correct_empty=int((sel & truth_empty).sum()))
+        for k, f in SEPARATORS.items():
+            v = f(1 - p[:, 0]).numpy()
+            row[k] = float(roc_auc_score(miss[sel], v[sel])) if 0 < miss[sel].sum() < sel.sum() else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def machine()->str:
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines()
                 if l.startswith('model name')), platform.processor()) if Path('/proc/cpuinfo').exists() else platform.processor()
@@ -138,8 +168,46 @@ def summary(df:pd.DataFrame)->pd.DataFrame:
     return out.reset_index()
 
 
+OLD_RULE = 'always wrong (1.0)'   # the rule of the first version, "the old rule" of the goal
+CHOOSE, CONFIRM = ('mixed', 'short'), ('mixed_heldout', 'short_heldout')
+
+def goals_met(scores:pd.DataFrame)->pd.DataFrame:
+    "Per single-pass rule of `expected_iou_loss`: on how many runs (setting, seed) each goal is met, and the mean Spearman"
+    d = scores[(scores.posterior == 'single pass') & (scores.score == 'expected_iou_loss')]
+    old = d[d.rule == OLD_RULE].set_index(['setting', 'seed'])['spearman all']
+    d = d[d.rule != OLD_RULE].join(old.rename('old spearman'), on=['setting', 'seed'])
+    miss, conf = d['complete miss median pct'], d['confident correct empty median pct']
+    d = d.assign(miss_n=miss.notna(), miss_met=miss > 50, conf_n=conf.notna(), conf_met=conf < 50,
+                 sp_met=d['spearman all'] <= d['old spearman'])
+    g = d.groupby('rule', sort=False)
+    out = pd.DataFrame({'misses above median': g.miss_met.sum().astype(int).astype(str) + '/' + g.miss_n.sum().astype(int).astype(str),
+                        'confident empties below median': g.conf_met.sum().astype(int).astype(str) + '/' + g.conf_n.sum().astype(int).astype(str),
+                        'spearman at least the old rule': g.sp_met.sum().astype(int).astype(str) + '/' + g.size().astype(str),
+                        'goals met': g.miss_met.sum() + g.conf_met.sum() + g.sp_met.sum(),
+                        'goals': g.miss_n.sum() + g.conf_n.sum() + g.size(),
+                        'mean spearman': g['spearman all'].mean()})
+    return out
+
+def choose(root:Path)->str:
+    "Pick the default rule on the runs of `CHOOSE` (most goals met, then the strongest mean Spearman); report it on `CONFIRM` too"
+    read = lambda names: pd.concat([pd.read_csv(root/n/'scores.csv') for n in names], ignore_index=True)
+    chosen, confirmed = goals_met(read(CHOOSE)), goals_met(read(CONFIRM))
+    best = chosen.sort_values(['goals met', 'mean spearman'], ascending=[False, True]).index[0]
+    table = chosen.join(confirmed.add_suffix(' (held-out seeds)')).reset_index()
+    text = (f"# The default rule for an empty prediction, chosen\n\n"
+            f"Single-pass `expected_iou_loss`, every rule but the old one ({OLD_RULE!r}). Runs: each seed of each setting. "
+            f"Chosen on {', '.join(CHOOSE)} (most goals met over the runs, ties broken by the strongest mean Spearman "
+            f"over all images), then the same counts on the seeds not looked at ({', '.join(CONFIRM)}).\n\n"
+            f"**Chosen: {best}.**\n\n" + markdown_table(table, 3) + "\n")
+    table.to_csv(root/'choice.csv', index=False)
+    (root/'choice.md').write_text(text)
+    return text
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--choose', default=None, help="results folder holding mixed/, short/, mixed_heldout/, short_heldout/: "
+                   "pick the default rule from them (writes choice.md and choice.csv there) and stop")
     p.add_argument('--seeds', type=int, nargs='+', default=[0])
     p.add_argument('--epochs', type=int, default=25)
     p.add_argument('--threads', type=int, default=1)
@@ -150,9 +218,10 @@ def main(argv=None):
     p.add_argument('--train-only', action='store_true', help='only train and fill --cache')
     p.add_argument('--out', default=None)
     args = p.parse_args(argv)
+    if args.choose: return print(choose(Path(args.choose)))
     torch.set_num_threads(args.threads)
     start, machine_start = time.perf_counter(), machine()
-    frames, times = [], {}
+    frames, seps, times = [], [], {}
     for seed in args.seeds:
         t0 = time.perf_counter()
         cached = Path(args.cache)/f'{args.setting}-seed{seed}.pt' if args.cache else None
@@ -164,9 +233,11 @@ def main(argv=None):
                 torch.save(post, cached)
         times[seed] = time.perf_counter() - t0
         print(f"seed {seed}: posteriors in {times[seed]:.0f} s", flush=True)
-        if not args.train_only: frames.append(evaluate(post, seed, args.setting))
+        if not args.train_only:
+            frames.append(evaluate(post, seed, args.setting))
+            seps.append(separability(post, seed, args.setting))
     if args.train_only: return
-    df = pd.concat(frames, ignore_index=True)
+    df, sep = pd.concat(frames, ignore_index=True), pd.concat(seps, ignore_index=True)
     summ = summary(df)
     text = (f"# Empty predicted masks: rules for P(label empty)\n\n"
             f"Pool of {POOL} generated shapes per seed ({POOL_EMPTY:.0%} empty, {POOL_FAINT:.0%} faint), seeds "
@@ -178,15 +249,21 @@ def main(argv=None):
             f"not trained).\n\n"
             f"Confident correct empty: nothing there, nothing predicted, no pixel at {CONFIDENT} foreground or more. "
             "pct: percentile among all pool scores (higher = more uncertain, ranked earlier for labelling). "
-            "Goals: complete misses above the median (pct > 50), correct empty masks below it (pct < 50), Spearman "
-            "over all images at least as strong (negative) as with the old rule ('nested').\n\n"
-            "## Mean over seeds\n\n" + markdown_table(summ, 3) + "\n\n## Per seed\n\n" + markdown_table(df, 3) + "\n")
+            "Goals: complete misses above the median (pct > 50), confident correct empty masks below it (pct < 50), "
+            "Spearman over all images at least as strong (negative) as with the old rule (every empty mask scored 1.0, "
+            "'always wrong (1.0)').\n\n"
+            "## Mean over seeds\n\n" + markdown_table(summ, 3) + "\n\n## Per seed\n\n" + markdown_table(df, 3) + "\n\n"
+            "## Can the model's own probabilities tell a miss from a correct empty mask?\n\n"
+            "AUROC for 'complete miss' against 'correct empty' among the empty predictions, by statistics of the "
+            "predictive foreground probabilities (0.5 = chance; a rule for P(label empty) is a function of such "
+            "statistics):\n\n" + markdown_table(sep, 3) + "\n")
     print(text)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         df.to_csv(out/'scores.csv', index=False)
         summ.to_csv(out/'summary.csv', index=False)
+        sep.to_csv(out/'separability.csv', index=False)
         (out/'report.md').write_text(text)
 
 

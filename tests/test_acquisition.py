@@ -216,12 +216,12 @@ def test_image_level_seg_scores_closed_forms():
     # empty predicted mask, every pixel 99 % background: nested, the loss is the best pixel's foreground probability,
     # 0.01 whatever the image size (the product of background probabilities gave 1 - 0.99^100 = 0.63 on 10 x 10 and
     # 0.99997 on 32 x 32: correct empty masks were the most "uncertain" of a pool); expected_iou_loss's default, a
-    # correlation area of 256 pixels, is the nested rule up to 256 pixels and 1 - 0.99^(1024 / 256) on 32 x 32
+    # correlation area of 224 pixels, is the nested rule up to 224 pixels and 1 - 0.99^(1024 / 224) on 32 x 32
     for size in (10, 32):
         p = torch.full((1, 3, 1, size, size), 0.01, dtype=torch.float64)
         lp_empty = torch.cat([(1 - p).log(), p.log()], 2)
         torch.testing.assert_close(expected_iou_loss(lp_empty, empty='nested'), torch.tensor([0.01], dtype=torch.float64))
-        torch.testing.assert_close(expected_iou_loss(lp_empty), torch.tensor([0.01 if size == 10 else 1 - 0.99 ** 4], dtype=torch.float64))
+        torch.testing.assert_close(expected_iou_loss(lp_empty), torch.tensor([0.01 if size == 10 else 1 - 0.99 ** (1024 / 224)], dtype=torch.float64))
         torch.testing.assert_close(mask_disagreement(lp_empty), torch.tensor([0.01], dtype=torch.float64))
     # a confident, correct empty mask scores near 0, and a narrow miss (an object the samples put at 40 %, so the
     # predicted mask is empty) above both it and an object predicted at 90 % (whose sample masks agree: 0 disagreement)

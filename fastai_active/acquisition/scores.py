@@ -205,7 +205,7 @@ def _mean_over_present(ious:Tensor, present:Tensor, if_none:Tensor)->Tensor:
     mean = torch.where(present, ious, torch.zeros_like(ious)).sum(-1) / n_present.clamp_min(1)
     return torch.where(n_present > 0, mean, if_none).clamp(0, 1)
 
-EMPTY_DEFAULT = 256.   # `expected_iou_loss`'s rule for an empty mask, chosen by measurement (see below)
+EMPTY_DEFAULT = 224.   # `expected_iou_loss`'s rule for an empty mask, chosen by measurement (see below)
 EMPTY_RULES = ('nested', 'independent', 'samples')
 
 def _check_empty(empty, K:int|None=None):
