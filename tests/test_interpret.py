@@ -410,3 +410,15 @@ def test_plot_top_uncertain_classification_titles():
     assert [ax.get_title().split(':')[0] for ax in axs.flat[:3]] == [f'item {i}' for i in order]
     with pytest.raises(ValueError, match='no dl'): UncertaintyInterpretation(lp).plot_top_uncertain(2)
     plt.close('all')
+
+
+@given(st.integers(0, 2**16), st.integers(4, 40), st.integers(2, 6), st.randoms(use_true_random=False))
+def test_spearman_interval_does_not_depend_on_the_order_of_the_pairs(seed, n, levels, rnd):
+    "The bootstrap resamples the pairs in a canonical order: any order of the same pairs gives the same interval, or the same refusal"
+    rng = np.random.default_rng(seed)
+    x, y = rng.integers(0, levels, n).astype(float), rng.integers(0, levels, n).astype(float)  # heavy ties, as with IoU 1s
+    perm = list(range(n)); rnd.shuffle(perm)
+    def outcome(a, b):
+        try: return spearman(a, b, n_resamples=200)
+        except ValueError as e: return str(e)
+    assert outcome(x[perm], y[perm]) == outcome(x, y)

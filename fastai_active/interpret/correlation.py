@@ -80,6 +80,8 @@ def _rank_corr_rows(x_B_n:np.ndarray, y_B_n:np.ndarray)->np.ndarray:
 def _bootstrap_interval(x:np.ndarray, y:np.ndarray, conf:float, n_resamples:int, seed:int|None,
                         budget:int=2**22)->tuple[float, float]:
     "Percentile bootstrap interval of Spearman's rho over `n_resamples` seeded resamples of the pairs"
+    o = np.lexsort((y, x))                   # pairs in a canonical order: the interval depends on the pairs, not their order
+    x, y = x[o], y[o]
     n, rng = len(x), np.random.default_rng(seed)
     block = max(1, budget // n)
     stats_B = []
