@@ -190,7 +190,7 @@ class ActiveSplit:
             raise ValueError(f"expected a DataBlock with one target block, got {len(self.dblock.getters) - self.dblock.n_inp}")
 
     def _label_getter(self)->Callable: return self.dblock.getters[-1]  # an item's label as the data holds it (`true_labels`)
-    def _ledger_checks(self)->dict: return {}  # `check_label`, `classes_of` of the `LabelLedger`, for labels that are not a class
+    def _ledger_checks(self)->dict: return {}  # `LabelLedger` arguments for labels that are not a class: `check_label`, `classes_of`, `label_kind`
 
     def _open(self, path, accept_changed, accept_new_items=False):
         items = self._list_items()
