@@ -110,7 +110,8 @@ def paper_round_costs(root:Path)->str:
                      f"{r.acquire_s:.1f} | {r.score_s_whole_pool:,.0f} | {r.accuracy_round0:.3f} |")
     return '\n'.join(lines)
 
-PAPER_PUBLISHED = {('batchbald', '90%'): '80', ('batchbald', '95%'): '190', ('random', '90%'): '255', ('random', '95%'): '835'}
+PAPER_PUBLISHED = {('batchbald', '90%'): '80', ('batchbald', '95%'): '190', ('random', '90%'): '255', ('random', '95%'): '835',
+                   ('bald', '90%'): '110', ('bald', '95%'): '240'}
 
 @figure(BENCH_README, 'paper_recipe_reach', 'mnist_paper/labels_to_reach.csv', block=True)
 def paper_recipe_reach(root:Path)->str:
@@ -147,6 +148,28 @@ def detection_auc(root:Path)->str:
     c = _read_csv(root, 'detection/ceiling.csv')
     lines.append(f"| every one of the {int(c.n_labelled.iloc[0])} pool images labelled (the ceiling) | | | {len(c)} | "
                  f"{c.map50.median():.3f} | {c.fit_s.median():.0f}, |")
+    return '\n'.join(lines)
+
+MODEL_ROWS = [('BatchBALD', 'mnist_paper_ablation', 'batchbald [body_dropout]', 'batchbald'),
+              ('BALD', 'mnist_paper_model', 'bald', 'bald'), ('power-entropy (MC mean)', 'mnist_paper_model', 'powerentropy', None),
+              ('random', 'mnist_paper_model', 'random', 'random')]
+
+def _round_s(root:Path, d:str, strategy:str)->float:
+    "Median seconds of an acquisition round (fit, validation, scoring, picking) over every round of every seed"
+    c = _curves(root, d)
+    c = c[(c.strategy == strategy) & (c['round'] > 0)]
+    return float((c.fit_s + c.valid_s + c.score_s.fillna(0) + c.acquire_s.fillna(0)).median())
+
+@figure(BENCH_README, 'paper_model_rows', 'mnist_paper_ablation/labels_to_reach.csv', 'mnist_paper_model/labels_to_reach.csv',
+        'mnist_paper_ablation/curves.csv', 'mnist_paper_model/curves.csv', block=True)
+def paper_model_rows(root:Path)->str:
+    "Every strategy under the recipe that reproduces the paper's BatchBALD (its CNN, our training), beside the published figures"
+    lines = ['| strategy | to 90%: median [q25, q75], runs | to 95% | published (Kirsch et al. 2019), 90% / 95% | s a round (median) |',
+             '|---|---|---|---|---|']
+    for label, d, strategy, published in MODEL_ROWS:
+        pub = f"{PAPER_PUBLISHED[(published, '90%')]} / {PAPER_PUBLISHED[(published, '95%')]}" if published else '-'
+        lines.append(f"| {label} | {_reach(root, d, strategy, '90%', runs=True)} | {_reach(root, d, strategy, '95%', runs=True)} | "
+                     f"{pub} | {_round_s(root, d, strategy):.0f} |")
     return '\n'.join(lines)
 
 ABLATION_ROWS = [('the default recipe (fixed epochs, the Gal CNN: dropout in the head only)', 'mnist_consistent', 'batchbald'),
