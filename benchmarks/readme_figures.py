@@ -538,13 +538,14 @@ def _empty(root:Path, rule:str)->pd.DataFrame:
         rows.append(s[(s.posterior == 'single pass') & (s.score == 'expected_iou_loss') & (s.rule == rule)].iloc[0].rename(d))
     return pd.DataFrame(rows)
 
+def _half_up(x:float)->int: return math.floor(x + 0.5)  # percentiles as the tables print them: 62.5 -> 63
+
 def _ordinal(n:int)->str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 def _pct_range(v:pd.Series)->str:
     v = v.dropna()
-    half_up = lambda x: math.floor(x + 0.5)  # as the rules table: 34.5 -> 35
-    return f"{_ordinal(half_up(v.min()))}-{_ordinal(half_up(v.max()))}"
+    return f"{_ordinal(_half_up(v.min()))}-{_ordinal(_half_up(v.max()))}"
 
 @figure(OVERVIEW, 'empty masks: the default rule', *(f'empty_masks_rules/{d}/summary.csv' for d in EMPTY))
 def empty_masks(root):
@@ -584,7 +585,7 @@ EMPTY_TABLE = {"'nested' `1 - max p`": 'nested', 'correlation area 224 (the defa
 
 @figure(BENCH_README, 'empty masks: the rules table', *(f'empty_masks_rules/{d}/summary.csv' for d in EMPTY))
 def empty_masks_table(root):
-    rows, half_up = [], lambda v: f"{math.floor(v + 0.5):.0f}"  # 62.5 -> 63
+    rows = []
     for label, rule in EMPTY_TABLE.items():
         cells = [[], [], []]
         for d in ('mixed', 'short', 'mixed_heldout', 'short_heldout'):  # the table's order
@@ -595,9 +596,9 @@ def empty_masks_table(root):
                 continue
             r = r.iloc[0]
             cells[0].append(f"{r['spearman all']:.3f}")
-            cells[1].append(half_up(r['complete miss median pct']))
+            cells[1].append(str(_half_up(r['complete miss median pct'])))
             v = r['confident correct empty median pct']
-            cells[2].append('none' if pd.isna(v) else half_up(v))
+            cells[2].append('none' if pd.isna(v) else str(_half_up(v)))
         rows.append(f"| {label} | " + ' | '.join(' / '.join(c) for c in cells) + ' |')
     return tuple(rows)
 
