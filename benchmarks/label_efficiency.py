@@ -139,10 +139,12 @@ def cnn_1d(n_classes=10, channels=25, p=0.5):
     return nn.Sequential(body, nn.Sequential(nn.Dropout(p), nn.Linear(n_feats, n_classes)))
 
 
-def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, per_item=False, repeat_base=None, valid_size=0):
+def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, per_item=False, repeat_base=None, valid_size=0,
+               cold=None, cold_features='pca'):
     """The pool and test arrays as an `ArraySplit` (batches gathered from tensors), or with `per_item` a `DataBlock` split;
-    with `valid_size`, that many seeded training images are held out of the pool, labelled, for early stopping.
-    Returns `(split, image size, held-out (x, y) or None)`"""
+    with `valid_size`, that many seeded training images are held out of the pool, labelled, for early stopping. The
+    `n_initial` first labels are balanced random ones, or with `cold` chosen with no model by that cold-start strategy
+    on `cold_features` of the pool (its seconds in a `.cold` file beside the ledger). Returns `(split, image size, held-out (x, y) or None)`"""
     (X, y), (Xt, yt), size = load_dataset(dataset, seed=seed, repeat_base=repeat_base)
     channel = (lambda a: a[:, None]) if X.ndim == 3 else (lambda a: a)   # images [N, H, W] -> [N, 1, H, W]
     held_out = None
@@ -157,7 +159,13 @@ def make_split(dataset, out_runs, run_name, seed, n_initial, epoch_items=512, pe
     else:
         split = ArraySplit(channel(X), y, vocab=list(range(10)), valid_x=channel(Xt), valid_y=yt,
                            path=path, min_epoch_items=epoch_items, seed=seed)
-    if n_initial and split.ledger.n_labelled == 0: split.label_random(n_initial, balanced=True, seed=seed)
+    if n_initial and split.ledger.n_labelled == 0:
+        if cold is None: split.label_random(n_initial, balanced=True, seed=seed)
+        else:
+            start = time.perf_counter()
+            feats = pool_features(cold_features, X, seed)   # imports `cold_start`, which adds `label_initial` to the split
+            split.label_initial(n_initial, cold, features=feats, seed=seed)
+            if path is not None: path.with_suffix('.cold').write_text(json.dumps(dict(cold_s=time.perf_counter() - start)))
     return split, size, held_out
 
 
@@ -323,19 +331,22 @@ def run(args):
     torch.set_num_threads(max(1, args.threads))
     jobs = [(s, seed) for seed in args.seeds for s in args.strategies]
     for strategy, seed in progress_bar(jobs):
+        if args.semi_final and not args.semi: raise SystemExit("--semi-final needs --semi: the method of the final fit")
         name = (f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "")
-                + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "") if args.semi else "")
+                + (f"-cold{args.cold}-{args.cold_features}" if args.cold else "")
+                + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "")
+                   + ("-final" if args.semi_final else "") if args.semi else "")
                 + (f"-{args.variant}" if args.variant else "") + f"-seed{seed}")
         start = time.perf_counter()
         split, size, held_out = make_split(args.dataset, out/'runs', name, seed, args.initial, args.epoch_items,
-                                           args.per_item, args.repeat_base, args.valid_size)
+                                           args.per_item, args.repeat_base, args.valid_size, args.cold, args.cold_features)
         sampler = SinglePass() if strategy == 'random' else make_sampler(args.sampler, args.mc_samples)
         al = ActiveLearner(split, with_optimiser(make_learner_for(args.dataset, size, args.model), args), fit=fit_recipe(args, held_out), acquisition=as_acquisition(strategy), sampler=sampler,
                            oracle=SimulatedOracle.from_split(split), epochs=args.epochs, lr=args.lr,
                            pool_max_items=args.pool_subset, pool_bs=512, dl_kwargs=dict(num_workers=0), seed=seed,
                            show_progress=False,
                            pseudo=PseudoLabeller(args.pseudo, max_per_class=args.pseudo_max_per_class) if args.pseudo else None,
-                           semi=make_semi(args))
+                           semi=None if args.semi_final else make_semi(args))
         meta = dict(dataset=args.dataset, strategy=strategy, sampler=args.sampler, seed=seed, epochs=args.epochs,
                     lr=args.lr, pool_subset=args.pool_subset, initial=args.initial, per_round=args.per_round,
                     epoch_items=args.epoch_items, mc_samples=args.mc_samples, model=args.model,
@@ -345,11 +356,22 @@ def run(args):
                     semi_max_items=args.semi_max_items, semi_align=args.semi_align, opt=args.opt, wd=args.wd, schedule=args.schedule,
                     stop=args.stop, until=args.until, repeat_base=args.repeat_base, variant=args.variant,
                     valid_size=args.valid_size, early_stop=args.early_stop)
+        if args.cold: meta.update(cold=args.cold, cold_features=args.cold_features)   # absent before these options
+        if args.semi_final: meta.update(semi_final=True)
         check_resume(out/'runs'/f'{name}.json', meta)
         # written before the loop: `report` also reads a run that was stopped part-way (its ledger holds the rounds done)
         (out/'runs'/f'{name}.json').write_text(json.dumps(meta))
         until = ([] if args.until is None else [ReachedAccuracy(args.until)]) + ([EpochsRun()] if args.early_stop else [])
         h = al.loop(budget=args.budget, n_per_round=args.per_round, stop=stop_criteria(args.stop) + until)
+        if args.semi_final and ('n_confident' not in h or math.isnan(h.n_confident.iloc[-1])):
+            # supervised rounds chose the labels; the method trains only the final fit, whose figures replace the last row
+            supervised = h.iloc[-1]   # the supervised fit of the final labels, kept beside the method's for a paired comparison
+            al.semi = make_semi(args)
+            al.fit()
+            rec = al.evaluate()
+            al.ledger.record_history(rec['round'], dict(supervised_accuracy=float(supervised.accuracy),
+                                                         supervised_fit_s=float(supervised.fit_s)), update=True)
+            h = al.history
         print(f"{name}: accuracy {h.accuracy.iloc[0]:.3f} -> {h.accuracy.iloc[-1]:.3f} at {h.n_acquired.iloc[-1]} "
               f"acquired ({time.perf_counter() - start:.0f} s)", flush=True)
 
@@ -448,7 +470,7 @@ def run_histories(out:Path)->pd.DataFrame:
         con = sqlite3.connect(f"file:{meta_path.with_suffix('.db')}?mode=ro", uri=True)
         try: hist = [json.loads(r[0]) for r in con.execute('SELECT record FROM history ORDER BY round')]
         finally: con.close()
-        rows += [{**meta, **h} for h in hist]
+        rows += [{**meta, **h, 'run': meta_path.stem} for h in hist]
     if not rows: raise SystemExit(f"no runs under {out/'runs'}")
     return pd.DataFrame(rows)
 
@@ -462,8 +484,16 @@ def read_runs(out:Path)->pd.DataFrame:
         df.loc[model_based, 'strategy'] = df.strategy[model_based] + ' (' + df.sampler[model_based] + ')'
     if 'pseudo' in df and df.pseudo.notna().any():
         df.loc[df.pseudo.notna(), 'strategy'] = df.strategy[df.pseudo.notna()] + ' + pseudo-labels'
+    if 'cold' in df and df.cold.notna().any():
+        df.loc[df.cold.notna(), 'strategy'] = df.cold[df.cold.notna()] + ' cold start, ' + df.strategy[df.cold.notna()]
     if 'semi' in df and df.semi.notna().any():
-        df.loc[df.semi.notna(), 'strategy'] = df.strategy[df.semi.notna()] + ' + ' + df.semi[df.semi.notna()]
+        semi = df.semi.notna()
+        if 'semi_final' in df:   # with --semi-final only the last round trained with the method: the others are supervised
+            final = df.semi_final.eq(True)
+            trained = df.n_confident.notna() if 'n_confident' in df else pd.Series(False, index=df.index)  # its figures
+            semi &= ~final | trained
+            df.loc[semi & final, 'semi'] = df.semi[semi & final] + ' final fit'
+        df.loc[semi, 'strategy'] = df.strategy[semi] + ' + ' + df.semi[semi]
     if 'variant' in df and df.variant.notna().any():
         df.loc[df.variant.notna(), 'strategy'] = df.strategy[df.variant.notna()] + ' [' + df.variant[df.variant.notna()] + ']'
     twice = df.groupby(['strategy', 'seed']).n_acquired.apply(lambda a: a.duplicated().any())
@@ -628,6 +658,11 @@ def main(argv=None):
     r.add_argument('--semi-threshold', type=float, default=0.95, help="confidence a pseudo-label needs")
     r.add_argument('--semi-align', action='store_true', help="distribution alignment of the weak views (fixmatch, flexmatch)")
     r.add_argument('--semi-max-items', type=int, default=None, help="draw unlabelled batches from a random subset of the pool")
+    r.add_argument('--semi-final', action='store_true',
+                   help="--semi only for the fit on the final labels: the rounds that choose them train supervised")
+    r.add_argument('--cold', default=None, choices=['typiclust', 'probcover', 'coreset', 'kmeans', 'random'],
+                   help="choose the --initial labels with no model by this cold-start strategy (default: balanced random)")
+    r.add_argument('--cold-features', default='pca', choices=['pca', 'simclr'], help="the features --cold chooses on")
     r.add_argument('--model', default='default', choices=['default', 'cnn', 'paper'], help="MNIST-1D: 'cnn' instead of the MLP; MNIST: 'paper', the BatchBALD paper's CNN with dropout in its body")
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
     r.add_argument('--initial', type=int, default=20)
@@ -662,7 +697,7 @@ def main(argv=None):
     q.add_argument('--out', required=True)
     q.add_argument('--targets', type=float, nargs='+', default=[0.9, 0.95])
     c = sub.add_parser('cold', help="cold start: accuracy with n first labels chosen by each strategy, no model")
-    c.add_argument('--dataset', default='digits', choices=['digits', 'repeated_digits', 'mnist1d'])
+    c.add_argument('--dataset', default='digits', choices=['digits', 'repeated_digits', 'mnist1d', 'mnist'])
     c.add_argument('--strategies', nargs='+', default=['random', 'typiclust', 'probcover', 'coreset', 'kmeans'])
     c.add_argument('--features', nargs='+', default=['pca', 'simclr'])
     c.add_argument('--n', type=int, nargs='+', default=[10, 20])

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import label_efficiency as le
+from fastai_active.core import derive_seed
 
 
 def curves(spec):
@@ -188,3 +189,37 @@ def test_a_model_of_another_dataset_is_refused_before_any_ledger(tmp_path):
     with pytest.raises(SystemExit, match=r"--model paper is not a model of --dataset digits: expected one of \['default'\]"):
         le.main(['run', '--dataset', 'digits', '--model', 'paper', '--strategies', 'random', '--seeds', '0', '--out', str(tmp_path)])
     assert not (tmp_path/'runs').exists()
+
+
+def test_cold_start_then_acquisition_then_a_final_semi_supervised_fit(tmp_path):
+    "The 40-label recipe's runner: cold-start labels, supervised rounds that choose the rest, the method only in the final fit"
+    from fastai_active.acquisition.cold_start import choose_initial
+    out = tmp_path/'recipe'
+    cmd = ['run', '--dataset', 'digits', '--strategies', 'powerentropy', '--sampler', 'single', '--seeds', '0', '--initial', '10',
+           '--per-round', '5', '--budget', '10', '--epochs', '2', '--threads', '1', '--cold', 'kmeans', '--semi', 'fixmatch',
+           '--semi-mu', '2', '--semi-final', '--out', str(out)]
+    le.main(cmd)
+    name = 'digits-powerentropy-single-coldkmeans-pca-fixmatch0.95-final-seed0'
+    runs = le.read_runs(out)
+    assert runs.n_labelled.tolist() == [10, 15, 20]
+    # only the final fit trained with the method: its row has the confident pool items, the choosing rounds none
+    assert runs.n_confident.iloc[:2].isna().all() and runs.n_confident.iloc[-1] >= 0
+    assert json.loads((out/'runs'/f'{name}.json').read_text())['semi_final'] is True
+    assert json.loads((out/'runs'/f'{name}.cold').read_text())['cold_s'] > 0
+    # the initial labels are k-means' picks on the PCA features, computed here independently of the runner
+    (X, _), _, _ = le.load_dataset('digits', seed=0)
+    want = choose_initial(le.pool_features('pca', X, 0), 10, 'kmeans', n_classes=10, seed=derive_seed(0, 'initial'))
+    split, _, _ = le.make_split('digits', out/'runs', name, 0, 10)
+    assert split.ledger.labelled_idxs(sources=['initial']).sort().values.tolist() == sorted(want.tolist())
+    assert runs.strategy.tolist() == ['kmeans cold start, powerentropy'] * 2 + ['kmeans cold start, powerentropy + fixmatch final fit']
+    # the final labels' supervised fit is kept beside the method's: it is the last round of the same run without --semi
+    sup = tmp_path/'supervised'
+    le.main(cmd[:cmd.index('--semi')] + ['--out', str(sup)])
+    plain = le.read_runs(sup)
+    assert plain.n_labelled.tolist() == [10, 15, 20] and plain.accuracy.iloc[:2].tolist() == runs.accuracy.iloc[:2].tolist()
+    assert runs.supervised_accuracy.iloc[-1] == plain.accuracy.iloc[-1]
+    # resumed: the same command trains nothing more, and --semi-final without --semi is refused
+    le.main(cmd)
+    assert le.read_runs(out).n_confident.iloc[-1] == runs.n_confident.iloc[-1]
+    with pytest.raises(SystemExit, match="--semi-final needs --semi"):
+        le.main([c for c in cmd if c not in ('--semi', 'fixmatch')])

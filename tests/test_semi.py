@@ -247,6 +247,33 @@ def test_ensemble_members_get_their_own_callbacks():
     assert cbs[0][0].seed != cbs[1][0].seed
 
 
+def test_semi_set_after_a_supervised_loop_is_the_fit_of_a_learner_made_with_it(tmp_path):
+    "The recipe of a long final fit: supervised rounds pick the labels, then `semi` trains only on the final labels"
+    al, _ = image_al(None, path=tmp_path/'a.db')
+    h = al.loop(rounds=1, n_per_round=4)
+    assert 'n_confident' not in h.columns and h.n_labelled.tolist() == [4, 8]
+    al.semi = FixMatch(mu=2, threshold=0.7)
+    for call in (al.evaluate, al.score):
+        with pytest.raises(RuntimeError, match=r"`semi` changed to FixMatch.*call `fit\(\)` before"): call()
+    al.fit()
+    rec = al.evaluate()
+    h = al.history
+    assert h.n_labelled.tolist() == [4, 8] and not math.isnan(h.n_confident.iloc[-1])  # the last row rewritten
+    assert rec['n_confident'] == h.n_confident.iloc[-1] == len(al.semi.confident()[0])
+    # the reference path: a learner made with the method on the same ledger, fitting the same round
+    ref, _ = image_al(FixMatch(mu=2, threshold=0.7), path=tmp_path/'a.db')
+    ref.fit()
+    for p, q in zip(al.learn.model.parameters(), ref.learn.model.parameters()): assert torch.equal(p, q)
+    assert torch.equal(al.semi.confident()[0], ref.semi.confident()[0])
+    assert math.isclose(ref.evaluate()['valid_loss'], rec['valid_loss'])
+    al.semi = al.semi      # the same method again: the learners stay fresh
+    al.score()
+    al.semi = None         # back to supervised: stale again, and `loop` refits before it records
+    with pytest.raises(RuntimeError, match="`semi` changed to None"): al.evaluate()
+    h = al.loop(rounds=2, n_per_round=4)   # round 1 is refitted without the method, and its row rewritten by that fit
+    assert h.n_labelled.tolist() == [4, 8, 12] and 'n_confident' not in h.columns
+
+
 # --- misuse ---------------------------------------------------------------------------------------------------
 
 def test_float_targets_and_geometric_views_for_masks_are_refused():
@@ -347,6 +374,9 @@ def test_label_spreading_in_the_loop_never_reads_pool_labels():
 def test_active_learner_refuses_a_semi_that_is_not_a_method():
     with pytest.raises(TypeError, match="expected a SemiSupervised method as semi.*got str"):
         image_al('fixmatch')
+    al, _ = image_al(None)
+    with pytest.raises(TypeError, match="expected a SemiSupervised method as semi.*got str"): al.semi = 'fixmatch'
+    assert al.semi is None
 
 
 def test_alignment_of_dense_weak_views_is_per_pixel():

@@ -42,6 +42,26 @@ def test_targets_table_counts_seeds_at_or_above_each_target():
     assert t.loc[30, '>= 90%'] == '3/3' and t.loc[30, '>= 95%'] == '2/3'
 
 
+def test_final_fits_sum_every_rounds_seconds_and_skip_runs_without_a_finished_final_fit(tmp_path):
+    nan = float('nan')
+    def row(run, strategy, seed, rnd, n, acc, fit, conf=nan, sup=nan):
+        return dict(run=run, strategy=strategy, seed=seed, round=rnd, n_labelled=n, accuracy=acc, fit_s=fit, score_s=2., acquire_s=nan,
+                    valid_s=1., n_confident=conf, confident_accuracy=nan if conf != conf else 0.97, supervised_accuracy=sup)
+    rec = 'kmeans cold start, powerentropy + fixmatch final fit'
+    df = pd.DataFrame([row('a', 'kmeans cold start, powerentropy', 0, 0, 20, .6, 10.), row('a', rec, 0, 1, 30, .96, 100., 50, .8),
+                       row('b', 'kmeans cold start, powerentropy', 1, 0, 20, .6, 10.), row('b', rec, 1, 1, 30, .94, 120., 40, .7),
+                       row('c', 'kmeans cold start, powerentropy', 2, 0, 20, .6, 10.),     # its final fit not done yet
+                       row('d', 'random', 0, 0, 20, .5, 5.)])                              # supervised: no final fit
+    (tmp_path/'a.cold').write_text(json.dumps(dict(cold_s=7.)))
+    fits = ss.final_fits(df, tmp_path)
+    assert fits.seed.tolist() == [0, 1] and fits.strategy.unique().tolist() == [rec]
+    assert fits.total_s.tolist() == [10 + 3 + 100 + 3 + 7., 10 + 3 + 120 + 3]   # fit + score + valid (NaN counts 0) + cold start
+    t = ss.recipes_table(fits, 0.95).iloc[0]
+    assert t.seeds == 2 and t.by_seed == '0.960 0.940' and t['seeds_at_0.95'] == '1/2' and t.labels == '30'
+    assert t.accuracy_median == pytest.approx(.95) and t.supervised_median == pytest.approx(.75)
+    assert t.gain_median == pytest.approx(np.median([.16, .24])) and t.total_s_max == 136.
+
+
 def test_ablation_fit_and_report(tmp_path):
     ab.main(['--seeds', '0', '--items', '128', '--epochs', '1', '--mu', '1', '--tag', 'tiny', '--out', str(tmp_path)])
     ab.main(['--seeds', '0', '--items', '128', '--epochs', '1', '--mu', '1', '--ema', '0.9', '--tag', 'tiny_ema', '--out', str(tmp_path)])

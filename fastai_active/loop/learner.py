@@ -98,7 +98,7 @@ class ActiveLearner:
                             f"{type(make_learner).__name__}" + (": wrap it, e.g. `lambda dls: Learner(dls, ...)`, so "
                             "each round trains fresh weights" if isinstance(make_learner, Learner) else ""))
         store_attr('split,make_learner,oracle,epochs,lr,epoch_validation,warm_start,bs,pool_bs,pool_max_items,pseudo,pseudo_dir,seed,show_progress')
-        self.semi = _check_semi(semi)
+        self.semi = semi
         self.fit_fn, self.dl_kwargs = fit, ifnone(dl_kwargs, {})
         self.target = None if target is None else check_target(target)
         self._acquisition_arg = acquisition   # a name is resolved again once the target is known (see `_set_target`)
@@ -138,6 +138,17 @@ class ActiveLearner:
             raise TypeError(f"expected a PoolScorer as scorer (`InMemoryScorer`, `ChunkedScorer`, `RayScorer`), got {type(scorer).__name__}")
         scorer.check(self.acquisition, self.sampler)
         self._scorer = scorer
+
+    @property
+    def semi(self)->SemiSupervised|None:
+        "The semi-supervised method every fit also trains with, or None; set it, e.g. for a long final fit after the loop"
+        return self._semi
+    @semi.setter
+    def semi(self, semi:SemiSupervised|None):
+        semi = _check_semi(semi)
+        # learners trained with another method are no fit of these settings: `loop` refits, `evaluate` and `score` refuse
+        if getattr(self, 'learns', None) and semi is not self._semi: self._fitted = None
+        self._semi = semi
 
     @property
     def ledger(self): return self.split.ledger
@@ -221,6 +232,9 @@ def _check_fresh(self:ActiveLearner, what:str):
     if self._fit_error is not None:
         raise RuntimeError(f"the last `fit()` raised ({self._fit_error}), so the learners are an earlier fit's: fix that and "
                            f"call `fit()` again before `{what}()`")
+    if self._fitted is None:
+        raise RuntimeError(f"`semi` changed to {self.semi!r} after the learners were trained: call `fit()` before `{what}()`, "
+                           "so that they train with it")
     now = self._label_state()
     if self._fitted[1:] != now[1:]:
         (r0, n0, _), (r, n, _) = self._fitted, now
