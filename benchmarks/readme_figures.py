@@ -187,6 +187,31 @@ def paper_ablation(root:Path)->str:
     lines.append(f"| published (Kirsch et al. 2019) | {PAPER_PUBLISHED[('batchbald', '90%')]} | {PAPER_PUBLISHED[('batchbald', '95%')]} |")
     return '\n'.join(lines)
 
+@figure(BENCH_README, 'cold start on MNIST: classes covered', 'cold_start_mnist/cold_start.csv')
+def cold_start_mnist_classes(root):
+    c = _read_csv(root, 'cold_start_mnist/cold_start.csv')
+    k = c[(c.strategy == 'kmeans') & (c.n == 20)]
+    return f"on MNIST it covered all 10 classes on {int((k.classes_labelled == 10).sum())} of {len(k)} seeds"
+
+FORTY_ROWS = {'kmeans cold start, powerentropy + fixmatch-align final fit [mu7]':
+                  '20 by k-means cold start, 20 by power-entropy in supervised rounds, then one FixMatch fit',
+              'random + fixmatch-align [mu7]': '40 balanced random (4 a class: needs the labels to balance), one FixMatch fit'}
+
+@figure((README, BENCH_README), 'forty_labels', 'semi_mnist40/semi_recipes.csv', block=True)
+def forty_labels(root:Path)->str:
+    "MNIST with 40 labels in all: each recipe's final fit over seeds, the supervised fit of the same labels, CPU seconds"
+    r = _read_csv(root, 'semi_mnist40/semi_recipes.csv').set_index('recipe')
+    lines = ['| the 40 labels | test accuracy: median [q25, q75] | each seed | seeds at 95% | supervised, same labels (median) | '
+             'confident pool items, right (medians) | CPU s a run: median [min, max] |', '|---|---|---|---|---|---|---|']
+    for recipe, label in FORTY_ROWS.items():
+        if recipe not in r.index: continue
+        x = r.loc[recipe]
+        sup = '-' if math.isnan(x.supervised_median) else f"{x.supervised_median:.3f}"
+        lines.append(f"| {label} | {x.accuracy_median:.3f} [{x.q25:.3f}, {x.q75:.3f}] | {x.by_seed.replace(' ', ' / ')} | "
+                     f"{x['seeds_at_0.95']} | {sup} | {x.confident_median:,.0f} of 10,000, {x.confident_accuracy_median:.1%} | "
+                     f"{x.total_s_median:,.0f} [{x.total_s_min:,.0f}, {x.total_s_max:,.0f}] |")
+    return '\n'.join(lines)
+
 BENCH_ROWS = {'random': 'random', 'entropy, single pass (top-k)': 'entropy (single)',
               'power-entropy, single pass (default)': 'powerentropy (single)', 'entropy, MC': 'entropy (mc)',
               'BALD, MC': 'bald (mc)', 'BALD, MC with independent masks': 'bald (mc-independent)',
@@ -675,6 +700,13 @@ def semi_elsewhere(root):
     return (f"on MNIST-1D FixMatch gains {_signed(g.min(), 2)} to {_signed(g.max(), 2)} (5 seeds); on MNIST, 3 seeds on the "
             f"CPU with `mu=2`, {acc.loc[('random + fixmatch-align [mu2]', 40)]:.3f} at 40 labels against "
             f"{acc.loc[('random', 40)]:.3f} supervised (median)")
+
+
+@figure(TOUR, 'semi-supervised: MNIST with 40 chosen labels', 'semi_mnist40/semi_recipes.csv')
+def semi_forty(root):
+    x = _read_csv(root, 'semi_mnist40/semi_recipes.csv').set_index('recipe').loc[next(iter(FORTY_ROWS))]
+    return (f"with `mu=7` in one final fit on 40 chosen labels, {x.accuracy_median:.3f} median test accuracy, "
+            f"{x['seeds_at_0.95'].replace('/', ' of ')} seeds at 95%")
 
 
 # --- diversity: speed and labels (benchmarks/diversity_speed.py, results/digits_diversity) --------------------------

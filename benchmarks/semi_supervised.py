@@ -148,7 +148,7 @@ def main(argv=None):
     ax.figure.savefig(out/'semi_learning_curves.png', dpi=120, bbox_inches='tight')
     wide = acc.pivot(index='n_labelled', columns='strategy', values='median').reset_index()
     text = (f"## {df.dataset.iloc[0]}: test accuracy by number of labels (median over seeds)\n\n" + markdown_table(wide, 3)
-            + "\n\n## Semi-supervised minus supervised, paired by seed\n\n" + markdown_table(paired, 3)
+            + ("\n\n## Semi-supervised minus supervised, paired by seed\n\n" + markdown_table(paired, 3) if len(paired) else "")
             + "\n\n## Seeds reaching the targets\n\n" + markdown_table(reach, 0)
             + ("\n\n## Pseudo-labels of the last fit (median over seeds) and seconds of training per round\n\n"
                + markdown_table(pseudo, 3) if len(pseudo) else "")
