@@ -172,6 +172,36 @@ def paper_model_rows(root:Path)->str:
                      f"{pub} | {_round_s(root, d, strategy):.0f} |")
     return '\n'.join(lines)
 
+def _median_reach(root:Path, d:str, strategy:str, target:str)->str:
+    "The median acquired labels to `target`, or 'not within N' when no run reached it"
+    r = _read_csv(root, f'{d}/labels_to_reach.csv').set_index(['strategy', 'target']).loc[(strategy, target)]
+    return f"{r['median']:.0f}" if r.reached.split('/')[0] != '0' else f"not within {int(_curves(root, d).n_acquired.max())}"
+
+@figure(BENCH_README, 'paper_model_prose', 'mnist_paper_ablation/labels_to_reach.csv', 'mnist_paper_model/labels_to_reach.csv',
+        'mnist_paper_model/auc.csv', 'mnist_paper_model/curves.csv', block=True)
+def paper_model_prose(root:Path)->str:
+    "The paper's rows in words: medians beside the published figures, BatchBALD against BALD at 95%, the areas against random"
+    m = {(label, t): _median_reach(root, d, s, t) for label, d, s, _ in MODEL_ROWS for t in ('90%', '95%')}
+    pub = lambda s: f"{PAPER_PUBLISHED[(s, '90%')]} / {PAPER_PUBLISHED[(s, '95%')]}"
+    auc = _read_csv(root, 'mnist_paper_model/auc.csv').set_index('strategy')
+    curves = _curves(root, 'mnist_paper_model')
+    seeds = lambda df, s: df[df.strategy == s].seed.nunique()
+    bb_seeds = seeds(_curves(root, 'mnist_paper_ablation'), 'batchbald [body_dropout]')
+    lead = ('BatchBALD needs fewer labels than BALD to 95%' if int(m[('BatchBALD', '95%')]) < int(m[('BALD', '95%')])
+            else 'BatchBALD does not need fewer labels than BALD to 95%')
+    text = (f"Medians of acquired labels to 90% / 95%, against the paper's runs: BatchBALD {m[('BatchBALD', '90%')]} / "
+            f"{m[('BatchBALD', '95%')]} (published {pub('batchbald')}), BALD {m[('BALD', '90%')]} / {m[('BALD', '95%')]} "
+            f"(published {pub('bald')}), power-entropy {m[('power-entropy (MC mean)', '90%')]} / "
+            f"{m[('power-entropy (MC mean)', '95%')]}, random {m[('random', '90%')]} / {m[('random', '95%')]} (published "
+            f"{pub('random')}: our training is stronger). {lead} ({m[('BatchBALD', '95%')]} against {m[('BALD', '95%')]}; "
+            f"published 190 against 240). Area under the curve up to {_common_range(curves)} acquired (the range every run "
+            f"covers), against random, paired over the {int(auc.loc['bald', 'seeds'])} seeds: BALD "
+            f"{_signed(auc.loc['bald', 'vs_random_median'])} (paired t p = {auc.loc['bald', 'paired_t_p']:.3f}), power-entropy "
+            f"{_signed(auc.loc['powerentropy', 'vs_random_median'])} (p = {auc.loc['powerentropy', 'paired_t_p']:.3f}) "
+            f"(`results/mnist_paper_model/report.md`). Seeds: BatchBALD {bb_seeds}, BALD {seeds(curves, 'bald')}, "
+            f"power-entropy {seeds(curves, 'powerentropy')}, random {seeds(curves, 'random')}.")
+    return textwrap.fill(text, 118)
+
 ABLATION_ROWS = [('the default recipe (fixed epochs, the Gal CNN: dropout in the head only)', 'mnist_consistent', 'batchbald'),
                  ("+ the paper's training alone (Adam 1e-3, early stopping on 1,024 held-out images)", 'mnist_paper_ablation', 'batchbald [early_stop]'),
                  ("+ the paper's CNN alone (dropout after each convolution too)", 'mnist_paper_ablation', 'batchbald [body_dropout]'),
