@@ -327,11 +327,11 @@ def run(args):
     out = Path(args.out)
     if args.repeat_base is not None and args.dataset != 'repeated_mnist': raise SystemExit("--repeat-base is for --dataset repeated_mnist")
     make_learner_for(args.dataset, None, args.model)  # refuses a model that is not one of the dataset's before any ledger is written
+    if args.semi_final and not args.semi: raise SystemExit("--semi-final needs --semi: the method of the final fit")
     (out/'runs').mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, args.threads))
     jobs = [(s, seed) for seed in args.seeds for s in args.strategies]
     for strategy, seed in progress_bar(jobs):
-        if args.semi_final and not args.semi: raise SystemExit("--semi-final needs --semi: the method of the final fit")
         name = (f"{args.dataset}-{strategy}-{args.sampler}" + (f"-pseudo{args.pseudo}" if args.pseudo else "")
                 + (f"-cold{args.cold}-{args.cold_features}" if args.cold else "")
                 + (f"-{args.semi}{args.semi_threshold}" + ("-align" if args.semi_align else "")
